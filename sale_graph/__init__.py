@@ -1,0 +1,1 @@
+"""sale-graph: SALE strategy auctions as a LangGraph graph."""
