@@ -1,0 +1,137 @@
+"""Runtime settings of an auction, passed as LangGraph's ``context``.
+
+``graph.invoke(inputs, context=SaleContext(pool="pool.toml"))`` or, from the
+LangGraph API / Studio, ``context={"pool": "pool.toml", "max_concurrency": 2}``.
+Paths are resolved (and cached by file modification time) when a run starts.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sale_graph.pool import AgentPool, load_pool
+from sale_graph.weights import Weights, load_weights
+
+
+@dataclass
+class SaleContext:
+    """Settings for one auction run: the pool, the weights and every limit.
+
+    Attributes:
+        pool: an :class:`AgentPool`, a path to a pool TOML, or ``None`` for the embedded local pool.
+        weights: a :class:`Weights`, a path to a weights file, or ``None`` for the documented defaults.
+        max_concurrency: most model calls in flight at once (bids, jury and refinement fan-outs).
+        check_endpoints: ping every agent's endpoint before the auction (clear error naming the agent and URL).
+        bid_max_tokens: cap on one strategy's length in tokens.
+        jury_max_tokens: cap on one judge's answer.
+        call_timeout_s: per-call timeout for bids and jury calls; a judge that times out is marked missing.
+        refine: let cheaper agents refine their bids from the auction memory.
+        memory_dir: Chroma persistent directory of the auction memory (default: under ``$SALE_HOME``).
+        memory_url: a Chroma server URL (``http://host:port``) shared by several workers; wins over ``memory_dir``.
+        use_memory: read and write the auction memory at all.
+        refine_k / refine_min_similarity / refine_max_pairs: contrastive retrieval settings.
+        execute_max_steps: most ReAct model steps for the winner.
+        execute_max_tokens: total generated tokens the execution may spend.
+        execute_step_max_tokens: cap on one execution step's generation.
+        execute_wall_time_s: wall-clock budget of the execution.
+        search: web-search backend config for the executor, e.g. ``{"backend": "local", "corpus": "docs.jsonl"}``.
+        approve_before_execute: pause before ``execute`` for a human to confirm or override the winner.
+    """
+
+    pool: AgentPool | str | None = None
+    weights: Weights | str | None = None
+    max_concurrency: int = 4
+    check_endpoints: bool = True
+    bid_max_tokens: int = 160
+    jury_max_tokens: int = 24
+    call_timeout_s: float = 120.0
+    refine: bool = True
+    memory_dir: str | None = None
+    memory_url: str | None = None
+    use_memory: bool = True
+    refine_k: int = 5
+    refine_min_similarity: float = 0.82
+    refine_max_pairs: int = 3
+    execute_max_steps: int = 6
+    execute_max_tokens: int = 2048
+    execute_step_max_tokens: int = 384
+    execute_wall_time_s: float = 300.0
+    search: dict[str, Any] | None = None
+    approve_before_execute: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
+        for name in ("bid_max_tokens", "jury_max_tokens", "execute_max_steps", "execute_max_tokens", "execute_step_max_tokens"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+
+    def resolved_pool(self) -> AgentPool:
+        """The pool object (loading the file or the embedded default)."""
+        if isinstance(self.pool, AgentPool):
+            return self.pool
+        if isinstance(self.pool, dict):
+            from sale_graph.pool import pool_from_dict
+
+            return pool_from_dict(self.pool, source="context.pool")
+        return _cached(load_pool, self.pool)
+
+    def resolved_weights(self) -> Weights:
+        """The weights object (loading the file or the defaults)."""
+        if isinstance(self.weights, Weights):
+            return self.weights
+        if isinstance(self.weights, dict):
+            from sale_graph.weights import weights_from_dict
+
+            return weights_from_dict(self.weights, source="context.weights")
+        return _cached(load_weights, self.weights)
+
+    def limiter(self) -> threading.BoundedSemaphore:
+        """A semaphore bounding the model calls of this run to ``max_concurrency``."""
+        return _limiter(self.max_concurrency)
+
+
+_cache: dict[tuple[Any, ...], Any] = {}
+_cache_lock = threading.Lock()
+_limiters: dict[int, threading.BoundedSemaphore] = {}
+
+
+def _cached(loader: Any, path: str | None) -> Any:
+    stamp = None
+    if path is not None and Path(path).expanduser().is_file():
+        st = Path(path).expanduser().stat()
+        stamp = (st.st_mtime_ns, st.st_size)
+    key = (loader.__name__, path, stamp)
+    with _cache_lock:
+        if key not in _cache:
+            _cache[key] = loader(path)
+        return _cache[key]
+
+
+def _limiter(n: int) -> threading.BoundedSemaphore:
+    # One semaphore per setting, shared by the runs of a process: the bound is on
+    # calls in flight against the endpoints, which the runs share.
+    with _cache_lock:
+        if n not in _limiters:
+            _limiters[n] = threading.BoundedSemaphore(n)
+        return _limiters[n]
+
+
+def context_from(runtime_context: Any) -> SaleContext:
+    """Normalise what LangGraph hands a node (a SaleContext, a dict or None) to a SaleContext."""
+    if isinstance(runtime_context, SaleContext):
+        return runtime_context
+    if runtime_context is None:
+        return SaleContext()
+    if isinstance(runtime_context, dict):
+        known = SaleContext.__dataclass_fields__
+        unknown = sorted(set(runtime_context) - set(known))
+        if unknown:
+            raise ValueError(f"unknown context setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
+        return SaleContext(**runtime_context)
+    raise TypeError(f"context must be a SaleContext or a dict, got {type(runtime_context).__name__}")
+
+

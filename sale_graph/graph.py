@@ -1,0 +1,102 @@
+"""``build_sale_graph()``: the SALE auction as an uncompiled LangGraph ``StateGraph``.
+
+Flow (DESIGN.md section 2)::
+
+    START -> prepare -> bid (Send, one per agent) -> score -> jury (Send, judge x bid) -> select
+          -> [refine (Send, one per cheaper agent) -> score -> jury -> select]?
+          -> execute -> remember -> END
+
+The graph is returned uncompiled so a parent app can add it as a subgraph with
+its own checkpointer and store; ``graph.compile()`` runs it standalone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from sale_graph.context import SaleContext
+from sale_graph.llm import ModelFactory, openai_factory
+from sale_graph.nodes.bid import BidTask, make_bid_node
+from sale_graph.nodes.execute import make_execute_node
+from sale_graph.nodes.jury import make_jury_node, pending_jury
+from sale_graph.nodes.prepare import prepare
+from sale_graph.nodes.refine import RefineTask, make_refine_node
+from sale_graph.nodes.remember import make_remember_node
+from sale_graph.nodes.score import score
+from sale_graph.nodes.select import make_select_node
+from sale_graph.services import SaleServices
+from sale_graph.state import SaleInput, SaleOutput, SaleState
+
+NODE_NAMES = ("prepare", "bid", "score", "jury", "select", "refine", "execute", "remember")
+
+
+def _route_bids(services: SaleServices) -> Any:
+    def route(state: SaleState) -> list[Send]:
+        tool_names = services.tool_names_for(state.get("domain"))
+        return [Send("bid", BidTask(agent=a, task=state["task"], tool_names=tool_names)) for a in state["agents"]]
+
+    return route
+
+
+def _route_jury(state: SaleState) -> list[Send] | str:
+    pending = pending_jury(state)
+    return [Send("jury", p) for p in pending] if pending else "select"
+
+
+def _route_after_select(state: SaleState) -> list[Send] | str:
+    refinement = state.get("refinement") or {}
+    if refinement.get("status") == "running":
+        originals = {b["agent"]: b["strategy"] for b in state.get("bids", []) if b["round"] == "original" and b["status"] == "ok"}
+        return [
+            Send("refine", RefineTask(agent=a, task=state["task"], own_strategy=originals[a], domain=state.get("domain")))
+            for a in refinement.get("refiners", [])
+        ]
+    return "execute"
+
+
+def build_sale_graph(
+    *,
+    model_factory: ModelFactory | None = None,
+    tools: list[Any] | None = None,
+    memory: Any | None = None,
+) -> StateGraph:
+    """Build the SALE auction graph (uncompiled).
+
+    Args:
+        model_factory: builds each agent's chat model per phase; default ``ChatOpenAI``
+            from the pool config (see :class:`sale_graph.llm.ModelFactory`).
+        tools: LangChain tools for the executor; default: the project's tools for the
+            task's domain (web search for ``search``, the code sandbox for ``coding``).
+        memory: an :class:`~sale_graph.memory.AuctionMemory`; default: the one the
+            runtime context names (``memory_dir`` / ``memory_url``), when ``use_memory``.
+
+    Runtime settings (pool, weights, limits) come through ``context``
+    (:class:`~sale_graph.context.SaleContext`)::
+
+        graph = build_sale_graph().compile()
+        out = graph.invoke({"task": "..."}, context=SaleContext(pool="pool.toml"))
+    """
+    services = SaleServices(model_factory=model_factory or openai_factory, tools=tools, memory=memory)
+    g = StateGraph(SaleState, context_schema=SaleContext, input_schema=SaleInput, output_schema=SaleOutput)
+    g.add_node("prepare", prepare)
+    g.add_node("bid", make_bid_node(services))
+    g.add_node("score", score)
+    g.add_node("jury", make_jury_node(services))
+    g.add_node("select", make_select_node(services))
+    g.add_node("refine", make_refine_node(services))
+    g.add_node("execute", make_execute_node(services))
+    g.add_node("remember", make_remember_node(services))
+
+    g.add_edge(START, "prepare")
+    g.add_conditional_edges("prepare", _route_bids(services), ["bid"])
+    g.add_edge("bid", "score")
+    g.add_conditional_edges("score", _route_jury, ["jury", "select"])
+    g.add_edge("jury", "select")
+    g.add_conditional_edges("select", _route_after_select, ["refine", "execute"])
+    g.add_edge("refine", "score")
+    g.add_edge("execute", "remember")
+    g.add_edge("remember", END)
+    return g

@@ -1,0 +1,148 @@
+"""`sale memory ...` sub-commands: inspect, back up, restore and wipe the auction memory.
+
+The main ``sale`` CLI (argparse) calls :func:`register_memory_commands` with its
+sub-parsers object. Every leaf command sets ``func`` to a callable taking the
+parsed arguments and returning an exit code: 0 success, 1 the store or file
+could not be used (message on stderr), 2 a refused request (``clear`` without
+``--yes``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from sale_graph.memory import AuctionMemory, MemoryStoreError
+
+
+def _store_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    group = common.add_argument_group("memory store")
+    where = group.add_mutually_exclusive_group()
+    where.add_argument(
+        "--memory-dir",
+        type=Path,
+        default=None,
+        help="Chroma persistent directory (default: $SALE_HOME/memory); one writing process at a time",
+    )
+    where.add_argument(
+        "--chroma-url",
+        default=None,
+        metavar="http://HOST:PORT",
+        help="a Chroma server (`chroma run --path DIR --host HOST --port PORT`) shared by several workers",
+    )
+    group.add_argument(
+        "--collection-prefix", default="sale", help="prefix of the memory's collections (default: sale)"
+    )
+    return common
+
+
+def open_memory(args: argparse.Namespace) -> AuctionMemory:
+    """Open the memory the command line points at (server URL, directory, or the default directory)."""
+    prefix = getattr(args, "collection_prefix", "sale")
+    if getattr(args, "chroma_url", None):
+        return AuctionMemory.from_url(args.chroma_url, collection_prefix=prefix)
+    return AuctionMemory(getattr(args, "memory_dir", None), collection_prefix=prefix)
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Turn expected user-facing failures into a message and exit code 1 (anything else propagates)."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return command(args)
+        except (MemoryStoreError, OSError, ValueError) as exc:
+            print(f"sale memory: error: {exc}", file=sys.stderr)
+            return 1
+
+    run.__name__ = command.__name__
+    run.__doc__ = command.__doc__
+    return run
+
+
+def _print_stats(stats: dict[str, Any]) -> None:
+    print(f"memory:     {stats['location']}")
+    print(f"embedder:   {stats['embedder']}")
+    print(f"auctions:   {stats['auctions']}")
+    print(f"strategies: {stats['strategies']}")
+    outcomes = ", ".join(f"{k} {v}" for k, v in stats["outcomes"].items())
+    print(f"outcomes:   {outcomes}")
+    if stats["domains"]:
+        print("domains:    " + ", ".join(f"{k or '(none)'} {v}" for k, v in stats["domains"].items()))
+    if stats["agents"]:
+        width = max(5, *(len(a) for a in stats["agents"]))
+        print(f"\n{'agent':<{width}}  {'bids':>6}  {'wins':>6}  {'losses':>6}  {'refined':>7}")
+        for agent, c in stats["agents"].items():
+            print(f"{agent:<{width}}  {c['bids']:>6}  {c['wins']:>6}  {c['losses']:>6}  {c['refined']:>7}")
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """Print counts of auctions, bids, per-agent wins/losses and outcomes."""
+    stats = open_memory(args).stats()
+    if args.json:
+        print(json.dumps(stats, indent=2, sort_keys=True))
+    else:
+        _print_stats(stats)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write the memory to a JSON-lines file."""
+    memory = open_memory(args)
+    n = memory.export_jsonl(args.file)
+    print(f"exported {memory.count_auctions()} auction(s), {n} bid(s) from {memory.location} to {args.file}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Load a JSON-lines export into the memory (idempotent)."""
+    memory = open_memory(args)
+    auctions, bids = memory.import_jsonl(args.file)
+    print(f"imported {auctions} auction(s), {bids} bid(s) from {args.file} into {memory.location}")
+    return 0
+
+
+def cmd_clear(args: argparse.Namespace) -> int:
+    """Delete every auction in the memory; refuses without --yes."""
+    if not args.yes:
+        print(
+            "sale memory: refusing to clear the memory without --yes (tip: `sale memory export FILE` first)",
+            file=sys.stderr,
+        )
+        return 2
+    memory = open_memory(args)
+    auctions, bids = memory.clear()
+    print(f"cleared {auctions} auction(s), {bids} bid(s) from {memory.location}")
+    return 0
+
+
+def register_memory_commands(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``memory stats | export FILE | import FILE | clear --yes`` to a CLI's sub-parsers.
+
+    Store options (``--memory-dir``, ``--chroma-url``, ``--collection-prefix``)
+    go after the leaf command, e.g. ``sale memory stats --chroma-url
+    http://127.0.0.1:8000``. Returns the ``memory`` parser.
+    """
+    common = _store_options()
+    memory = subparsers.add_parser("memory", help="inspect, export, import or clear the shared auction memory")
+    actions = memory.add_subparsers(dest="memory_command", metavar="{stats,export,import,clear}", required=True)
+
+    stats = actions.add_parser("stats", parents=[common], help="counts of auctions, bids, wins/losses, outcomes")
+    stats.add_argument("--json", action="store_true", help="print the counts as JSON")
+    stats.set_defaults(func=_guarded(cmd_stats))
+
+    export = actions.add_parser("export", parents=[common], help="write the memory to a JSON-lines file")
+    export.add_argument("file", type=Path, metavar="FILE")
+    export.set_defaults(func=_guarded(cmd_export))
+
+    imp = actions.add_parser("import", parents=[common], help="load a JSON-lines export (idempotent)")
+    imp.add_argument("file", type=Path, metavar="FILE")
+    imp.set_defaults(func=_guarded(cmd_import))
+
+    clear = actions.add_parser("clear", parents=[common], help="delete every auction (needs --yes)")
+    clear.add_argument("--yes", action="store_true", help="really delete everything")
+    clear.set_defaults(func=_guarded(cmd_clear))
+    return memory

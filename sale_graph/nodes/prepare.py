@@ -1,0 +1,48 @@
+"""``prepare``: check the input, resolve the pool and weights, start a fresh auction record."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from sale_graph.context import SaleContext
+from sale_graph.nodes._common import ctx_of, emit
+from sale_graph.pool import check_pool
+from sale_graph.state import SaleState
+
+
+class TaskError(ValueError):
+    """The task given to the auction is unusable."""
+
+
+def prepare(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
+    """Validate the task, ping the endpoints if asked, and reset the per-auction lists.
+
+    A second run on the same thread (with a checkpointer) starts a new auction
+    with a new id instead of mixing in the previous run's bids and ledger.
+    """
+    task = state.get("task")
+    if not isinstance(task, str) or not task.strip():
+        raise TaskError("the task has no text: pass {'task': 'your question or problem'}")
+    ctx = ctx_of(runtime)
+    pool = ctx.resolved_pool()
+    ctx.resolved_weights()  # fail early on a bad weights file
+    if ctx.check_endpoints:
+        check_pool(pool)
+    auction_id = state.get("auction_id")
+    if not auction_id or auction_id == state.get("completed_auction"):
+        auction_id = uuid.uuid4().hex
+    emit(runtime, "auction_start", auction_id=auction_id, agents=pool.names)
+    return {
+        "auction_id": auction_id,
+        "agents": pool.names,
+        "bids": None,
+        "votes": None,
+        "ledger": None,
+        "notes": None,
+        "refinement": None,
+        "scores": [],
+        "answer": "",
+    }

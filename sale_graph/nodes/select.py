@@ -1,0 +1,88 @@
+"""``select``: values from the jury, ``argmin (C - V)``, and whether cheaper agents should refine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+
+from sale_graph.context import SaleContext
+from sale_graph.nodes._common import ctx_of, emit
+from sale_graph.nodes.score import build_table
+from sale_graph.scoring import select_winner
+from sale_graph.services import SaleServices
+from sale_graph.state import SaleState, ScoreRow, SelectionInfo
+
+STRICT = 1e-12
+
+
+def _strategy_of(state: SaleState, row: ScoreRow) -> str:
+    for b in state.get("bids", []):
+        if b["agent"] == row["agent"] and b["round"] == row["round"]:
+            return b["strategy"]
+    return ""  # pragma: no cover - every row comes from a bid
+
+
+def _pick(rows: list[ScoreRow]) -> tuple[ScoreRow, float, str | None]:
+    sel = select_winner([r["cost"] for r in rows], [r["value"] for r in rows], [r["price"] for r in rows], [r["agent"] for r in rows])
+    runner = rows[sel.runner_up]["agent"] if sel.runner_up is not None else None
+    return rows[sel.index], sel.margin, runner
+
+
+def make_select_node(services: SaleServices) -> Any:
+    """Build the ``select`` node bound to ``services`` (it needs to know whether memory is on)."""
+
+    def select(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
+        """Complete the table with the jury, pick the (provisional) winner, decide on refinement."""
+        ctx = ctx_of(runtime)
+        pool = ctx.resolved_pool()
+        rows = build_table(state.get("bids", []), state.get("votes", []), pool, ctx.resolved_weights())
+        originals = [r for r in rows if r["round"] == "original"]
+        provisional, margin, runner = _pick(originals)
+        winner = provisional
+        refinement = dict(state.get("refinement") or {})
+        update: dict[str, Any] = {}
+        reason = f"lowest C - V ({provisional['net']:+.4f}) of {len(originals)} bids"
+        if runner is not None:
+            reason += f", {margin:.4f} ahead of {runner}"
+
+        if refinement.get("status") == "running":
+            refined = [r for r in rows if r["round"] == "refined"]
+            best_refined = min(refined, key=lambda r: (r["net"], r["price"], r["agent"])) if refined else None
+            if best_refined is not None and best_refined["net"] < provisional["net"] - STRICT:
+                winner = best_refined
+                margin = provisional["net"] - best_refined["net"]
+                runner = provisional["agent"]
+                reason = (f"refined bid of {winner['agent']} lowered C - V to {winner['net']:+.4f}, "
+                          f"below provisional winner {provisional['agent']} ({provisional['net']:+.4f})")
+                outcome = f"refined bid of {winner['agent']} took the task"
+            else:
+                outcome = ("no refined bid beat the provisional winner" if refined
+                           else "no agent produced a refined bid")
+                reason += f"; {outcome}, {provisional['agent']} stays"
+            update["refinement"] = {"status": "done", "outcome": outcome}
+        elif not refinement.get("status"):
+            cheaper = [a.name for a in pool.by_price()
+                       if a.price < pool.get(provisional["agent"]).price and any(r["agent"] == a.name for r in originals)]
+            if not cheaper:
+                skip = "the provisional winner is the cheapest agent"
+            elif not ctx.refine:
+                skip = "refinement is turned off (context.refine=False)"
+            elif services.memory_for(ctx) is None:
+                skip = "auction memory is off (context.use_memory=False)"
+            else:
+                skip = ""
+            if skip:
+                update["refinement"] = {"status": "skipped", "reason": skip}
+            else:
+                update["refinement"] = {"status": "running", "provisional_winner": provisional["agent"], "refiners": cheaper}
+
+        selection = SelectionInfo(
+            winner=winner["agent"], round=winner["round"], strategy=_strategy_of(state, winner), net=winner["net"],
+            margin=round(margin, 6), runner_up=runner, provisional_winner=provisional["agent"], reason=reason,
+        )
+        emit(runtime, "select", winner=selection["winner"], round=selection["round"], net=selection["net"],
+             margin=selection["margin"], reason=reason)
+        return {"scores": rows, "selection": selection, **update}
+
+    return select

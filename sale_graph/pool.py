@@ -1,0 +1,275 @@
+"""The agent pool: who can bid, where they live and what they cost.
+
+A pool is loaded from a TOML file::
+
+    [[agents]]
+    name = "qwen3-4b"                       # unique, shown in tables and the ledger
+    model = "Qwen/Qwen3-4B"                 # model id the endpoint expects
+    base_url = "http://localhost:8000/v1"   # any OpenAI-compatible endpoint
+    api_key_env = "VLLM_API_KEY"            # optional: NAME of the env var holding the key
+    price_input = 0.05                      # dollars per 1M input tokens
+    price_output = 0.05                     # dollars per 1M output tokens
+    max_tokens = 512                        # optional cap on one generation
+
+Prices live only in the config, never in code. Every agent becomes a
+:class:`langchain_openai.ChatOpenAI` (:meth:`AgentSpec.chat_model`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlparse
+
+import httpx
+
+TokenLimitField = Literal["max_tokens", "max_completion_tokens"]
+
+
+class PoolError(ValueError):
+    """A pool config is malformed or one of its endpoints cannot be used."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One agent of the pool: a model behind an OpenAI-compatible endpoint, with its prices.
+
+    ``price_output`` (dollars per 1M generated tokens) is the ``price(a_i)`` of the
+    SALE cost ``C_i = w_c * price(a_i) * |s_i|``: a strategy is generated text and
+    the execution it predicts is dominated by generated tokens. Both prices are used
+    for the dollar ledger.
+    """
+
+    name: str
+    model: str
+    base_url: str
+    price_input: float
+    price_output: float
+    api_key_env: str | None = None
+    max_tokens: int | None = None
+    temperature: float = 0.2
+    timeout_s: float = 120.0
+    logprobs: bool = True
+    top_logprobs: int = 5
+    token_limit_field: TokenLimitField = "max_tokens"
+    completion_prompt: bool = False
+
+    @property
+    def price(self) -> float:
+        """The per-1M-token price used in the auction's cost term (the output price)."""
+        return self.price_output
+
+    def call_cost(self, input_tokens: int, output_tokens: int) -> float:
+        """Dollars for one call with these token counts."""
+        return (input_tokens * self.price_input + output_tokens * self.price_output) / 1e6
+
+    def api_key(self) -> str:
+        """The API key from the environment, or a placeholder for local servers that need none."""
+        if self.api_key_env:
+            key = os.environ.get(self.api_key_env)
+            if not key:
+                raise PoolError(
+                    f"agent {self.name!r}: environment variable {self.api_key_env} is not set; "
+                    f"export it with the API key for {self.base_url}"
+                )
+            return key
+        return "not-needed"
+
+    def chat_model(
+        self,
+        *,
+        max_tokens: int | None = None,
+        logprobs: bool | None = None,
+        temperature: float | None = None,
+        stop: list[str] | None = None,
+    ) -> Any:
+        """Build a ``ChatOpenAI`` for this agent with a hard generation cap.
+
+        ``max_tokens`` is the smaller of the call's cap and the agent's own. The cap
+        is sent in ``extra_body`` under ``token_limit_field`` because langchain-openai
+        1.x sends ``max_completion_tokens``, which llama.cpp's Python server ignores.
+        """
+        from langchain_openai import ChatOpenAI
+
+        caps = [c for c in (max_tokens, self.max_tokens) if c is not None]
+        extra_body: dict[str, Any] = {}
+        if caps:
+            extra_body[self.token_limit_field] = int(min(caps))
+        want_logprobs = self.logprobs if logprobs is None else (logprobs and self.logprobs)
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "base_url": self.base_url,
+            "api_key": self.api_key(),
+            "temperature": self.temperature if temperature is None else temperature,
+            "timeout": self.timeout_s,
+            "max_retries": 1,
+            "extra_body": extra_body or None,
+        }
+        if want_logprobs:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = self.top_logprobs
+        if stop:
+            kwargs["stop"] = stop
+        return ChatOpenAI(**kwargs)
+
+
+@dataclass(frozen=True)
+class AgentPool:
+    """An ordered, validated set of agents with unique names."""
+
+    agents: tuple[AgentSpec, ...]
+    source: str = "<memory>"
+
+    def __post_init__(self) -> None:
+        if not self.agents:
+            raise PoolError(f"{self.source}: the pool has no agents; add at least one [[agents]] table")
+        seen: set[str] = set()
+        for agent in self.agents:
+            if agent.name in seen:
+                raise PoolError(f"{self.source}: duplicate agent name {agent.name!r}; names must be unique")
+            seen.add(agent.name)
+
+    @property
+    def names(self) -> list[str]:
+        """Agent names in pool order."""
+        return [a.name for a in self.agents]
+
+    def get(self, name: str) -> AgentSpec:
+        """The agent called ``name``; a clear error if there is none."""
+        for agent in self.agents:
+            if agent.name == name:
+                return agent
+        raise PoolError(f"no agent named {name!r} in pool {self.source}; known: {', '.join(self.names)}")
+
+    def by_price(self) -> list[AgentSpec]:
+        """Agents from cheapest to dearest (ties by name, so the order is deterministic)."""
+        return sorted(self.agents, key=lambda a: (a.price, a.name))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A TOML/JSON-ready dict that :func:`pool_from_dict` reads back."""
+        return {"agents": [{k: v for k, v in asdict(a).items() if v is not None} for a in self.agents]}
+
+
+_FIELDS = {f.name: f for f in fields(AgentSpec)}
+
+
+def _agent_from_dict(raw: dict[str, Any], index: int, source: str) -> AgentSpec:
+    label = f"{source}: agents[{index}]"
+    if not isinstance(raw, dict):
+        raise PoolError(f"{label} must be a table, got {type(raw).__name__}")
+    if "name" in raw:
+        label = f"{source}: agent {raw['name']!r}"
+    unknown = sorted(set(raw) - set(_FIELDS))
+    if unknown:
+        raise PoolError(f"{label}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
+    missing = [n for n in ("name", "model", "base_url", "price_input", "price_output") if n not in raw]
+    if missing:
+        hint = " (prices are dollars per 1M tokens)" if any(m.startswith("price") for m in missing) else ""
+        raise PoolError(f"{label}: missing required field(s) {', '.join(missing)}{hint}")
+    values = dict(raw)
+    for key in ("price_input", "price_output", "temperature", "timeout_s"):
+        if key in values:
+            v = values[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise PoolError(f"{label}: {key} must be a non-negative number, got {v!r}")
+            values[key] = float(v)
+    for key in ("max_tokens", "top_logprobs"):
+        if key in values:
+            v = values[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
+                raise PoolError(f"{label}: {key} must be a positive integer, got {v!r}")
+    for key in ("name", "model", "base_url"):
+        if not isinstance(values[key], str) or not values[key].strip():
+            raise PoolError(f"{label}: {key} must be a non-empty string")
+    parsed = urlparse(values["base_url"])
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise PoolError(f"{label}: base_url {values['base_url']!r} is not an http(s) URL")
+    if values.get("token_limit_field", "max_tokens") not in ("max_tokens", "max_completion_tokens"):
+        raise PoolError(f"{label}: token_limit_field must be 'max_tokens' or 'max_completion_tokens'")
+    if "api_key" in raw:  # pragma: no cover - caught by unknown fields, kept for the message
+        raise PoolError(f"{label}: put the key in an environment variable and name it in api_key_env")
+    return AgentSpec(**values)
+
+
+def pool_from_dict(data: dict[str, Any], source: str = "<dict>") -> AgentPool:
+    """Validate a parsed pool config and build the pool; errors name the file and the agent."""
+    if not isinstance(data, dict):
+        raise PoolError(f"{source}: a pool config is a table with an 'agents' array")
+    unknown = sorted(set(data) - {"agents"})
+    if unknown:
+        raise PoolError(f"{source}: unknown top-level key(s) {', '.join(unknown)}; expected only [[agents]]")
+    raw_agents = data.get("agents")
+    if not isinstance(raw_agents, list) or not raw_agents:
+        raise PoolError(f"{source}: no agents; add one [[agents]] table per agent")
+    return AgentPool(tuple(_agent_from_dict(a, i, source) for i, a in enumerate(raw_agents)), source=source)
+
+
+def load_pool(path: str | os.PathLike[str] | None = None) -> AgentPool:
+    """Load and validate a pool from a TOML file; ``None`` gives the embedded default pool.
+
+    Raises :class:`PoolError` naming the file, the agent and the field at fault.
+    """
+    if path is None:
+        from sale_graph.local_server import embedded_pool
+
+        return embedded_pool()
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise PoolError(f"pool file {str(p)!r} does not exist; pass a TOML file with [[agents]] tables")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PoolError(f"{p}: not valid TOML: {exc}") from exc
+    return pool_from_dict(data, source=str(p))
+
+
+@dataclass
+class EndpointStatus:
+    """The result of pinging one agent's endpoint."""
+
+    agent: str
+    url: str
+    ok: bool
+    detail: str
+    latency_s: float = 0.0
+    models: list[str] = field(default_factory=list)
+
+
+def ping_agent(agent: AgentSpec, timeout_s: float = 5.0) -> EndpointStatus:
+    """GET ``{base_url}/models`` and check that the agent's model is served there."""
+    import time
+
+    url = agent.base_url.rstrip("/") + "/models"
+    headers = {}
+    if agent.api_key_env and os.environ.get(agent.api_key_env):
+        headers["Authorization"] = f"Bearer {os.environ[agent.api_key_env]}"
+    start = time.perf_counter()
+    try:
+        resp = httpx.get(url, headers=headers, timeout=timeout_s)
+    except httpx.HTTPError as exc:
+        return EndpointStatus(agent.name, url, False, f"unreachable: {type(exc).__name__}: {exc}")
+    latency = time.perf_counter() - start
+    if resp.status_code != 200:
+        return EndpointStatus(agent.name, url, False, f"HTTP {resp.status_code}: {resp.text[:200]}", latency)
+    try:
+        models = [m.get("id", "") for m in resp.json().get("data", [])]
+    except ValueError:
+        return EndpointStatus(agent.name, url, False, "the /models answer is not JSON", latency)
+    if models and agent.model not in models:
+        return EndpointStatus(
+            agent.name, url, False, f"model {agent.model!r} not served here (serves: {', '.join(models)})", latency, models
+        )
+    return EndpointStatus(agent.name, url, True, "ok", latency, models)
+
+
+def check_pool(pool: AgentPool, timeout_s: float = 5.0) -> list[EndpointStatus]:
+    """Ping every agent; raise :class:`PoolError` naming each agent and URL that failed."""
+    statuses = [ping_agent(a, timeout_s) for a in pool.agents]
+    bad = [s for s in statuses if not s.ok]
+    if bad:
+        lines = "; ".join(f"agent {s.agent!r} at {s.url}: {s.detail}" for s in bad)
+        raise PoolError(f"endpoint check failed for {lines}. Start the server or fix base_url in {pool.source}")
+    return statuses

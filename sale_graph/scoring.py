@@ -1,0 +1,150 @@
+"""The auction's arithmetic: cost, entropy, jury value and selection.
+
+Pure functions over numbers and numpy arrays, no I/O, so every formula of
+DESIGN.md section 1 can be checked by hand:
+
+* cost        ``C_i = w_c * price(a_i) * |s_i|``  (price in dollars per 1M tokens, ``|s_i|`` in tokens)
+* entropy     ``H(s_i)`` in [0, 1], token-level average (see :func:`logprob_entropy`, :func:`text_entropy`)
+* jury        ``gamma_j(s_i) = likert_j(s_i) / 5``
+* value       ``V_i = w_h * H(s_i) + sum_j w_j * gamma_j(s_i)``
+* selection   ``argmin_i (C_i - V_i)``, ties to the cheaper agent, then to the name
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+LIKERT_MAX = 5.0
+
+
+def strategy_cost(w_c: float, price: float, n_tokens: int) -> float:
+    """``C = w_c * price * |s|``: the bid's cost term.
+
+    ``price`` is the agent's price in dollars per 1M tokens and ``n_tokens`` the
+    strategy's length in tokens, a proxy for the execution cost and risk of that
+    agent following that plan.
+    """
+    if n_tokens < 0 or price < 0:
+        raise ValueError(f"price and token count must be non-negative, got price={price}, tokens={n_tokens}")
+    return float(w_c) * float(price) * float(n_tokens)
+
+
+def token_entropy(top_logprobs: Sequence[float]) -> float:
+    """Normalised entropy of one next-token distribution known through its top-k log-probs.
+
+    The top-k probabilities are completed with one bucket holding the remaining
+    mass ``1 - sum(p)`` (when positive), and the entropy is divided by
+    ``log(k + 1)``, the most it can be over ``k + 1`` outcomes, so it lies in [0, 1].
+    A single alternative (k = 1) is normalised by ``log 2``.
+    """
+    lps = np.asarray(list(top_logprobs), dtype=float)
+    lps = lps[np.isfinite(lps)]
+    if lps.size == 0:
+        return 0.0
+    p = np.exp(lps)
+    total = p.sum()
+    if total > 1.0:  # rounding in the server: renormalise
+        p = p / total
+        rest = 0.0
+    else:
+        rest = 1.0 - total
+    dist = np.append(p, rest) if rest > 1e-12 else p
+    dist = dist[dist > 0]
+    h = float(-(dist * np.log(dist)).sum())
+    return min(1.0, max(0.0, h / math.log(lps.size + 1)))
+
+
+def logprob_entropy(per_token_top_logprobs: Sequence[Sequence[float]]) -> float:
+    """``H(s)`` from the model's own distributions: the mean of :func:`token_entropy` over tokens.
+
+    High values mean the model spread probability over alternatives at many
+    positions (dense, non-formulaic text); low values mean predictable, redundant
+    text. Raises ``ValueError`` on an empty sequence: the caller falls back to
+    :func:`text_entropy` and records that it did.
+    """
+    if len(per_token_top_logprobs) == 0:
+        raise ValueError("no token log-probs to compute entropy from")
+    return float(np.mean([token_entropy(t) for t in per_token_top_logprobs]))
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def text_entropy(text: str) -> float:
+    """Text-level fallback for ``H(s)`` when the endpoint returns no log-probs.
+
+    The Shannon entropy of the strategy's word-unigram distribution divided by
+    ``log(n)`` for ``n`` words: 1.0 when no word repeats, towards 0 for text that
+    repeats itself. It measures the same thing the logprob estimate aims at
+    (information density, low redundancy) from the text alone; texts of one word
+    or none score 0. The source used is recorded per bid (``entropy_source``).
+    """
+    words = [w.lower() for w in _WORD.findall(text)]
+    n = len(words)
+    if n <= 1:
+        return 0.0
+    counts = np.array(list(Counter(words).values()), dtype=float)
+    p = counts / n
+    return float(min(1.0, max(0.0, -(p * np.log(p)).sum() / math.log(n))))
+
+
+def jury_gamma(likert: float) -> float:
+    """``gamma = likert / 5``; raises ``ValueError`` outside the 0-5 scale (the caller marks it missing)."""
+    if not (isinstance(likert, (int, float)) and math.isfinite(likert)) or not 0 <= likert <= LIKERT_MAX:
+        raise ValueError(f"jury score {likert!r} is outside the 0-5 Likert scale")
+    return float(likert) / LIKERT_MAX
+
+
+def strategy_value(entropy: float, gammas: Sequence[float | None], w_h: float, w_jury: Sequence[float]) -> float:
+    """``V = w_h * H + sum_j w_j * gamma_j`` over the judges that answered.
+
+    ``gammas[j]`` is ``None`` (or NaN) for a judge whose score is missing. The
+    answering judges' weights are rescaled so they carry the whole jury weight
+    ``sum_j w_j``: a missing judge neither counts as 0 nor changes the scale of
+    the value. With no judge answering, the jury term is 0 and the caller
+    records that the value rests on entropy alone.
+    """
+    g = np.array([np.nan if x is None else float(x) for x in gammas], dtype=float)
+    w = np.asarray(w_jury, dtype=float)
+    if g.shape != w.shape:
+        raise ValueError(f"{g.size} jury scores but {w.size} jury weights")
+    present = np.isfinite(g)
+    jury_term = 0.0
+    if present.any():
+        w_present = w[present].sum()
+        if w_present > 0:
+            jury_term = float((w[present] * g[present]).sum() * (w.sum() / w_present))
+    return float(w_h) * float(entropy) + jury_term
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The winner of one selection round and by how much it won."""
+
+    index: int
+    net: float
+    margin: float
+    runner_up: int | None
+
+
+def select_winner(costs: Sequence[float], values: Sequence[float], prices: Sequence[float], names: Sequence[str]) -> Selection:
+    """``argmin_i (C_i - V_i)``; ties go to the cheaper agent, then to the name (deterministic).
+
+    ``margin`` is the runner-up's net minus the winner's (0 with one bid); ties
+    are judged to 1e-12 so float noise does not decide between equal bids.
+    """
+    n = len(costs)
+    if n == 0 or not (len(values) == len(prices) == len(names) == n):
+        raise ValueError("select_winner needs equally long, non-empty costs, values, prices and names")
+    net = np.asarray(costs, dtype=float) - np.asarray(values, dtype=float)
+    order = sorted(range(n), key=lambda i: (round(float(net[i]), 12), prices[i], names[i]))
+    best = order[0]
+    runner = order[1] if n > 1 else None
+    margin = float(net[runner] - net[best]) if runner is not None else 0.0
+    return Selection(index=best, net=float(net[best]), margin=margin, runner_up=runner)

@@ -1,0 +1,167 @@
+"""The graph state: everything one auction produced, in plain JSON-ready dicts.
+
+Lists written by parallel branches (bids, jury votes, ledger entries, notes)
+use :func:`accumulate`, which appends and can be reset with ``None``: the
+``prepare`` node resets them so that a second run on the same thread (a
+checkpointer, LangGraph Studio) starts a fresh auction instead of mixing in the
+previous one's bids.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from typing_extensions import NotRequired, TypedDict
+
+Phase = Literal["bid", "jury", "refine", "execute"]
+Round = Literal["original", "refined"]
+
+
+def accumulate(left: list[Any] | None, right: list[Any] | None) -> list[Any]:
+    """Reducer: append ``right`` to ``left``; ``None`` on the right empties the list."""
+    if right is None:
+        return []
+    return (left or []) + list(right)
+
+
+def merge_refinement(left: dict[str, Any] | None, right: dict[str, Any] | None) -> dict[str, Any]:
+    """Reducer for the refinement record: parallel refine branches each add their agent's entry.
+
+    Top-level keys of ``right`` replace those of ``left`` except ``agents``,
+    which is merged per agent. ``None`` on the right empties the record.
+    """
+    if right is None:
+        return {}
+    merged = dict(left or {})
+    for key, value in right.items():
+        if key == "agents":
+            merged["agents"] = {**merged.get("agents", {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+class Bid(TypedDict):
+    """One strategy written by one agent (an original bid or a refined one)."""
+
+    agent: str
+    round: Round
+    strategy: str
+    tokens: int  # |s|: completion tokens reported by the endpoint
+    entropy: float
+    entropy_source: Literal["logprobs", "text"]
+    status: Literal["ok", "error"]
+    error: NotRequired[str]
+    seconds: float
+
+
+class JuryVote(TypedDict):
+    """One judge's score of one bid. ``likert`` is ``None`` when the score is missing."""
+
+    judge: str
+    bidder: str
+    round: Round
+    likert: float | None
+    gamma: float | None
+    status: Literal["ok", "missing"]
+    reason: str  # why missing: unparseable, out of range, refused, timeout, error
+    raw: str  # the judge's answer, truncated
+
+
+class ScoreRow(TypedDict):
+    """A bid's line in the auction table."""
+
+    agent: str
+    round: Round
+    price: float
+    tokens: int
+    cost: float
+    entropy: float
+    entropy_source: str
+    jury: dict[str, float | None]  # judge -> gamma (None = missing)
+    missing_judges: list[str]
+    value: float
+    net: float  # C - V: lower wins
+    note: str
+
+
+class SelectionInfo(TypedDict):
+    """Who won, by how much and why."""
+
+    winner: str
+    round: Round
+    strategy: str
+    net: float
+    margin: float
+    runner_up: str | None
+    provisional_winner: str
+    reason: str
+
+
+class Execution(TypedDict):
+    """What the winner did with the task."""
+
+    agent: str
+    answer: str
+    status: Literal["completed", "budget_exhausted", "error"]
+    detail: str
+    steps: int
+    tool_calls: int
+    seconds: float
+    outcome: NotRequired[Literal["passed", "failed", "unknown"]]
+    outcome_detail: NotRequired[str]
+
+
+class UsageEntry(TypedDict):
+    """Tokens, dollars and seconds of one model call, by phase and agent."""
+
+    phase: Phase
+    agent: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    seconds: float
+
+
+class SaleInput(TypedDict):
+    """What a caller gives the auction: the task and, optionally, how to check the answer."""
+
+    task: str
+    auction_id: NotRequired[str]
+    task_id: NotRequired[str]
+    domain: NotRequired[str]  # "search", "coding" or free text
+    gold: NotRequired[list[str]]  # accepted answers (deep search)
+    tests: NotRequired[str]  # unit tests (coding)
+    entry_point: NotRequired[str]
+
+
+class SaleState(SaleInput):
+    """The whole auction: input, bids, votes, table, selection, execution and ledger."""
+
+    completed_auction: NotRequired[str]
+    agents: NotRequired[list[str]]
+    bids: NotRequired[Annotated[list[Bid], accumulate]]
+    votes: NotRequired[Annotated[list[JuryVote], accumulate]]
+    scores: NotRequired[list[ScoreRow]]
+    selection: NotRequired[SelectionInfo]
+    refinement: NotRequired[Annotated[dict[str, Any], merge_refinement]]
+    execution: NotRequired[Execution]
+    answer: NotRequired[str]
+    ledger: NotRequired[Annotated[list[UsageEntry], accumulate]]
+    notes: NotRequired[Annotated[list[str], accumulate]]
+
+
+class SaleOutput(TypedDict):
+    """What the auction returns to a parent graph."""
+
+    task: str
+    auction_id: str
+    answer: str
+    selection: SelectionInfo
+    scores: list[ScoreRow]
+    execution: Execution
+    ledger: list[UsageEntry]
+    bids: list[Bid]
+    votes: list[JuryVote]
+    refinement: dict[str, Any]
+    notes: list[str]
