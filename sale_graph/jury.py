@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 from sale_graph.scoring import LIKERT_MAX
 
-_SCORE = re.compile(r"\bscore\s*(?:is|of|[:=\-])?\s*\**\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*(\d+))?", re.IGNORECASE)
-_BARE = re.compile(r"^\s*\**\s*(-?\d+(?:\.\d+)?)\s*(?:/\s*(\d+))?\s*\**\s*\.?\s*$")
+_SCORE = re.compile(
+    r"\b(?:score|rating)\s*(?:is|of|[:=\-])?\s*\**\s*(-?\d+(?:\.\d+)?)\s*(?:(?:/|out\s+of)\s*(\d+))?", re.IGNORECASE
+)
+_LEADING = re.compile(r"^\s*\**\s*(-?\d+(?:\.\d+)?)\s*(?:(?:/|out\s+of)\s*(\d+))?\s*\**\s*[.)]?[ \t]*(?:$|\n)")
 _REFUSAL = re.compile(r"\b(i can(?:no|')t|i cannot|i won't|unable to|as an ai)\b", re.IGNORECASE)
 
 
@@ -61,18 +63,19 @@ def _to_likert(number: str, denominator: str | None) -> float | None:
 def parse_judge_answer(answer: str, strategy: str = "", nonce: str | None = None) -> ParsedScore:
     """Extract the judge's own Likert score (0-5) from its answer.
 
-    Accepted forms: ``SCORE: 4``, ``Score = 3.5``, ``score 4/5``, or an answer that is
-    only a number. Several different scores, a number outside 0-5, no number, or
+    The jury prompt ends with the cue ``SCORE:``, so a number opening the answer counts.
+    Accepted forms: ``SCORE: 4``, ``Score = 3.5``, ``score 4/5``, ``a score of 4 out of 5``,
+    ``Rating: 3``, or an answer that is only a number; ``x/10`` is rescaled to 0-5. Several different scores, a number outside 0-5, no number, or
     a refusal give a missing score with the reason.
     """
     if not answer or not answer.strip():
         return ParsedScore(None, "empty answer")
     own = strip_quoted_bid(answer, strategy, nonce)
     found = [_to_likert(m.group(1), m.group(2)) for m in _SCORE.finditer(own)]
-    if not found:
-        bare = _BARE.match(own.strip())
-        if bare:
-            found = [_to_likert(bare.group(1), bare.group(2))]
+    # The prompt ends with the cue "SCORE:", so a number opening the answer is the judge's score.
+    leading = _LEADING.match(own)
+    if leading:
+        found.insert(0, _to_likert(leading.group(1), leading.group(2)))
     found = [f for f in found if f is not None]
     if not found:
         if _REFUSAL.search(own):

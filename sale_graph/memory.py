@@ -226,6 +226,21 @@ class ContrastivePair:
     loser: StrategyRecord
     involves: Literal["loser", "winner"] | None
 
+    @property
+    def past_task(self) -> str:
+        """The past task's text (alias of ``task``, as the refine prompt names it)."""
+        return self.task
+
+    @property
+    def winner_strategy(self) -> str:
+        """The winning strategy's text."""
+        return self.winner.strategy
+
+    @property
+    def loser_strategy(self) -> str:
+        """The losing strategy's text."""
+        return self.loser.strategy
+
 
 ReasonCode = Literal["ok", "memory_empty", "no_similar_task", "no_pair"]
 

@@ -10,6 +10,11 @@ A pool is loaded from a TOML file::
     price_input = 0.05                      # dollars per 1M input tokens
     price_output = 0.05                     # dollars per 1M output tokens
     max_tokens = 512                        # optional cap on one generation
+    extra_body = { chat_template_kwargs = { enable_thinking = false } }  # optional, sent as is
+
+Optional fields: ``temperature``, ``timeout_s``, ``logprobs`` (ask for log-probs for
+the bid entropy), ``top_logprobs``, ``token_limit_field`` (``max_tokens`` or
+``max_completion_tokens``, for OpenAI reasoning models).
 
 Prices live only in the config, never in code. Every agent becomes a
 :class:`langchain_openai.ChatOpenAI` (:meth:`AgentSpec.chat_model`).
@@ -55,7 +60,7 @@ class AgentSpec:
     logprobs: bool = True
     top_logprobs: int = 5
     token_limit_field: TokenLimitField = "max_tokens"
-    completion_prompt: bool = False
+    extra_body: dict[str, Any] = field(default_factory=dict)
 
     @property
     def price(self) -> float:
@@ -95,7 +100,7 @@ class AgentSpec:
         from langchain_openai import ChatOpenAI
 
         caps = [c for c in (max_tokens, self.max_tokens) if c is not None]
-        extra_body: dict[str, Any] = {}
+        extra_body: dict[str, Any] = dict(self.extra_body)
         if caps:
             extra_body[self.token_limit_field] = int(min(caps))
         want_logprobs = self.logprobs if logprobs is None else (logprobs and self.logprobs)
@@ -162,6 +167,8 @@ def _agent_from_dict(raw: dict[str, Any], index: int, source: str) -> AgentSpec:
         raise PoolError(f"{label} must be a table, got {type(raw).__name__}")
     if "name" in raw:
         label = f"{source}: agent {raw['name']!r}"
+    if "api_key" in raw:
+        raise PoolError(f"{label}: never put a key in the pool file; export it and name the variable in api_key_env")
     unknown = sorted(set(raw) - set(_FIELDS))
     if unknown:
         raise PoolError(f"{label}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
@@ -187,10 +194,10 @@ def _agent_from_dict(raw: dict[str, Any], index: int, source: str) -> AgentSpec:
     parsed = urlparse(values["base_url"])
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise PoolError(f"{label}: base_url {values['base_url']!r} is not an http(s) URL")
+    if "extra_body" in values and not isinstance(values["extra_body"], dict):
+        raise PoolError(f"{label}: extra_body must be a table of request fields")
     if values.get("token_limit_field", "max_tokens") not in ("max_tokens", "max_completion_tokens"):
         raise PoolError(f"{label}: token_limit_field must be 'max_tokens' or 'max_completion_tokens'")
-    if "api_key" in raw:  # pragma: no cover - caught by unknown fields, kept for the message
-        raise PoolError(f"{label}: put the key in an environment variable and name it in api_key_env")
     return AgentSpec(**values)
 
 

@@ -1,0 +1,200 @@
+"""The ``sale`` command: run an auction, check a pool, serve the embedded models, manage the memory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from sale_graph.context import SaleContext
+from sale_graph.pool import PoolError, check_pool, load_pool
+
+
+def _read_task_file(path: str) -> dict[str, Any]:
+    """A task from a file: JSON with the input fields (task, tests, gold, domain...) or plain text."""
+    p = Path(path)
+    if not p.is_file():
+        raise SystemExit(f"error: task file {path!r} does not exist")
+    text = p.read_text(encoding="utf-8")
+    if p.suffix in (".json", ".jsonl"):
+        line = text.strip().splitlines()[0] if p.suffix == ".jsonl" else text
+        try:
+            data = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise SystemExit(f"error: task file {path!r} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("task") or data.get("text"), str):
+            raise SystemExit(f"error: task file {path!r} needs a 'task' string field")
+        if "text" in data and "task" not in data:
+            data["task"] = data.pop("text")
+        return data
+    return {"task": text.strip()}
+
+
+def _describe(event: dict[str, Any]) -> str | None:
+    name = event.get("event")
+    if name == "auction_start":
+        return f"auction {event['auction_id'][:8]}: {len(event['agents'])} agents bidding"
+    if name == "bid":
+        extra = f" FAILED {event.get('error')}" if event.get("status") != "ok" else f", {event['tokens']} tokens, H={event['entropy']:.3f} ({event['entropy_source']})"
+        return f"bid from {event['agent']}{extra}"
+    if name == "jury":
+        score = f"{event['likert']:g}/5" if event.get("likert") is not None else f"missing ({event['reason']})"
+        return f"jury: {event['judge']} scores {event['bidder']} ({event['round']}): {score}"
+    if name == "select":
+        return f"selected {event['winner']} ({event['round']}), C-V {event['net']:+.4f}, margin {event['margin']:.4f}"
+    if name == "refine":
+        return f"refine {event['agent']}: {event['status']}" + (f" ({event.get('reason')})" if event.get("reason") else "")
+    if name == "execute_start":
+        return f"{event['agent']} executes with tools: {', '.join(event['tools']) or 'none'}"
+    if name == "execute_step":
+        calls = f" -> {', '.join(event['tool_calls'])}" if event.get("tool_calls") else ""
+        return f"  step {event['step']}: {event['output_tokens']} tokens{calls}"
+    if name == "execute":
+        return f"execution {event['status']}"
+    return None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run one auction and execution; print the bid table, winner, answer and ledger."""
+    from rich.console import Console
+
+    from sale_graph.local_server import EmbeddedServer, ServerError
+    from sale_graph.report import render_report
+    from sale_graph.runner import run_auction
+
+    err = Console(stderr=True)
+    out = Console() if sys.stdout.isatty() else Console(width=160)
+    if args.task_file:
+        task = _read_task_file(args.task_file)
+    elif args.task:
+        task = {"task": args.task}
+    else:
+        err.print("error: give a task: sale run \"QUESTION\" or sale run --task-file FILE")
+        return 2
+    if args.domain:
+        task["domain"] = args.domain
+    context = SaleContext(
+        pool=args.pool, weights=args.weights, max_concurrency=args.max_concurrency,
+        use_memory=not args.no_memory, memory_dir=args.memory_dir, memory_url=args.chroma_url,
+        search={"backend": "local", "corpus": args.corpus} if args.corpus else None,
+    )
+    server = None
+    try:
+        pool = context.resolved_pool()
+        if args.pool is None:
+            server = EmbeddedServer()
+            if not server.running():
+                with err.status("starting the embedded model servers (llama.cpp, loopback)..."):
+                    server.start()
+        with err.status("checking endpoints..."):
+            check_pool(pool)
+        context.check_endpoints = False
+        with err.status("auction running...") as status:
+            def on_event(event: dict[str, Any]) -> None:
+                line = _describe(event)
+                if line:
+                    err.print(f"[dim]{event['t']:6.1f}s[/dim] {line}")
+                    status.update(line)
+
+            result = run_auction(task, context, on_event=on_event)
+    except (PoolError, ServerError) as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        return 2
+    finally:
+        if server is not None:
+            server.stop()
+    if args.json:
+        print(json.dumps({**result.state, "timings": result.timings}, indent=2, default=str))
+    else:
+        out.print(render_report(result.state, result.timings))
+    return 0
+
+
+def cmd_pool_check(args: argparse.Namespace) -> int:
+    """Ping every agent of the pool and print one line each."""
+    from sale_graph.pool import ping_agent
+
+    try:
+        pool = load_pool(args.pool)
+    except PoolError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    bad = 0
+    for agent in pool.agents:
+        st = ping_agent(agent)
+        bad += not st.ok
+        print(f"{'ok ' if st.ok else 'BAD'} {agent.name:<20} {st.url:<40} {st.detail} ({st.latency_s * 1000:.0f} ms)")
+    return 1 if bad else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the embedded pool in the foreground until Ctrl-C."""
+    from sale_graph.local_server import EmbeddedServer, ServerError, embedded_pool
+
+    server = EmbeddedServer()
+    try:
+        started = server.start()
+    except ServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for a in embedded_pool().agents:
+        print(f"serving {a.name} at {a.base_url} (${a.price_output}/1M tokens)" + ("" if a.name in started else " [already running]"))
+    if not started:
+        return 0
+    print("Ctrl-C to stop.", flush=True)
+    try:
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        server.stop()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``sale`` command."""
+    parser = argparse.ArgumentParser(prog="sale", description="SALE strategy auctions on LangGraph.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run one auction and execute the task with the winner")
+    run.add_argument("task", nargs="?", help="the task text")
+    run.add_argument("--task-file", help="a JSON file with task/tests/gold/domain fields, or a text file")
+    run.add_argument("--pool", help="pool TOML (default: the embedded local pool, started if needed)")
+    run.add_argument("--weights", help="weights file (JSON or TOML; default: documented defaults)")
+    run.add_argument("--domain", help="task domain: search or coding (picks the executor's tools)")
+    run.add_argument("--corpus", help="local search corpus (JSONL file or folder) for web_search")
+    run.add_argument("--max-concurrency", type=int, default=4, help="model calls in flight at once (default 4)")
+    run.add_argument("--no-memory", action="store_true", help="neither read nor write the auction memory")
+    run.add_argument("--memory-dir", help="auction memory directory (default under $SALE_HOME)")
+    run.add_argument("--chroma-url", help="shared Chroma server for the memory, http://host:port")
+    run.add_argument("--json", action="store_true", help="print the final state as JSON")
+    run.set_defaults(func=cmd_run)
+
+    pool = sub.add_parser("pool", help="pool commands")
+    pool_sub = pool.add_subparsers(dest="pool_command", required=True)
+    check = pool_sub.add_parser("check", help="ping every agent's endpoint")
+    check.add_argument("--pool", help="pool TOML (default: the embedded pool)")
+    check.set_defaults(func=cmd_pool_check)
+
+    serve = sub.add_parser("serve", help="serve the embedded local pool (llama.cpp on loopback) until Ctrl-C")
+    serve.set_defaults(func=cmd_serve)
+
+    try:
+        from sale_graph.memory_cli import register_memory_commands
+    except ImportError:  # pragma: no cover - memory_cli ships with the package
+        pass
+    else:
+        register_memory_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``sale`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

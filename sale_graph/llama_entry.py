@@ -1,0 +1,33 @@
+"""Entry point of the embedded llama.cpp server processes (``python -m sale_graph.llama_entry``).
+
+It registers one extra chat format and then runs llama-cpp-python's own server
+``main``. ``sale-plain`` joins the messages' texts as plain text, with no chat
+markup: the right prompt for a *base* model such as Gemma-3-270m, which
+continues text rather than following chat turns. The prompts end with a cue
+(``Plan:\\n1.``, ``SCORE:``) that a base model continues naturally.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _register_plain_format() -> None:
+    from llama_cpp import llama_chat_format as fmt
+
+    @fmt.register_chat_format("sale-plain")
+    def sale_plain(messages: list[dict[str, Any]], **kwargs: Any) -> Any:
+        prompt = "\n\n".join(str(m.get("content") or "") for m in messages if m.get("content"))
+        return fmt.ChatFormatterResponse(prompt=prompt, stop=["\n\n\n", "\nTask:"])
+
+
+def main() -> None:
+    """Register the extra chat format and run llama-cpp-python's OpenAI-compatible server."""
+    _register_plain_format()
+    from llama_cpp.server.__main__ import main as server_main
+
+    server_main()
+
+
+if __name__ == "__main__":
+    main()

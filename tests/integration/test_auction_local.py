@@ -1,0 +1,70 @@
+"""A full auction through the real local llama.cpp servers: real HTTP, real token counts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from sale_graph import SaleContext, build_sale_graph
+from sale_graph.llm import call_model
+
+pytestmark = pytest.mark.integration
+
+
+def test_max_tokens_limit_really_holds(embedded_pool) -> None:
+    story = [("user", "Write a very long story about a dragon, at least 500 words.")]
+    for agent in embedded_pool.agents:
+        result = call_model(agent.chat_model(max_tokens=7, logprobs=False), story)
+        assert result.usage_reported
+        assert 0 < result.output_tokens <= 7, (agent.name, result.output_tokens)
+
+
+def test_full_auction_on_embedded_pool(embedded_pool) -> None:
+    graph = build_sale_graph().compile()
+    ctx = SaleContext(pool=embedded_pool, use_memory=False, bid_max_tokens=48, jury_max_tokens=8, execute_step_max_tokens=48)
+    out = graph.invoke({"task": "What is the capital of Australia?"}, context=ctx)
+
+    assert {b["agent"] for b in out["bids"]} == set(embedded_pool.names)
+    for b in out["bids"]:
+        assert b["status"] == "ok" and 0 < b["tokens"] <= 48
+    sources = {b["agent"]: b["entropy_source"] for b in out["bids"]}
+    assert sources == {"smollm2-135m": "logprobs", "gemma3-270m": "text"}
+    assert len(out["votes"]) == 4  # every agent judges every bid, its own included
+    for v in out["votes"]:
+        assert (v["status"] == "ok") == (v["likert"] is not None) and v["reason"]
+    assert out["selection"]["winner"] in embedded_pool.names
+    assert out["execution"]["status"] in ("completed", "budget_exhausted")
+    phases = {e["phase"] for e in out["ledger"]}
+    assert {"bid", "jury", "execute"} <= phases
+    assert all(e["input_tokens"] > 0 for e in out["ledger"])
+    bid_tokens = {e["agent"]: e["output_tokens"] for e in out["ledger"] if e["phase"] == "bid"}
+    assert bid_tokens == {b["agent"]: b["tokens"] for b in out["bids"]}
+
+
+def test_cli_run_and_pool_check(embedded_server, tmp_path) -> None:
+    env = {**os.environ, "SALE_HOME": os.environ.get("SALE_HOME", str(tmp_path))}
+    check = subprocess.run([sys.executable, "-m", "sale_graph.cli", "pool", "check"], capture_output=True, text=True, env=env, timeout=60)
+    assert check.returncode == 0, check.stderr
+    assert [line.split()[0] for line in check.stdout.splitlines()] == ["ok", "ok"]
+    run = subprocess.run(
+        [sys.executable, "-m", "sale_graph.cli", "run", "--no-memory", "--json", "Name the largest planet."],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    state = json.loads(run.stdout)
+    assert state["selection"]["winner"] in ("smollm2-135m", "gemma3-270m")
+    assert state["timings"]["total"] >= state["timings"]["auction"] > 0
+    assert "bid from smollm2-135m" in run.stderr  # progress is printed while models work
+
+
+def test_unreachable_pool_fails_clearly(tmp_path) -> None:
+    pool = tmp_path / "pool.toml"
+    pool.write_text('[[agents]]\nname = "ghost"\nmodel = "m"\nbase_url = "http://127.0.0.1:9/v1"\nprice_input = 1\nprice_output = 1\n')
+    run = subprocess.run([sys.executable, "-m", "sale_graph.cli", "run", "--pool", str(pool), "--no-memory", "hi"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "agent 'ghost' at http://127.0.0.1:9/v1/models" in run.stderr
