@@ -53,7 +53,7 @@ class SaleContext:
     memory_url: str | None = None
     use_memory: bool = True
     refine_k: int = 5
-    refine_min_similarity: float = 0.82
+    refine_min_similarity: float = 0.88
     refine_max_pairs: int = 3
     execute_max_steps: int = 6
     execute_max_tokens: int = 2048

@@ -4,7 +4,7 @@ Flow (DESIGN.md section 2)::
 
     START -> prepare -> bid (Send, one per agent) -> score -> jury (Send, judge x bid) -> select
           -> [refine (Send, one per cheaper agent) -> score -> jury -> select]?
-          -> execute -> remember -> END
+          -> approve (pauses only with approve_before_execute) -> execute -> remember -> END
 
 The graph is returned uncompiled so a parent app can add it as a subgraph with
 its own checkpointer and store; ``graph.compile()`` runs it standalone.
@@ -19,6 +19,7 @@ from langgraph.types import Send
 
 from sale_graph.context import SaleContext
 from sale_graph.llm import ModelFactory, openai_factory
+from sale_graph.nodes.approve import approve
 from sale_graph.nodes.bid import BidTask, make_bid_node
 from sale_graph.nodes.execute import make_execute_node
 from sale_graph.nodes.jury import make_jury_node, pending_jury
@@ -30,7 +31,7 @@ from sale_graph.nodes.select import make_select_node
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleInput, SaleOutput, SaleState
 
-NODE_NAMES = ("prepare", "bid", "score", "jury", "select", "refine", "execute", "remember")
+NODE_NAMES = ("prepare", "bid", "score", "jury", "select", "refine", "approve", "execute", "remember")
 
 
 def _route_bids(services: SaleServices) -> Any:
@@ -51,10 +52,10 @@ def _route_after_select(state: SaleState) -> list[Send] | str:
     if refinement.get("status") == "running":
         originals = {b["agent"]: b["strategy"] for b in state.get("bids", []) if b["round"] == "original" and b["status"] == "ok"}
         return [
-            Send("refine", RefineTask(agent=a, task=state["task"], own_strategy=originals[a], domain=state.get("domain")))
+            Send("refine", RefineTask(agent=a, auction_id=state["auction_id"], task=state["task"], own_strategy=originals[a], domain=state.get("domain")))
             for a in refinement.get("refiners", [])
         ]
-    return "execute"
+    return "approve"
 
 
 def build_sale_graph(
@@ -87,6 +88,7 @@ def build_sale_graph(
     g.add_node("jury", make_jury_node(services))
     g.add_node("select", make_select_node(services))
     g.add_node("refine", make_refine_node(services))
+    g.add_node("approve", approve)
     g.add_node("execute", make_execute_node(services))
     g.add_node("remember", make_remember_node(services))
 
@@ -95,8 +97,9 @@ def build_sale_graph(
     g.add_edge("bid", "score")
     g.add_conditional_edges("score", _route_jury, ["jury", "select"])
     g.add_edge("jury", "select")
-    g.add_conditional_edges("select", _route_after_select, ["refine", "execute"])
+    g.add_conditional_edges("select", _route_after_select, ["refine", "approve"])
     g.add_edge("refine", "score")
+    g.add_edge("approve", "execute")
     g.add_edge("execute", "remember")
     g.add_edge("remember", END)
     return g

@@ -18,6 +18,7 @@ class RefineTask(TypedDict):
     """The payload of one ``Send('refine', ...)``."""
 
     agent: str
+    auction_id: str
     task: str
     own_strategy: str
     domain: str | None
@@ -32,7 +33,8 @@ def make_refine_node(services: SaleServices) -> Any:
         agent = ctx.resolved_pool().get(state["agent"])
         memory = services.memory_for(ctx)
         retrieval = memory.contrastive_pairs(
-            state["task"], agent.name, k=ctx.refine_k, min_similarity=ctx.refine_min_similarity, max_pairs=ctx.refine_max_pairs
+            state["task"], agent.name, k=ctx.refine_k, min_similarity=ctx.refine_min_similarity,
+            max_pairs=ctx.refine_max_pairs, exclude_auction_ids=[state["auction_id"]],
         )
         if not retrieval.pairs:
             emit(runtime, "refine", agent=agent.name, status="skipped", reason=retrieval.reason)

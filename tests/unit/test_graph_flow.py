@@ -38,7 +38,7 @@ def test_node_order_and_winner() -> None:
     order = []
     for chunk in graph.stream({"task": "What is the capital of Australia?"}, context=context, stream_mode="updates"):
         order.extend(chunk.keys())
-    assert order == ["prepare", "bid", "bid", "score", "jury", "jury", "jury", "jury", "select", "execute", "remember"]
+    assert order == ["prepare", "bid", "bid", "score", "jury", "jury", "jury", "jury", "select", "approve", "execute", "remember"]
 
 
 def test_table_values_by_hand() -> None:
@@ -168,3 +168,19 @@ def test_rerun_on_same_thread_starts_fresh_auction() -> None:
     assert first["auction_id"] != second["auction_id"]
     assert len(second["bids"]) == 2 and len(second["votes"]) == 4
     assert re.search("France", second["task"])
+
+
+def test_human_override_before_execute() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+
+    factory = FakeFactory({"bid": strategies, "jury": fair_judge, "execute": executor})
+    graph = build_sale_graph(model_factory=factory).compile(checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": "approval"}}
+    context = SaleContext(pool=POOL, check_endpoints=False, use_memory=False, approve_before_execute=True)
+    paused = graph.invoke({"task": "What is the capital of Australia?"}, cfg, context=context)
+    assert "__interrupt__" in paused and paused["__interrupt__"][0].value["winner"] == "large"
+    assert not any(phase == "execute" for _, phase in factory.calls)
+    done = graph.invoke(Command(resume={"winner": "small"}), cfg, context=context)
+    assert done["selection"]["winner"] == "small" and "human override" in done["selection"]["reason"]
+    assert done["execution"]["agent"] == "small"

@@ -256,7 +256,8 @@ def test_similarity_floor_filters_and_reasons(memory: AuctionMemory) -> None:
     ok = memory.contrastive_pairs("capital city of peru today", "small", min_similarity=0.5)
     assert ok.reason_code == "ok" and ok.has_own_pair
     assert [(p.winner.agent, p.loser.agent, p.involves) for p in ok] == [("big", "small", "loser")]
-    assert ok.pairs[0].winner.strategy == "big plan (original)"
+    assert ok.pairs[0].winner.strategy == ok.pairs[0].winner_strategy == "big plan (original)"
+    assert (ok.pairs[0].past_task, ok.pairs[0].loser_strategy) == ("capital city of peru", "small plan (original)")
 
 
 def test_similar_tasks_without_pair_explains(memory: AuctionMemory) -> None:

@@ -1,0 +1,67 @@
+"""``approve``: an optional human check before ``execute`` (LangGraph ``interrupt``).
+
+With ``context.approve_before_execute`` the run pauses here and shows the bid
+table and the winner. Resume with ``Command(resume=...)``:
+
+* ``True`` / ``"approve"`` / ``{}``: keep the winner;
+* ``{"winner": "agent-name"}`` (or just ``"agent-name"``): execute that agent's best bid instead.
+
+Needs a checkpointer (the parent app's, or the LangGraph server's). Without the
+setting, the node passes straight through.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langgraph.runtime import Runtime
+from langgraph.types import interrupt
+
+from sale_graph.context import SaleContext
+from sale_graph.nodes._common import ctx_of, emit
+from sale_graph.state import SaleState, SelectionInfo
+
+
+class ApprovalError(ValueError):
+    """The human's answer to the approval step names no agent that bid."""
+
+
+def _override(state: SaleState, answer: Any) -> str | None:
+    if answer in (None, True, "approve", "approved", "yes", {}):
+        return None
+    if isinstance(answer, str):
+        return answer
+    if isinstance(answer, dict) and isinstance(answer.get("winner"), str):
+        return answer["winner"]
+    raise ApprovalError(f"approval answer {answer!r} is neither an approval nor {{'winner': 'agent-name'}}")
+
+
+def approve(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
+    """Pause for approval when asked; apply a human override of the winner."""
+    ctx = ctx_of(runtime)
+    if not ctx.approve_before_execute:
+        return {}
+    selection = state["selection"]
+    answer = interrupt({
+        "question": "Execute with this winner? Resume with True, or {'winner': '<agent>'} to override.",
+        "winner": selection["winner"],
+        "reason": selection["reason"],
+        "scores": state.get("scores", []),
+    })
+    chosen = _override(state, answer)
+    if chosen is None or chosen == selection["winner"]:
+        emit(runtime, "approve", winner=selection["winner"], overridden=False)
+        return {"notes": [f"human approved winner {selection['winner']}"]}
+    rows = [r for r in state.get("scores", []) if r["agent"] == chosen]
+    if not rows:
+        bidders = sorted({r["agent"] for r in state.get("scores", [])})
+        raise ApprovalError(f"override names {chosen!r}, which has no scored bid; choose one of {bidders}")
+    best = min(rows, key=lambda r: r["net"])
+    strategy = next(b["strategy"] for b in state.get("bids", []) if b["agent"] == chosen and b["round"] == best["round"])
+    new = SelectionInfo(
+        winner=chosen, round=best["round"], strategy=strategy, net=best["net"], margin=0.0,
+        runner_up=selection["winner"], provisional_winner=selection["provisional_winner"],
+        reason=f"human override: {chosen} instead of {selection['winner']} (auction: {selection['reason']})",
+    )
+    emit(runtime, "approve", winner=chosen, overridden=True)
+    return {"selection": new, "notes": [f"human overrode the winner: {selection['winner']} -> {chosen}"]}
