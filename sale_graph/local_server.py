@@ -74,7 +74,7 @@ def embedded_pool() -> AgentPool:
         AgentSpec(
             name=m.alias, model=m.alias, base_url=m.base_url, price_input=m.price_input, price_output=m.price_output,
             max_tokens=512, logprobs=m.logprobs, top_logprobs=5, temperature=0.2, timeout_s=300.0,
-            extra_body={"repeat_penalty": 1.3},
+            extra_body={"repeat_penalty": 1.3}, tool_calling="text",
         )
         for m in EMBEDDED_MODELS
     )

@@ -1,10 +1,43 @@
-"""Placeholder: converts an auction state to memory records (filled in with the memory issue)."""
+"""From an auction's graph state to auction-memory records."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from sale_graph.memory import AuctionMemory, StrategyRecord
 
-def store_auction(memory: Any, state: Any) -> int:
-    """Write every bid of the auction to ``memory``; return how many were written."""
-    raise NotImplementedError
+
+def auction_records(state: Mapping[str, Any]) -> list[StrategyRecord]:
+    """One record per scored bid (original and refined), labelled won/lost by the current selection."""
+    selection = state.get("selection") or {}
+    winner = (selection.get("winner"), selection.get("round"))
+    outcome = (state.get("execution") or {}).get("outcome", "unknown")
+    strategies = {(b["agent"], b["round"]): b["strategy"] for b in state.get("bids", []) if b["status"] == "ok"}
+    records = []
+    for row in state.get("scores", []):
+        key = (row["agent"], row["round"])
+        records.append(StrategyRecord(
+            agent=row["agent"], strategy=strategies.get(key, ""), cost=row["cost"], entropy=row["entropy"],
+            value=row["value"], round=row["round"],
+            jury_scores={j: g for j, g in row["jury"].items() if g is not None},
+            won=key == winner, outcome=outcome,
+        ))
+    return records
+
+
+def store_auction(memory: AuctionMemory, state: Mapping[str, Any]) -> int:
+    """Upsert the auction and every bid into ``memory``; returns how many bids were written.
+
+    Idempotent: ids are (auction id, agent, round), so calling it after each
+    selection and again with the outcome never duplicates.
+    """
+    records = auction_records(state)
+    if not records:
+        return 0
+    outcome = (state.get("execution") or {}).get("outcome")
+    ids = memory.record_auction(
+        state["auction_id"], state["task"], state.get("domain") or "", records,
+        task_id=state.get("task_id") or "", outcome=outcome,
+    )
+    return len(ids)

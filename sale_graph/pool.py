@@ -14,7 +14,9 @@ A pool is loaded from a TOML file::
 
 Optional fields: ``temperature``, ``timeout_s``, ``logprobs`` (ask for log-probs for
 the bid entropy), ``top_logprobs``, ``token_limit_field`` (``max_tokens`` or
-``max_completion_tokens``, for OpenAI reasoning models).
+``max_completion_tokens``, for OpenAI reasoning models), ``tool_calling`` (``native``, or
+``text`` for models that make no native tool calls: ReAct-style text actions, see
+:mod:`sale_graph.text_tools`).
 
 Prices live only in the config, never in code. Every agent becomes a
 :class:`langchain_openai.ChatOpenAI` (:meth:`AgentSpec.chat_model`).
@@ -32,6 +34,7 @@ from urllib.parse import urlparse
 import httpx
 
 TokenLimitField = Literal["max_tokens", "max_completion_tokens"]
+ToolCalling = Literal["native", "text"]
 
 
 class PoolError(ValueError):
@@ -61,6 +64,7 @@ class AgentSpec:
     top_logprobs: int = 5
     token_limit_field: TokenLimitField = "max_tokens"
     extra_body: dict[str, Any] = field(default_factory=dict)
+    tool_calling: ToolCalling = "native"
 
     @property
     def price(self) -> float:
@@ -196,6 +200,8 @@ def _agent_from_dict(raw: dict[str, Any], index: int, source: str) -> AgentSpec:
         raise PoolError(f"{label}: base_url {values['base_url']!r} is not an http(s) URL")
     if "extra_body" in values and not isinstance(values["extra_body"], dict):
         raise PoolError(f"{label}: extra_body must be a table of request fields")
+    if values.get("tool_calling", "native") not in ("native", "text"):
+        raise PoolError(f"{label}: tool_calling must be 'native' or 'text', got {values['tool_calling']!r}")
     if values.get("token_limit_field", "max_tokens") not in ("max_tokens", "max_completion_tokens"):
         raise PoolError(f"{label}: token_limit_field must be 'max_tokens' or 'max_completion_tokens'")
     return AgentSpec(**values)

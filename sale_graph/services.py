@@ -39,13 +39,13 @@ class SaleServices:
 
         return default_tools(domain, ctx.search)
 
-    def tool_names_for(self, domain: str | None) -> list[str]:
+    def tool_names_for(self, domain: str | None, search: dict[str, Any] | None = None) -> list[str]:
         """Names of the tools the executor will have, for the bid prompt."""
         if self.tools is not None:
             return [getattr(t, "name", str(t)) for t in self.tools]
         from sale_graph.toolset import default_tool_names
 
-        return default_tool_names(domain)
+        return default_tool_names(domain, search)
 
     def memory_for(self, ctx: SaleContext) -> Any | None:
         """The auction memory for this run, or ``None`` when memory is off."""

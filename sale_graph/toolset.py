@@ -1,15 +1,37 @@
-"""The executor's default tools per task domain (placeholder until the tools package lands)."""
+"""The executor's default tools for each task domain.
+
+* ``coding``: ``run_python`` and ``run_tests`` (the code sandbox);
+* ``search``: ``web_search`` and ``fetch_page`` over the configured backend (default:
+  the local corpus; see :func:`tools.search.make_search_backend`);
+* anything else: ``run_python``, plus the search tools when a search backend is configured.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+CODE_TOOLS = ["run_python", "run_tests"]
+SEARCH_TOOLS = ["web_search", "fetch_page"]
 
-def default_tool_names(domain: str | None) -> list[str]:
-    """Names of the default tools for ``domain``."""
-    return [getattr(t, "name", str(t)) for t in default_tools(domain, None)]
+
+def default_tool_names(domain: str | None, search: dict[str, Any] | None = None) -> list[str]:
+    """Names of the default tools for ``domain``, without building anything."""
+    if domain == "coding":
+        return list(CODE_TOOLS)
+    if domain == "search":
+        return list(SEARCH_TOOLS)
+    return ["run_python"] + (list(SEARCH_TOOLS) if search else [])
 
 
 def default_tools(domain: str | None, search: dict[str, Any] | None) -> list[Any]:
-    """Default tools for ``domain`` ("search", "coding", or anything else)."""
-    return []
+    """Default tools for ``domain``; the search backend is built from ``search`` (a backend config)."""
+    from tools.code import make_code_tools
+
+    names = default_tool_names(domain, search)
+    tools: list[Any] = [t for t in make_code_tools() if t.name in names]
+    if any(n in names for n in SEARCH_TOOLS):
+        from tools.search import make_search_backend
+        from tools.web import make_search_tools
+
+        tools += make_search_tools(make_search_backend(search))
+    return tools

@@ -15,7 +15,9 @@ from sale_graph.llm import ledger_entry, message_text, usage_of
 from sale_graph.nodes._common import CALL_ERRORS, ctx_of, describe_error, emit
 from sale_graph.prompts import execute_system_prompt
 from sale_graph.services import SaleServices
+from sale_graph.outcome import assess
 from sale_graph.state import Execution, SaleState, UsageEntry
+from sale_graph.text_tools import TextToolCallingModel
 
 _FINAL = re.compile(r"final answer\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 
@@ -42,6 +44,8 @@ def make_execute_node(services: SaleServices) -> Any:
         agent = ctx.resolved_pool().get(selection["winner"])
         tools = services.tools_for(state.get("domain"), ctx)
         model = services.model_factory(agent, phase="execute", max_tokens=ctx.execute_step_max_tokens, logprobs=False)
+        if agent.tool_calling == "text" and tools:
+            model = TextToolCallingModel(inner=model)
         react = create_agent(model, tools=tools, system_prompt=execute_system_prompt(selection["strategy"], _tool_names(tools)))
         emit(runtime, "execute_start", agent=agent.name, tools=_tool_names(tools))
 
@@ -91,7 +95,13 @@ def make_execute_node(services: SaleServices) -> Any:
             agent=agent.name, answer=answer, status=status, detail=detail,  # type: ignore[typeddict-item]
             steps=steps, tool_calls=tool_calls, seconds=round(time.perf_counter() - start, 3),
         )
-        emit(runtime, "execute", agent=agent.name, status=status, answer=answer[:200], detail=detail)
+        if status == "completed":
+            execution["outcome"], execution["outcome_detail"] = assess(state, text, answer)
+        elif state.get("tests") or state.get("gold"):
+            execution["outcome"], execution["outcome_detail"] = "failed", detail
+        else:
+            execution["outcome"], execution["outcome_detail"] = "unknown", detail
+        emit(runtime, "execute", agent=agent.name, status=status, answer=answer[:200], detail=detail, outcome=execution["outcome"])
         notes = [f"execution stopped: {detail}"] if status != "completed" else []
         return {"execution": execution, "answer": answer, "ledger": ledger, "notes": notes}
 

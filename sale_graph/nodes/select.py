@@ -81,6 +81,11 @@ def make_select_node(services: SaleServices) -> Any:
             winner=winner["agent"], round=winner["round"], strategy=_strategy_of(state, winner), net=winner["net"],
             margin=round(margin, 6), runner_up=runner, provisional_winner=provisional["agent"], reason=reason,
         )
+        memory = services.memory_for(ctx)
+        if memory is not None:  # write the bids now: a crash before `remember` loses nothing
+            from sale_graph.memory_bridge import store_auction
+
+            store_auction(memory, {**state, "scores": rows, "selection": selection})
         emit(runtime, "select", winner=selection["winner"], round=selection["round"], net=selection["net"],
              margin=selection["margin"], reason=reason)
         return {"scores": rows, "selection": selection, **update}

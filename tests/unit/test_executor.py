@@ -1,0 +1,101 @@
+"""The execute node: text tool calls, budgets, outcomes (fake models, real tool objects)."""
+
+from __future__ import annotations
+
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.tools import tool
+
+from sale_graph import SaleContext, build_sale_graph
+from sale_graph.pool import AgentPool
+from sale_graph.text_tools import parse_action, render_for_text_model, tool_specs
+from tests.fakes import FakeFactory, prompt_text, spec
+
+
+@tool
+def lookup(query: str) -> str:
+    """Look a fact up."""
+    return "Canberra is the capital of Australia." if "australia" in query.lower() else "no result"
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+SPECS = tool_specs([lookup, add])
+
+
+def test_parse_action_json_and_bare_string() -> None:
+    call = parse_action('I will search.\nAction: lookup\nAction Input: {"query": "capital of Australia"}', SPECS)
+    assert call["name"] == "lookup" and call["args"] == {"query": "capital of Australia"}
+    bare = parse_action("Action: lookup\nAction Input: capital of Australia", SPECS)
+    assert bare["args"] == {"query": "capital of Australia"}
+    assert parse_action('Action: add\nAction Input: {"a": 2, "b": 3}', SPECS)["args"] == {"a": 2, "b": 3}
+    # Not a call: unknown tool, bare string for a two-argument tool, final answer first, no action.
+    assert parse_action("Action: rm_rf\nAction Input: /", SPECS) is None
+    assert parse_action("Action: add\nAction Input: two and three", SPECS) is None
+    assert parse_action("Final Answer: 5\nAction: add\nAction Input: {}", SPECS) is None
+    assert parse_action("The answer is Canberra.", SPECS) is None
+
+
+def test_render_turns_tool_turns_into_text() -> None:
+    msgs = [
+        SystemMessage(content="Follow the plan."),
+        HumanMessage(content="capital?"),
+        AIMessage(content="", tool_calls=[{"name": "lookup", "args": {"query": "x"}, "id": "1"}]),
+        ToolMessage(content="Canberra", tool_call_id="1"),
+    ]
+    out = render_for_text_model(msgs, SPECS)
+    assert "Action: <tool name>" in out[0].content and "lookup(query: string)" in out[0].content
+    assert out[2].content == 'Action: lookup\nAction Input: {"query": "x"}'
+    assert isinstance(out[3], HumanMessage) and out[3].content == "Observation: Canberra"
+
+
+def text_pool() -> AgentPool:
+    from dataclasses import replace
+
+    return AgentPool((replace(spec("only", 0.05), tool_calling="text"),), source="test")
+
+
+def run(executor, tools, **ctx) -> dict:
+    factory = FakeFactory({"bid": lambda a, m: "1. look it up 2. answer", "jury": lambda a, m: "SCORE: 4", "execute": executor})
+    graph = build_sale_graph(model_factory=factory, tools=tools).compile()
+    return graph.invoke({"task": "What is the capital of Australia?", "gold": ["Canberra"]},
+                        context=SaleContext(pool=text_pool(), check_endpoints=False, use_memory=False, **ctx))
+
+
+def test_text_agent_calls_tool_then_answers() -> None:
+    def executor(agent: str, messages) -> str:
+        text = prompt_text(messages)
+        if "Observation:" in text:
+            return "Final Answer: Canberra"
+        return 'Action: lookup\nAction Input: {"query": "capital of Australia"}'
+
+    out = run(executor, [lookup])
+    ex = out["execution"]
+    assert ex["status"] == "completed" and ex["tool_calls"] == 1 and ex["steps"] == 2
+    assert out["answer"] == "Canberra" and ex["outcome"] == "passed"
+    assert len([e for e in out["ledger"] if e["phase"] == "execute"]) == 2
+
+
+def test_step_budget_ends_with_budget_exhausted_not_exception() -> None:
+    out = run(lambda a, m: 'Action: lookup\nAction Input: {"query": "again"}', [lookup], execute_max_steps=3)
+    ex = out["execution"]
+    assert ex["status"] == "budget_exhausted" and "step budget of 3" in ex["detail"]
+    assert ex["steps"] == 3 and out["answer"] == ""
+    assert ex["outcome"] == "failed"
+    assert any("execution stopped" in n for n in out["notes"])
+
+
+def test_token_budget() -> None:
+    long_call = "thinking " * 50 + '\nAction: lookup\nAction Input: {"query": "x"}'
+    out = run(lambda a, m: long_call, [lookup], execute_max_tokens=100, execute_max_steps=20)
+    assert out["execution"]["status"] == "budget_exhausted"
+    assert "token budget of 100" in out["execution"]["detail"]
+    assert out["execution"]["steps"] == 2  # ~54 tokens a step: over 100 after the second
+
+
+def test_wrong_answer_is_graded_failed() -> None:
+    out = run(lambda a, m: "Final Answer: Sydney", [lookup])
+    assert out["execution"]["outcome"] == "failed" and "F1" in out["execution"]["outcome_detail"]
