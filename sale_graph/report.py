@@ -95,7 +95,10 @@ def render_report(state: Mapping[str, Any], timings: Mapping[str, float] | None 
         parts.append(f"Refinement: {ref.get('status', '-')}" + (f" ({detail})" if detail else ""))
     execution = state.get("execution") or {}
     if execution:
-        parts.append(Panel(state.get("answer") or f"(no answer: {execution.get('detail', '')})",
+        answer = state.get("answer") or f"(no answer: {execution.get('detail', '')})"
+        if len(answer) > 1200:
+            answer = answer[:1200] + f" ... [{len(answer) - 1200} more characters; --json shows all]"
+        parts.append(Panel(answer,
                            title=f"Answer by {execution['agent']} [{execution['status']}, {execution['steps']} steps]"))
         if execution.get("outcome"):
             parts.append(f"Outcome: {execution['outcome']} {execution.get('outcome_detail', '')}")

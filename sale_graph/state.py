@@ -50,6 +50,7 @@ class Bid(TypedDict):
     tokens: int  # |s|: completion tokens reported by the endpoint
     entropy: float
     entropy_source: Literal["logprobs", "text"]
+    entropy_text: float  # the text-level estimate, always computed, for auctions with mixed sources
     status: Literal["ok", "error"]
     error: NotRequired[str]
     seconds: float

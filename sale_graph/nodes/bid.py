@@ -47,7 +47,7 @@ def make_bid(
     try:
         result = call_model(model, messages, limiter=ctx.limiter())
     except CALL_ERRORS as exc:
-        bid = Bid(agent=agent.name, round=round_, strategy="", tokens=0, entropy=0.0, entropy_source="text",
+        bid = Bid(agent=agent.name, round=round_, strategy="", tokens=0, entropy=0.0, entropy_source="text", entropy_text=0.0,
                   status="error", error=describe_error(exc), seconds=round(time.perf_counter() - start, 3))
         return bid, []
     strategy = result.text.strip()
@@ -59,6 +59,7 @@ def make_bid(
         tokens=result.output_tokens,
         entropy=round(entropy, 6),
         entropy_source=source,  # type: ignore[typeddict-item]
+        entropy_text=round(text_entropy(strategy), 6),
         status="ok" if strategy else "error",
         seconds=round(result.seconds, 3),
     )

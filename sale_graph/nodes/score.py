@@ -29,10 +29,14 @@ def build_table(bids: Sequence[Bid], votes: Sequence[JuryVote], pool: AgentPool,
     judges = pool.names
     w_jury = weights.jury_weights(judges)
     by_key: dict[tuple[str, str, str], JuryVote] = {(v["judge"], v["bidder"], v["round"]): v for v in votes}
+    ok_bids = [b for b in bids if b["status"] == "ok"]
+    # Entropies from log-probs and from text are on different scales: when any bid lacks
+    # log-probs, every bid of the auction uses the text-level estimate.
+    common_text = any(b["entropy_source"] != "logprobs" for b in ok_bids)
     rows: list[ScoreRow] = []
-    for b in bids:
-        if b["status"] != "ok":
-            continue
+    for b in ok_bids:
+        entropy = b.get("entropy_text", b["entropy"]) if common_text else b["entropy"]
+        source = "text" if common_text else "logprobs"
         agent = pool.get(b["agent"])
         gammas: dict[str, float | None] = {}
         for j in judges:
@@ -40,16 +44,16 @@ def build_table(bids: Sequence[Bid], votes: Sequence[JuryVote], pool: AgentPool,
             gammas[j] = vote["gamma"] if vote is not None and vote["status"] == "ok" else None
         missing = [j for j, g in gammas.items() if g is None]
         cost = strategy_cost(weights.w_c, agent.price, b["tokens"])
-        value = strategy_value(b["entropy"], [gammas[j] for j in judges], weights.w_h, w_jury)
-        note = ""
+        value = strategy_value(entropy, [gammas[j] for j in judges], weights.w_h, w_jury)
+        note = "entropy: text-level for all bids (mixed sources)" if common_text and b["entropy_source"] == "logprobs" else ""
         if missing and len(missing) == len(judges):
-            note = "no judge answered: value from entropy only"
+            note = "; ".join(filter(None, [note, "no judge answered: value from entropy only"]))
         elif missing:
-            note = f"jury renormalised over {len(judges) - len(missing)}/{len(judges)} judges"
+            note = "; ".join(filter(None, [note, f"jury renormalised over {len(judges) - len(missing)}/{len(judges)} judges"]))
         rows.append(
             ScoreRow(
                 agent=b["agent"], round=b["round"], price=agent.price, tokens=b["tokens"],
-                cost=round(cost, 6), entropy=b["entropy"], entropy_source=b["entropy_source"],
+                cost=round(cost, 6), entropy=entropy, entropy_source=source,
                 jury=gammas, missing_judges=missing, value=round(value, 6), net=round(cost - value, 6), note=note,
             )
         )

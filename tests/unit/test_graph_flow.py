@@ -184,3 +184,41 @@ def test_human_override_before_execute() -> None:
     done = graph.invoke(Command(resume={"winner": "small"}), cfg, context=context)
     assert done["selection"]["winner"] == "small" and "human override" in done["selection"]["reason"]
     assert done["execution"]["agent"] == "small"
+
+
+def _with_logprobs(text: str) -> "AIMessage":
+    import math
+
+    from langchain_core.messages import AIMessage
+
+    # Every token: top-2 alternatives at 0.5 / 0.5 -> normalised entropy log2/log3.
+    content = [{"token": w, "logprob": math.log(0.5), "top_logprobs": [{"token": w, "logprob": math.log(0.5)}, {"token": "x", "logprob": math.log(0.5)}]}
+               for w in text.split()]
+    n = len(text.split())
+    return AIMessage(content=text, response_metadata={"logprobs": {"content": content}},
+                     usage_metadata={"input_tokens": 5, "output_tokens": n, "total_tokens": 5 + n})
+
+
+def test_entropy_from_logprobs_when_every_bid_has_them() -> None:
+    import math
+
+    factory = FakeFactory({"bid": lambda a, m: _with_logprobs(strategies(a, m)), "jury": fair_judge, "execute": executor})
+    out = run(factory)
+    for row in out["scores"]:
+        assert row["entropy_source"] == "logprobs"
+        assert row["entropy"] == pytest.approx(math.log(2) / math.log(3), abs=1e-6)
+
+
+def test_mixed_entropy_sources_fall_back_to_text_for_all() -> None:
+    from sale_graph.scoring import text_entropy
+
+    def bids(agent: str, messages):
+        return _with_logprobs(strategies(agent, messages)) if agent == "small" else strategies(agent, messages)
+
+    out = run(FakeFactory({"bid": bids, "jury": fair_judge, "execute": executor}))
+    by_agent = {b["agent"]: b for b in out["bids"]}
+    assert by_agent["small"]["entropy_source"] == "logprobs"  # the bid keeps what the endpoint gave
+    rows = {r["agent"]: r for r in out["scores"]}
+    assert {r["entropy_source"] for r in rows.values()} == {"text"}
+    assert rows["small"]["entropy"] == pytest.approx(text_entropy(by_agent["small"]["strategy"]), abs=1e-6)
+    assert "mixed sources" in rows["small"]["note"]

@@ -1,0 +1,155 @@
+"""Embedding the SALE auction in a larger LangGraph app.
+
+There are two ways, and they differ in how the parent's state meets the auction's.
+
+**(a) A compiled subgraph as a node, sharing state keys.**
+:func:`sale_subgraph` (or ``build_sale_graph().compile()``) is added to the parent
+directly::
+
+    parent.add_node("sale", sale_subgraph())
+
+LangGraph then hands the parent's state to the auction and writes its result back
+*by key name*:
+
+* keys read from the parent (:data:`SHARED_INPUT_KEYS`, the fields of
+  :class:`~sale_graph.state.SaleInput`): ``task`` (required), and when the parent
+  declares them ``task_id``, ``domain``, ``gold``, ``tests``, ``entry_point``,
+  ``auction_id``;
+* keys written back (:data:`SHARED_OUTPUT_KEYS`, the fields of
+  :class:`~sale_graph.state.SaleOutput`), each only if the parent declares it (the
+  others are dropped silently): ``task``, ``auction_id``, ``answer``, ``selection``,
+  ``scores``, ``execution``, ``ledger``, ``bids``, ``votes``, ``refinement``, ``notes``.
+
+Declare the written-back keys in the parent *without* a reducer (or with a
+last-value one): the auction returns each list whole, so an appending reducer would
+mix several auctions' bids. Do not declare ``auction_id`` in a parent that runs
+several auctions on one thread unless the parent sets a fresh one per run: the
+subgraph does not keep its own state between parent runs, so an ``auction_id``
+written back by the first auction is read back in by the second, which then
+reuses it (:func:`shared_key_problems` warns about both).
+
+**(b) A function node with its own schema.** :func:`sale_as_node` wraps the
+compiled auction in a node that maps the parent's state to a
+:class:`~sale_graph.state.SaleInput` and the :class:`~sale_graph.state.SaleOutput`
+back to a parent update, so the parent's keys can be named anything::
+
+    parent.add_node("route", sale_as_node(
+        input_map=lambda s: {"task": s["question"]},
+        output_map=lambda out: {"draft": out["answer"], "winner": out["selection"]["winner"]},
+    ))
+
+In both ways the subgraph runs inside the parent's run: it inherits the parent's
+runtime context (a :class:`~sale_graph.context.SaleContext` or a dict of its
+fields, unless ``context=`` says otherwise), its checkpointer (the approval
+``interrupt`` pauses the *parent* and ``Command(resume=...)`` on the parent's
+thread resumes the auction) and its stream (``stream(..., subgraphs=True)``
+shows the auction's ``custom`` progress events and node updates under the
+subgraph's namespace).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar, get_type_hints
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.runtime import Runtime
+
+from sale_graph.context import SaleContext
+from sale_graph.graph import build_sale_graph
+from sale_graph.state import SaleInput, SaleOutput
+
+ParentState = TypeVar("ParentState")
+
+#: Keys the auction reads from a parent's state when added as a node (way a).
+SHARED_INPUT_KEYS: tuple[str, ...] = tuple(SaleInput.__annotations__)
+#: Keys the auction writes back to a parent's state, where the parent declares them (way a).
+SHARED_OUTPUT_KEYS: tuple[str, ...] = tuple(SaleOutput.__annotations__)
+
+ContextSpec = SaleContext | Mapping[str, Any] | Callable[[Any], "SaleContext | Mapping[str, Any] | None"] | None
+
+
+def sale_subgraph(**build_kwargs: Any) -> Any:
+    """The auction compiled for use as a node of a parent graph that shares its keys (way a).
+
+    It is compiled without a checkpointer of its own, so it uses the parent's.
+    ``build_kwargs`` go to :func:`~sale_graph.graph.build_sale_graph` (``model_factory``,
+    ``tools``, ``memory``).
+    """
+    return build_sale_graph(**build_kwargs).compile(name="sale")
+
+
+def shared_key_problems(parent_schema: type) -> list[str]:
+    """Reasons why ``parent_schema`` will not share keys with the auction as intended (way a).
+
+    Returns an empty list when the schema is fine: it has a ``task`` key, declares
+    no written-back list with a reducer, and has no ``auction_id`` (which would be
+    reused across runs on one thread, see the module docstring).
+    """
+    hints = get_type_hints(parent_schema, include_extras=True)
+    problems: list[str] = []
+    if "task" not in hints:
+        problems.append("the parent state has no 'task' key: the auction would get no task")
+    for key in SHARED_OUTPUT_KEYS:
+        if key in hints and getattr(hints[key], "__metadata__", None):
+            problems.append(f"'{key}' has a reducer in the parent: the auction returns it whole, so runs would pile up")
+    if "auction_id" in hints:
+        problems.append("'auction_id' is declared in the parent: a second auction on the same thread would reuse "
+                        "the first one's id unless the parent sets a new one per run")
+    return problems
+
+
+def _resolve_context(spec: ContextSpec, parent_context: Any) -> SaleContext | Mapping[str, Any] | None:
+    if spec is None:
+        return parent_context
+    if callable(spec) and not isinstance(spec, (SaleContext, Mapping)):
+        return spec(parent_context)
+    return spec
+
+
+def sale_as_node(
+    input_map: Callable[[ParentState], SaleInput | Mapping[str, Any]],
+    output_map: Callable[[SaleOutput], dict[str, Any]],
+    *,
+    context: ContextSpec = None,
+    **build_kwargs: Any,
+) -> Callable[[ParentState, RunnableConfig, Runtime[Any]], dict[str, Any]]:
+    """Wrap the auction in a node with the parent's own schema (way b).
+
+    Args:
+        input_map: parent state -> the auction's input (at least ``{"task": ...}``).
+        output_map: the auction's output (:class:`SaleOutput`) -> the parent's state update.
+        context: the auction's settings. ``None`` (default) passes the parent run's context
+            through (it must then be a :class:`SaleContext` or a dict of its fields); a
+            :class:`SaleContext` or dict fixes them; a callable maps the parent's context
+            to them (for parents with a context schema of their own).
+        build_kwargs: passed to :func:`~sale_graph.graph.build_sale_graph`
+            (``model_factory``, ``tools``, ``memory``).
+
+    The node calls the compiled auction with the parent's ``config``, so the auction
+    runs as a true subgraph: it uses the parent's checkpointer (the approval interrupt
+    pauses the parent; resuming the parent resumes the auction where it stopped), and
+    its progress events and node updates reach the parent's ``stream(...,
+    subgraphs=True)``. The compiled auction is exposed as the node's ``subgraph``
+    attribute.
+    """
+    subgraph = build_sale_graph(**build_kwargs).compile(name="sale")
+
+    def sale(state: ParentState, config: RunnableConfig, runtime: Runtime[Any]) -> dict[str, Any]:
+        """Run one SALE auction on the task mapped from the parent's state."""
+        inputs = dict(input_map(state))
+        ctx = _resolve_context(context, runtime.context)
+        out: SaleOutput = subgraph.invoke(inputs, config=config, context=ctx)
+        return output_map(out)
+
+    sale.subgraph = subgraph  # type: ignore[attr-defined]
+    return sale
+
+
+__all__ = [
+    "SHARED_INPUT_KEYS",
+    "SHARED_OUTPUT_KEYS",
+    "sale_as_node",
+    "sale_subgraph",
+    "shared_key_problems",
+]
