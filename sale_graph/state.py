@@ -128,7 +128,7 @@ class SaleInput(TypedDict):
     """What a caller gives the auction: the task and, optionally, how to check the answer."""
 
     task: str
-    auction_id: NotRequired[str]
+    request_id: NotRequired[str | None]  # optional caller-chosen auction id (idempotent memory writes)
     task_id: NotRequired[str]
     domain: NotRequired[str]  # "search", "coding" or free text
     gold: NotRequired[list[str]]  # accepted answers (deep search)
@@ -139,7 +139,7 @@ class SaleInput(TypedDict):
 class SaleState(SaleInput):
     """The whole auction: input, bids, votes, table, selection, execution and ledger."""
 
-    completed_auction: NotRequired[str]
+    auction_id: NotRequired[str]
     agents: NotRequired[list[str]]
     bids: NotRequired[Annotated[list[Bid], accumulate]]
     votes: NotRequired[Annotated[list[JuryVote], accumulate]]

@@ -20,8 +20,11 @@ class TaskError(ValueError):
 def prepare(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
     """Validate the task, ping the endpoints if asked, and reset the per-auction lists.
 
-    A second run on the same thread (with a checkpointer) starts a new auction
-    with a new id instead of mixing in the previous run's bids and ledger.
+    Every run gets a fresh auction id (``request_id`` from the input when the
+    caller gives one, for idempotent memory writes; it is consumed, so it does
+    not carry over to the next run on the thread). A second run on the same
+    thread (a checkpointer, a parent graph sharing keys) therefore starts a new
+    auction instead of mixing in the previous run's bids and ledger.
     """
     task = state.get("task")
     if not isinstance(task, str) or not task.strip():
@@ -31,12 +34,11 @@ def prepare(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
     ctx.resolved_weights()  # fail early on a bad weights file
     if ctx.check_endpoints:
         check_pool(pool)
-    auction_id = state.get("auction_id")
-    if not auction_id or auction_id == state.get("completed_auction"):
-        auction_id = uuid.uuid4().hex
+    auction_id = state.get("request_id") or uuid.uuid4().hex
     emit(runtime, "auction_start", auction_id=auction_id, agents=pool.names)
     return {
         "auction_id": auction_id,
+        "request_id": None,
         "agents": pool.names,
         "bids": None,
         "votes": None,

@@ -28,6 +28,6 @@ def make_remember_node(services: SaleServices) -> Any:
             n = store_auction(memory, state)
             notes.append(f"stored {n} strategies in the auction memory")
         emit(runtime, "remember", auction_id=state.get("auction_id"), notes=notes)
-        return {"completed_auction": state.get("auction_id"), "notes": notes}
+        return {"notes": notes}
 
     return remember

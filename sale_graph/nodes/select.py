@@ -56,10 +56,13 @@ def make_select_node(services: SaleServices) -> Any:
                 reason = (f"refined bid of {winner['agent']} lowered C - V to {winner['net']:+.4f}, "
                           f"below provisional winner {provisional['agent']} ({provisional['net']:+.4f})")
                 outcome = f"refined bid of {winner['agent']} took the task"
+            elif refined:
+                outcome = "no refined bid beat the provisional winner"
             else:
-                outcome = ("no refined bid beat the provisional winner" if refined
-                           else "no agent produced a refined bid")
-                reason += f"; {outcome}, {provisional['agent']} stays"
+                skipped = {a: e.get("reason", e.get("error", "")) for a, e in refinement.get("agents", {}).items()}
+                outcome = "no agent produced a refined bid (" + "; ".join(f"{a}: {r}" for a, r in sorted(skipped.items())) + ")"
+            if winner is provisional:
+                reason += f"; {outcome}; {provisional['agent']} stays"
             update["refinement"] = {"status": "done", "outcome": outcome}
         elif not refinement.get("status"):
             cheaper = [a.name for a in pool.by_price()

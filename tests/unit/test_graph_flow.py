@@ -222,3 +222,16 @@ def test_mixed_entropy_sources_fall_back_to_text_for_all() -> None:
     assert {r["entropy_source"] for r in rows.values()} == {"text"}
     assert rows["small"]["entropy"] == pytest.approx(text_entropy(by_agent["small"]["strategy"]), abs=1e-6)
     assert "mixed sources" in rows["small"]["note"]
+
+
+def test_request_id_sets_auction_id_once() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    factory = FakeFactory({"bid": strategies, "jury": fair_judge, "execute": executor})
+    graph = build_sale_graph(model_factory=factory).compile(checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": "rid"}}
+    context = SaleContext(pool=POOL, check_endpoints=False, use_memory=False)
+    first = graph.invoke({"task": "What is the capital of Australia?", "request_id": "my-id-1"}, cfg, context=context)
+    second = graph.invoke({"task": "What is the capital of Australia?"}, cfg, context=context)
+    assert first["auction_id"] == "my-id-1"
+    assert second["auction_id"] not in ("my-id-1", "")
