@@ -79,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     context = SaleContext(
         pool=args.pool, weights=args.weights, max_concurrency=args.max_concurrency,
         use_memory=not args.no_memory, memory_dir=args.memory_dir, memory_url=args.chroma_url,
-        search={"backend": "local", "corpus": args.corpus} if args.corpus else None,
+        search={"backend": "local", "path": args.corpus} if args.corpus else None,
     )
     server = None
     try:

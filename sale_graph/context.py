@@ -37,7 +37,7 @@ class SaleContext:
         execute_max_tokens: total generated tokens the execution may spend.
         execute_step_max_tokens: cap on one execution step's generation.
         execute_wall_time_s: wall-clock budget of the execution.
-        search: web-search backend config for the executor, e.g. ``{"backend": "local", "corpus": "docs.jsonl"}``.
+        search: web-search backend config for the executor, e.g. ``{"backend": "local", "path": "docs.jsonl"}``.
         approve_before_execute: pause before ``execute`` for a human to confirm or override the winner.
     """
 

@@ -33,6 +33,7 @@ import math
 import os
 import re
 import sys
+import threading
 import time
 import unicodedata
 import urllib.parse
@@ -61,6 +62,7 @@ __all__ = [
     "source_fingerprint",
     "wiki_corpus_path",
     "wiki_summaries_file",
+    "wiki_url",
     "StderrProgress",
 ]
 
@@ -352,8 +354,8 @@ def _stem(token: str) -> str:
 
 
 def tokenize(text: str) -> list[str]:
-    """Keyword tokens of a text: case-folded, accents removed, stop words dropped, plurals stemmed."""
-    folded = unicodedata.normalize("NFKD", text.casefold())
+    """Keyword tokens of a text: case-folded, possessives and accents removed, stop words dropped, plurals stemmed."""
+    folded = unicodedata.normalize("NFKD", re.sub(r"['\u2019]s\b", "", text.casefold()))
     folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
     return [_stem(t) for t in _TOKEN.findall(folded) if t not in _STOPWORDS]
 
@@ -541,6 +543,7 @@ class _Loaded:
     bm25: BM25Index
     by_id: dict[str, CorpusDocument] = field(default_factory=dict)
     by_url: dict[str, CorpusDocument] = field(default_factory=dict)
+    by_chunk: dict[str, Chunk] = field(default_factory=dict)
 
 
 class LocalCorpus:
@@ -583,6 +586,10 @@ class LocalCorpus:
         self._loaded: _Loaded | None = None
         self._collection: Any | None = None
         self.last_build: BuildReport | None = None
+        # Tool calls may run in parallel threads (LangGraph's ToolNode): one thread builds or loads,
+        # and calls into the embedding engine are serialised.
+        self._build_lock = threading.RLock()
+        self._embed_lock = threading.Lock()
 
     # -- locations and settings
 
@@ -688,7 +695,14 @@ class LocalCorpus:
         docs = load_documents(self.source, self.name)
         chunks = _chunk_documents(docs, self.chunk_chars, self.overlap_chars)
         bm25 = BM25Index([tokenize(f"{c.title}\n{c.text}") for c in chunks])
-        return _Loaded(docs=docs, chunks=chunks, bm25=bm25, by_id={d.id: d for d in docs}, by_url={d.url: d for d in docs})
+        return _Loaded(
+            docs=docs,
+            chunks=chunks,
+            bm25=bm25,
+            by_id={d.id: d for d in docs},
+            by_url={d.url: d for d in docs},
+            by_chunk={c.id: c for c in chunks},
+        )
 
     def _progress_fn(self) -> ProgressFn | None:
         if self._progress is True:
@@ -705,7 +719,7 @@ class LocalCorpus:
         new or changed and deletes chunks that disappeared; ``force`` re-embeds
         everything.
         """
-        with _file_lock(self.index_dir / "index.lock"):
+        with self._build_lock, _file_lock(self.index_dir / "index.lock"):
             report = self._ensure_index_locked(force)
         self.last_build = report
         return report
@@ -770,7 +784,8 @@ class LocalCorpus:
         progress = self._progress_fn() if todo else None
         for i in range(0, len(todo), self.batch_size):
             batch = todo[i : i + self.batch_size]
-            vectors = self.embeddings.embed_documents([f"{c.title}\n{c.text}" for c in batch])
+            with self._embed_lock:
+                vectors = self.embeddings.embed_documents([f"{c.title}\n{c.text}" for c in batch])
             collection.upsert(
                 ids=[c.id for c in batch],
                 embeddings=[np.asarray(v, dtype=np.float32) for v in vectors],
@@ -808,8 +823,9 @@ class LocalCorpus:
         )
 
     def _ready(self) -> _Loaded:
-        if self._loaded is None or self._collection is None:
-            self.ensure_index()
+        with self._build_lock:
+            if self._loaded is None or self._collection is None:
+                self.ensure_index()
         assert self._loaded is not None
         return self._loaded
 
@@ -821,7 +837,8 @@ class LocalCorpus:
         n = min(depth, len(loaded.chunks))
         if n <= 0:
             return []
-        qvec = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
+        with self._embed_lock:
+            qvec = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
         res = self._collection.query(query_embeddings=[qvec], n_results=n, include=["distances"])
         return list(res["ids"][0])
 
@@ -852,7 +869,7 @@ class LocalCorpus:
         if mode in ("hybrid", "keyword"):
             rankings.append(self.keyword_ranking(query, depth))
         fused = reciprocal_rank_fusion(rankings)
-        by_chunk = {c.id: c for c in loaded.chunks} if len(fused) else {}
+        by_chunk = loaded.by_chunk
         hits: list[CorpusHit] = []
         seen_docs: set[str] = set()
         for chunk_id, score in fused:
@@ -869,17 +886,19 @@ class LocalCorpus:
 
     def get_document(self, key: str) -> CorpusDocument | None:
         """The document with this URL or id, or None: lets ``fetch_page`` serve corpus pages offline."""
-        loaded = self._loaded or self._load()
-        if self._loaded is None:
-            self._loaded = loaded
+        with self._build_lock:
+            if self._loaded is None:
+                self._loaded = self._load()
+            loaded = self._loaded
         return loaded.by_url.get(key) or loaded.by_id.get(key)
 
     @property
     def documents(self) -> list[CorpusDocument]:
         """All documents of the corpus (loads the source, does not build the index)."""
-        if self._loaded is None:
-            self._loaded = self._load()
-        return list(self._loaded.docs)
+        with self._build_lock:
+            if self._loaded is None:
+                self._loaded = self._load()
+            return list(self._loaded.docs)
 
     def info(self) -> dict[str, Any]:
         """Name, source, location and the last build manifest, for logs and reports."""

@@ -31,6 +31,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+# MissingExtraError is re-exported: one error type for every missing optional extra.
+from tools.corpus import SEARCH_MODES, WIKI_CORPUS_NAME, LocalCorpus, MissingExtraError, wiki_corpus_path
+
 __all__ = [
     "SearchResult",
     "SearchBackend",
@@ -47,8 +50,6 @@ __all__ = [
     "parse_tavily_response",
     "parse_searxng_response",
 ]
-
-from tools.corpus import MissingExtraError  # re-exported: one error type for every missing optional extra
 
 DEFAULT_TIMEOUT_S = 20.0
 MAX_RESULTS_LIMIT = 20
@@ -123,8 +124,6 @@ class LocalCorpusBackend:
         overlap_chars: int = 150,
         progress: Any = True,
     ) -> None:
-        from tools.corpus import SEARCH_MODES, WIKI_CORPUS_NAME, LocalCorpus, wiki_corpus_path
-
         if mode not in SEARCH_MODES:
             raise SearchConfigError(f"local search: mode {mode!r} is unknown; use one of {', '.join(SEARCH_MODES)}")
         if source is None:
@@ -503,6 +502,9 @@ def make_search_backend(config: Mapping[str, Any] | None = None) -> SearchBacken
         for field in ("chunk_chars", "overlap_chars"):
             if field in options and (isinstance(options[field], bool) or not isinstance(options[field], int)):
                 raise SearchConfigError(f"search config: {field!r} must be an integer, got {options[field]!r}")
+        for field in ("name", "mode"):
+            if field in options and not isinstance(options[field], str):
+                raise SearchConfigError(f"search config: {field!r} must be a string, got {options[field]!r}")
         if "progress" in options and not isinstance(options["progress"], bool):
             raise SearchConfigError(f"search config: 'progress' must be true or false, got {options['progress']!r}")
         return LocalCorpusBackend(Path(path).expanduser() if path is not None else None, **options)
