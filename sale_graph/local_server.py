@@ -38,7 +38,8 @@ from sale_graph.paths import data_path
 from sale_graph.pool import AgentPool, AgentSpec
 
 HOST = "127.0.0.1"
-BASE_PORT = int(os.environ.get("SALE_EMBEDDED_PORT", "8741"))
+DEFAULT_BASE_PORT = 8741
+PORT_ENV = "SALE_EMBEDDED_PORT"
 
 
 class ServerError(RuntimeError):
@@ -62,10 +63,25 @@ class EmbeddedModel:
         return f"http://{HOST}:{self.port}/v1"
 
 
-EMBEDDED_MODELS: tuple[EmbeddedModel, ...] = (
-    EmbeddedModel("smollm2-135m", BASE_PORT, 0.05, 0.05, None, True),
-    EmbeddedModel("gemma3-270m", BASE_PORT + 1, 0.09, 0.09, "sale-plain", False),
-)
+def base_port() -> int:
+    """First port of the embedded servers: ``$SALE_EMBEDDED_PORT`` or 8741 (the next model uses +1)."""
+    raw = os.environ.get(PORT_ENV, str(DEFAULT_BASE_PORT))
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ServerError(f"{PORT_ENV}={raw!r} is not a port number") from None
+    if not 1024 <= port <= 65534:
+        raise ServerError(f"{PORT_ENV}={port} is outside 1024-65534")
+    return port
+
+
+def embedded_models() -> tuple[EmbeddedModel, ...]:
+    """The embedded models with their ports (read from the environment at each call)."""
+    port = base_port()
+    return (
+        EmbeddedModel("smollm2-135m", port, 0.05, 0.05, None, True),
+        EmbeddedModel("gemma3-270m", port + 1, 0.09, 0.09, "sale-plain", False),
+    )
 
 
 def embedded_pool() -> AgentPool:
@@ -76,7 +92,7 @@ def embedded_pool() -> AgentPool:
             max_tokens=512, logprobs=m.logprobs, top_logprobs=5, temperature=0.2, timeout_s=300.0,
             extra_body={"repeat_penalty": 1.3}, tool_calling="text",
         )
-        for m in EMBEDDED_MODELS
+        for m in embedded_models()
     )
     return AgentPool(agents, source="embedded pool")
 
@@ -140,8 +156,8 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 class EmbeddedServer:
     """Starts and stops the llama.cpp server processes of the embedded pool."""
 
-    def __init__(self, models: tuple[EmbeddedModel, ...] = EMBEDDED_MODELS, startup_timeout_s: float = 180.0) -> None:
-        self.models = models
+    def __init__(self, models: tuple[EmbeddedModel, ...] | None = None, startup_timeout_s: float = 180.0) -> None:
+        self.models = models if models is not None else embedded_models()
         self.startup_timeout_s = startup_timeout_s
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: dict[str, Path] = {}

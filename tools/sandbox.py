@@ -39,7 +39,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Literal, Protocol, runtime_checkable
+from typing import Callable, Iterable, Literal, Protocol, Sequence, runtime_checkable
 
 LimitName = Literal["wall_time", "cpu_time", "memory", "file_size", "processes", "output"]
 
@@ -378,6 +378,22 @@ def python_mounts(paths: Iterable[str], mode_of: Callable[[str], int]) -> list[s
                 args += ["--perms", "0755", "--dir", str(current)]
                 created.add(str(current))
         args += ["--ro-bind", needed, needed]
+    return args
+
+
+PRIVATE_ROOTS = ("/tmp",)
+
+
+def private_root_binds(paths: Iterable[str], private_roots: Sequence[str] = PRIVATE_ROOTS) -> list[str]:
+    """bwrap arguments that bind back, read-only, needed paths that live under a private tmpfs.
+
+    The sandbox gets an empty ``/tmp``: an interpreter or virtualenv installed under
+    ``/tmp`` (a CI checkout, say) would vanish without these binds.
+    """
+    args: list[str] = []
+    for needed in sorted(set(paths)):
+        if any(needed == root or needed.startswith(root.rstrip("/") + "/") for root in private_roots):
+            args += ["--ro-bind", needed, needed]
     return args
 
 
@@ -805,7 +821,8 @@ class BubblewrapSandbox(_ProcessSandbox):
         self.bwrap = found
         self.as_root = os.geteuid() == 0
         self.isolation = "bubblewrap"
-        self._mounts = python_mounts(_python_paths(self.python), _mode_of) if self.as_root else []
+        needed = _python_paths(self.python)
+        self._mounts = (python_mounts(needed, _mode_of) if self.as_root else []) + private_root_binds(needed)
 
     def _plan(self, workdir: str, run_id: str, limits: SandboxLimits) -> _RunPlan:
         uid = _throwaway_uid() if self.as_root else None

@@ -7,11 +7,37 @@ from collections.abc import Iterator
 import pytest
 
 
+def _free_port_pair() -> int:
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+        if port >= 65000:
+            continue
+        with socket.socket() as b:
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no two consecutive free ports on loopback")
+
+
 @pytest.fixture(scope="session")
 def embedded_server() -> Iterator[object]:
-    """Start the embedded model servers once per session (reusing ones already running)."""
+    """Start the embedded model servers once per session, on ports of their own.
+
+    The ports go into ``SALE_EMBEDDED_PORT`` so the CLI subprocesses of the tests use
+    the same servers, and a user's own ``sale serve`` on the default ports is never
+    touched (nor can it stop under the tests' feet).
+    """
+    import os
+
     from sale_graph.local_server import EmbeddedServer
 
+    os.environ["SALE_EMBEDDED_PORT"] = str(_free_port_pair())
     server = EmbeddedServer()
     server.start()
     yield server

@@ -43,7 +43,7 @@ def bids(agent: str, messages) -> str:
 
 def run(memory: AuctionMemory, refine_responder) -> tuple[dict, FakeFactory]:
     factory = FakeFactory({"bid": bids, "jury": judge, "refine": refine_responder, "execute": lambda a, m: "Final Answer: Canberra"})
-    graph = build_sale_graph(model_factory=factory, memory=memory).compile()
+    graph = build_sale_graph(model_factory=factory, memory=memory, tools=[]).compile()
     out = graph.invoke({"task": TASK, "domain": "search", "gold": ["Canberra"]},
                        context=SaleContext(pool=POOL, check_endpoints=False))
     return out, factory
@@ -96,7 +96,7 @@ def test_cheapest_winner_pays_nothing_for_refinement(tmp_path: Path) -> None:
     mem = AuctionMemory(path=tmp_path / "m")
     factory = FakeFactory({"bid": lambda a, m: STRONG, "jury": judge, "refine": lambda a, m: STRONG,
                            "execute": lambda a, m: "Final Answer: Canberra"})
-    graph = build_sale_graph(model_factory=factory, memory=mem).compile()
+    graph = build_sale_graph(model_factory=factory, memory=mem, tools=[]).compile()
     out = graph.invoke({"task": TASK}, context=SaleContext(pool=POOL, check_endpoints=False))
     assert out["selection"]["winner"] == "small"
     assert out["refinement"] == {"status": "skipped", "reason": "the provisional winner is the cheapest agent"}
