@@ -13,8 +13,8 @@ LangGraph then hands the parent's state to the auction and writes its result bac
 
 * keys read from the parent (:data:`SHARED_INPUT_KEYS`, the fields of
   :class:`~sale_graph.state.SaleInput`): ``task`` (required), and when the parent
-  declares them ``task_id``, ``domain``, ``gold``, ``tests``, ``entry_point``,
-  ``auction_id``;
+  declares them ``request_id``, ``task_id``, ``domain``, ``gold``, ``tests``,
+  ``entry_point``;
 * keys written back (:data:`SHARED_OUTPUT_KEYS`, the fields of
   :class:`~sale_graph.state.SaleOutput`), each only if the parent declares it (the
   others are dropped silently): ``task``, ``auction_id``, ``answer``, ``selection``,
@@ -22,11 +22,11 @@ LangGraph then hands the parent's state to the auction and writes its result bac
 
 Declare the written-back keys in the parent *without* a reducer (or with a
 last-value one): the auction returns each list whole, so an appending reducer would
-mix several auctions' bids. Do not declare ``auction_id`` in a parent that runs
-several auctions on one thread unless the parent sets a fresh one per run: the
-subgraph does not keep its own state between parent runs, so an ``auction_id``
-written back by the first auction is read back in by the second, which then
-reuses it (:func:`shared_key_problems` warns about both).
+mix several auctions' bids. Every run gets a fresh ``auction_id`` (a parent that
+declares it just sees the latest). A parent that declares ``request_id`` (a
+caller-chosen auction id) gets it cleared after each run (``None`` is written
+back), so the next auction on the thread gets a fresh id unless the parent sets a
+new one (:func:`shared_key_problems` warns about the reducer case).
 
 **(b) A function node with its own schema.** :func:`sale_as_node` wraps the
 compiled auction in a node that maps the parent's state to a
@@ -50,10 +50,11 @@ subgraph's namespace).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, get_type_hints
+from typing import Annotated, Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.runtime import Runtime
+from typing_extensions import NotRequired, ReadOnly, Required, get_args, get_origin, get_type_hints
 
 from sale_graph.context import SaleContext
 from sale_graph.graph import build_sale_graph
@@ -82,21 +83,23 @@ def sale_subgraph(**build_kwargs: Any) -> Any:
 def shared_key_problems(parent_schema: type) -> list[str]:
     """Reasons why ``parent_schema`` will not share keys with the auction as intended (way a).
 
-    Returns an empty list when the schema is fine: it has a ``task`` key, declares
-    no written-back list with a reducer, and has no ``auction_id`` (which would be
-    reused across runs on one thread, see the module docstring).
+    Returns an empty list when the schema is fine: it has a ``task`` key and
+    declares no written-back list with a reducer (see the module docstring).
     """
     hints = get_type_hints(parent_schema, include_extras=True)
     problems: list[str] = []
     if "task" not in hints:
         problems.append("the parent state has no 'task' key: the auction would get no task")
     for key in SHARED_OUTPUT_KEYS:
-        if key in hints and getattr(hints[key], "__metadata__", None):
+        if key in hints and _has_reducer(hints[key]):
             problems.append(f"'{key}' has a reducer in the parent: the auction returns it whole, so runs would pile up")
-    if "auction_id" in hints:
-        problems.append("'auction_id' is declared in the parent: a second auction on the same thread would reuse "
-                        "the first one's id unless the parent sets a new one per run")
     return problems
+
+
+def _has_reducer(hint: Any) -> bool:
+    while get_origin(hint) in (NotRequired, Required, ReadOnly):
+        hint = get_args(hint)[0]
+    return get_origin(hint) is Annotated and any(callable(m) for m in get_args(hint)[1:])
 
 
 def _resolve_context(spec: ContextSpec, parent_context: Any) -> SaleContext | Mapping[str, Any] | None:

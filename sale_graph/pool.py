@@ -211,7 +211,7 @@ def pool_from_dict(data: dict[str, Any], source: str = "<dict>") -> AgentPool:
     """Validate a parsed pool config and build the pool; errors name the file and the agent."""
     if not isinstance(data, dict):
         raise PoolError(f"{source}: a pool config is a table with an 'agents' array")
-    unknown = sorted(set(data) - {"agents"})
+    unknown = sorted(set(data) - {"agents", "source"})  # "source": a serialised AgentPool's label
     if unknown:
         raise PoolError(f"{source}: unknown top-level key(s) {', '.join(unknown)}; expected only [[agents]]")
     raw_agents = data.get("agents")

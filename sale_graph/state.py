@@ -156,6 +156,7 @@ class SaleOutput(TypedDict):
     """What the auction returns to a parent graph."""
 
     task: str
+    request_id: NotRequired[str | None]  # always None after a run: a parent sharing the key gets it cleared
     auction_id: str
     answer: str
     selection: SelectionInfo
