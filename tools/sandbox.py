@@ -391,9 +391,20 @@ def private_root_binds(paths: Iterable[str], private_roots: Sequence[str] = PRIV
     ``/tmp`` (a CI checkout, say) would vanish without these binds.
     """
     args: list[str] = []
+    created: set[str] = set()
     for needed in sorted(set(paths)):
-        if any(needed == root or needed.startswith(root.rstrip("/") + "/") for root in private_roots):
-            args += ["--ro-bind", needed, needed]
+        root = next((r for r in private_roots if needed.startswith(r.rstrip("/") + "/")), None)
+        if root is None:
+            continue
+        # Directories bwrap would create on its own are root-only (0700): make them
+        # traversable for the throw-away uid the code runs as.
+        current = PurePosixPath(root)
+        for part in PurePosixPath(needed).relative_to(root).parts[:-1]:
+            current = current / part
+            if str(current) not in created:
+                args += ["--perms", "0755", "--dir", str(current)]
+                created.add(str(current))
+        args += ["--ro-bind", needed, needed]
     return args
 
 

@@ -40,12 +40,18 @@ def _make(kind: str) -> BubblewrapSandbox | RlimitSandbox:
     if kind == "bubblewrap":
         import shutil
 
+        import os
+
         bwrap = shutil.which("bwrap")
         if bwrap is None:
+            # CI installs bubblewrap: there its absence is a failure, elsewhere a skip.
+            if os.environ.get("CI"):
+                pytest.fail("bubblewrap is not installed on CI (.ci/run installs it)")
             pytest.skip("bubblewrap not installed")
         failure = probe_bubblewrap(bwrap)
         if failure is not None:
-            pytest.skip(f"bubblewrap does not work here: {failure}")
+            # Installed but broken is a sandbox bug, never a silent skip.
+            pytest.fail(f"bubblewrap is installed but the sandbox cannot use it: {failure}")
         return BubblewrapSandbox()
     return RlimitSandbox()
 
