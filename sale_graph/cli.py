@@ -180,12 +180,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the embedded local pool (llama.cpp on loopback) until Ctrl-C")
     serve.set_defaults(func=cmd_serve)
 
-    try:
-        from sale_graph.memory_cli import register_memory_commands
-    except ImportError:  # pragma: no cover - memory_cli ships with the package
-        pass
-    else:
-        register_memory_commands(sub)
+    from sale_graph.bench.cli import register_bench_commands
+    from sale_graph.memory_cli import register_memory_commands
+
+    register_memory_commands(sub)
+    register_bench_commands(sub)
     return parser
 
 

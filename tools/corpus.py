@@ -639,7 +639,7 @@ class LocalCorpus:
 
     def _write_manifest(self, manifest: dict[str, Any]) -> None:
         path = self._manifest_path()
-        tmp = path.with_suffix(".json.tmp")
+        tmp = path.with_suffix(f".json.{os.getpid()}.{threading.get_ident()}.tmp")  # unique: concurrent writers
         tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
         tmp.replace(path)
 
@@ -980,7 +980,7 @@ def wiki_corpus_path(lang: str = "en-us") -> Path:
 
     out = data_path("corpus", "sources", f"wiki-{lang}.jsonl")
     if not out.exists() or out.read_bytes() != content:
-        tmp = out.with_suffix(".jsonl.tmp")
+        tmp = out.with_suffix(f".jsonl.{os.getpid()}.{threading.get_ident()}.tmp")  # unique: concurrent writers
         tmp.write_bytes(content)
         tmp.replace(out)
     return out

@@ -1,0 +1,5 @@
+"""``python -m sale_graph.bench``: the benchmark harness without the main ``sale`` CLI."""
+
+from sale_graph.bench.cli import main
+
+raise SystemExit(main())
