@@ -37,6 +37,7 @@ class SaleContext:
         execute_max_tokens: total generated tokens the execution may spend.
         execute_step_max_tokens: cap on one execution step's generation.
         execute_wall_time_s: wall-clock budget of the execution.
+        search_first: open a ``search``-domain execution with a ``web_search`` for the task text.
         search: web-search backend config for the executor, e.g. ``{"backend": "local", "path": "docs.jsonl"}``.
         approve_before_execute: pause before ``execute`` for a human to confirm or override the winner.
     """
@@ -60,6 +61,7 @@ class SaleContext:
     execute_step_max_tokens: int = 384
     execute_wall_time_s: float = 300.0
     search: dict[str, Any] | None = None
+    search_first: bool = True
     approve_before_execute: bool = False
 
     def __post_init__(self) -> None:

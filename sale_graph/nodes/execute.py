@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langgraph.errors import GraphRecursionError
 from langgraph.runtime import Runtime
 
@@ -32,6 +33,25 @@ def _tool_names(tools: list[Any]) -> list[str]:
     return [getattr(t, "name", getattr(t, "__name__", str(t))) for t in tools]
 
 
+def search_first_messages(task: str, tools: list[Any], max_results: int = 3) -> list[BaseMessage]:
+    """A ``web_search`` for the task text, as a tool call and its result, to open a search task's run.
+
+    Deep-search strategies start with a search; small models often answer from
+    memory instead. Running that first search for them (visible in the trace as
+    an ordinary tool call) grounds the answer in the corpus; the model still
+    decides what to do next.
+    """
+    search = next((t for t in tools if getattr(t, "name", "") == "web_search"), None)
+    if search is None:
+        return []
+    call_id = f"call_{uuid.uuid4().hex[:12]}"
+    args = {"query": task, "max_results": max_results}
+    result = search.invoke({"name": "web_search", "args": args, "id": call_id, "type": "tool_call"})
+    content = result.content if isinstance(result, ToolMessage) else str(result)
+    return [AIMessage(content="", tool_calls=[{"name": "web_search", "args": args, "id": call_id, "type": "tool_call"}]),
+            ToolMessage(content=content, tool_call_id=call_id, name="web_search")]
+
+
 def make_execute_node(services: SaleServices) -> Any:
     """Build the ``execute`` node bound to ``services`` (its tools and model factory)."""
 
@@ -54,10 +74,17 @@ def make_execute_node(services: SaleServices) -> Any:
         steps = tool_calls = out_tokens = 0
         last_ai: AIMessage | None = None
         status, detail = "completed", ""
+        opening: list[Any] = [("user", state["task"])]
+        if ctx.search_first and state.get("domain") == "search":
+            prefetch = search_first_messages(state["task"], tools)
+            if prefetch:
+                opening += prefetch
+                tool_calls += 1
+                emit(runtime, "execute_step", agent=agent.name, step=0, tool_calls=["web_search"], output_tokens=0)
         step_start = time.perf_counter()
         try:
             stream = react.stream(
-                {"messages": [("user", state["task"])]},
+                {"messages": opening},
                 stream_mode="updates",
                 config={"recursion_limit": 2 * ctx.execute_max_steps + 1},
             )

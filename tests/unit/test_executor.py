@@ -131,3 +131,28 @@ def test_bid_prompt_names_the_default_tools_of_the_domain() -> None:
         context=SaleContext(pool=text_pool(), check_endpoints=False, use_memory=False))
     assert out["execution"]["status"] == "completed"
     assert "(run_python, run_tests)" in prompts[0]
+
+
+def test_search_task_opens_with_a_search_the_model_reads() -> None:
+    @tool
+    def web_search(query: str, max_results: int = 5) -> str:
+        """Search the corpus."""
+        return '[{"title": "Canberra", "url": "u", "content": "Canberra is the capital of Australia."}]'
+
+    seen: list[str] = []
+
+    def executor(agent: str, messages) -> str:
+        seen.append(prompt_text(messages))
+        return "Final Answer: Canberra"
+
+    factory = FakeFactory({"bid": lambda a, m: "1. search 2. answer", "jury": lambda a, m: "SCORE: 4", "execute": executor})
+    graph = build_sale_graph(model_factory=factory, tools=[web_search]).compile()
+    ctx = dict(pool=text_pool(), check_endpoints=False, use_memory=False)
+    out = graph.invoke({"task": "What is the capital of Australia?", "domain": "search", "gold": ["Canberra"]},
+                       context=SaleContext(**ctx))
+    assert "Observation: [{\"title\": \"Canberra\"" in seen[0]  # the model saw the search result
+    assert out["execution"]["tool_calls"] == 1 and out["execution"]["outcome"] == "passed"
+    seen.clear()
+    off = graph.invoke({"task": "What is the capital of Australia?", "domain": "search", "gold": ["Canberra"]},
+                       context=SaleContext(search_first=False, **ctx))
+    assert "Observation: [" not in seen[0] and off["execution"]["tool_calls"] == 0
