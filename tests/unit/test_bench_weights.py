@@ -65,41 +65,91 @@ def test_zero_regret_market_is_solved_exactly(tmp_path) -> None:
 
 def test_min_max_value_when_no_weights_can_separate_two_tasks() -> None:
     # Identical bids on t1 and t2 but opposite outcomes: any weights pick the same agent on both.
-    # cost scale = 2: u(small) = 0.5 (+2 if failed), u(large) = 1.0 (+2 if failed).
-    # Pick small everywhere: regrets (0, 2.5 - 1.0 = 1.5); pick large: (3.0 - 0.5 = 2.5, 0). Min-max: small, Q = 1.5.
+    # cost scale = 2: a pass costs u = cost / 2 (small 0.5, large 1.0), a failure u = P = 2 whoever failed.
+    # Pick small everywhere: regrets (0, 2 - 1.0 = 1.0); pick large: (2 - 0.5 = 1.5, 0). Min-max: small, Q = 1.0.
+    # (Before the fix a failure also counted its own cost, u = cost/2 + 2: z was [[0, 2.5], [1.5, 0]].)
     recs = [
         _record("t1", {A: True, B: False}, {A: 1.0, B: 2.0}, {A: 0.0, B: 1.0}),
         _record("t2", {A: False, B: True}, {A: 1.0, B: 2.0}, {A: 0.0, B: 1.0}),
     ]
     market = Market.from_records(recs)
     z, scale = outcome_regret(market)
-    assert scale == 2.0 and z.tolist() == [[0.0, 2.5], [1.5, 0.0]]
+    assert scale == 2.0 and z.tolist() == [[0.0, 1.5], [1.0, 0.0]]
     res = fit_weights(market, objective="minmax")
     assert [market.agents[i] for i in res.selection] == [A, A]
-    assert res.max_regret == pytest.approx(1.5)
-    assert res.objective_value == pytest.approx(1.5 + 1e-3 * 0.75, abs=1e-6)
+    assert res.max_regret == pytest.approx(1.0)
+    assert res.objective_value == pytest.approx(1.0 + 1e-3 * 0.5, abs=1e-6)
     mean = fit_weights(market, objective="mean")
-    assert mean.objective_value == pytest.approx(0.75, abs=1e-6)
+    assert mean.objective_value == pytest.approx(0.5, abs=1e-6)
     assert [market.agents[i] for i in mean.selection] == [A, A]
 
 
-def test_min_max_and_mean_disagree_where_the_worst_task_matters() -> None:
-    # Judge 'small' scores large's bid 1.0 on every task, so large wins exactly when w_j > 0.5 w_c~ (all or nothing).
-    # t1..t3: only small passes (large costs 2 and fails: regret of picking large = 3.0 - 0.5 = 2.5 each);
-    # t4: only large passes (picking small: 2.5 - 1.0 = 1.5).
-    # mean: small everywhere (mean 1.5/4) beats large everywhere (7.5/4). min-max: small (max 1.5 < 2.5). Both small.
-    # Now make t4's failure of small far worse by a dearer small execution:
+def test_a_failing_agent_own_cost_no_longer_decides_the_min_max() -> None:
+    # The mechanism of the min-max collapse. Judge 'small' scores large's bid 1.0 on every task, so large wins
+    # exactly when w_j > 0.5 w_c~ (all or nothing). t1..t3: only small passes (cost 1); t4: only large passes,
+    # and small's failed run was dear (cost 8). Cost scale 8.
+    # Before the fix (u = cost/8 + 2*failed): small everywhere had max regret 3 - 0.25 = 2.75 (its failure on t4
+    # counted its own cost), large everywhere 2.25 - 0.125 = 2.125, so min-max picked large and passed 1 task of 4.
+    # Now a failure is u = 2 whoever failed: small everywhere: max 2 - 0.25 = 1.75, mean 1.75/4;
+    # large everywhere: max 2 - 0.125 = 1.875, mean 3 * 1.875/4. Both objectives pick small (3 tasks of 4 pass).
     recs = [_record(f"t{k}", {A: True, B: False}, {A: 1.0, B: 2.0}, {A: 0.0, B: 1.0}) for k in (1, 2, 3)]
     recs.append(_record("t4", {A: False, B: True}, {A: 8.0, B: 2.0}, {A: 0.0, B: 1.0}))
     market = Market.from_records(recs)
-    # cost scale 8: picking small on t4 costs u = 1 + 2 = 3 vs large 0.25: regret 2.75;
-    # picking large on t1..t3 costs u = 0.25 + 2 vs 0.125: regret 2.125 each.
     mm = fit_weights(market, objective="minmax")
     mean = fit_weights(market, objective="mean")
-    assert [market.agents[i] for i in mm.selection] == [B, B, B, B]  # worst case 2.125 < 2.75
-    assert mm.max_regret == pytest.approx(2.125)
-    assert [market.agents[i] for i in mean.selection] == [A, A, A, A]  # mean 2.75/4 < 3*2.125/4
-    assert mean.objective_value == pytest.approx(2.75 / 4, abs=1e-6)
+    assert [market.agents[i] for i in mm.selection] == [A, A, A, A]
+    assert mm.max_regret == pytest.approx(1.75)
+    assert mm.objective_value == pytest.approx(1.75 + 1e-3 * 1.75 / 4, abs=1e-6)
+    assert [market.agents[i] for i in mean.selection] == [A, A, A, A]
+    assert mean.objective_value == pytest.approx(1.75 / 4, abs=1e-6)
+
+
+def _hard_task_market(with_unwinnable: bool) -> Market:
+    # Large wins task t iff w_j * (g_large - g_small) > 0.5 w_c~ + delta (entropy is 0, only judge 'small' scores),
+    # so the rule is a threshold on the jury gap d_t = g_large - g_small.
+    # t1..t4 (d = 0.6): both pass; small costs 1, large 2 (scale 2): picking large costs regret 0.5 each.
+    # t5 (d = 0.4): only large passes: picking small costs regret 2 - 1.0 = 1.0.
+    # A threshold can put large on t5 only with large on t1..t4 too. Small everywhere: max 1.0, mean 1.0/5;
+    # large everywhere: max 0.5, mean 2.0/5. Min-max protects the hard task (large), the mean saves cost (small).
+    recs = [_record(f"t{k}", {A: True, B: True}, {A: 1.0, B: 2.0}, {A: 0.2, B: 0.8}) for k in (1, 2, 3, 4)]
+    recs.append(_record("t5", {A: False, B: True}, {A: 1.0, B: 2.0}, {A: 0.3, B: 0.7}))
+    if with_unwinnable:
+        # t6: only large passes, but judge 'small' prefers small's bid and large's bid is dearer: no weights
+        # make the auction pick large, so the regret is 1.0 whatever the weights (no signal; left out of Q).
+        recs.append(_record("t6", {A: False, B: True}, {A: 1.0, B: 2.0}, {A: 1.0, B: 0.0}))
+    return Market.from_records(recs)
+
+
+def test_min_max_protects_the_hard_task_where_the_mean_saves_cost() -> None:
+    market = _hard_task_market(with_unwinnable=False)
+    mm = fit_weights(market, objective="minmax")
+    mean = fit_weights(market, objective="mean")
+    assert mm.status == "optimal" and mean.status == "optimal"
+    assert [market.agents[i] for i in mm.selection] == [B] * 5
+    assert mm.max_regret == pytest.approx(0.5)
+    assert mm.objective_value == pytest.approx(0.5 + 1e-3 * 0.4, abs=1e-6)
+    raw = mm.raw_weights
+    assert 0.4 * raw["jury:small"] > 0.5 * raw["w_c_normalised"]  # large beats small even at d = 0.4
+    assert mm.meta["pass_at_1_dev"] == 1.0
+    assert [market.agents[i] for i in mean.selection] == [A] * 5
+    assert mean.objective_value == pytest.approx(0.2, abs=1e-6)
+    assert mean.meta["pass_at_1_dev"] == 0.8
+    # The replayed live rule agrees with the programme's picks.
+    assert list(SaleRouter(mm.weights).choose(market, np.arange(5))) == [1] * 5
+    assert list(SaleRouter(mean.weights).choose(market, np.arange(5))) == [0] * 5
+
+
+def test_a_task_with_the_same_regret_whatever_the_weights_does_not_pin_the_maximum() -> None:
+    # With t6 in the maximum, Q >= 1.0 whatever the weights, and small everywhere (max 1.0, the least mean) would
+    # be a min-max optimum: min-max would equal the mean. t6 is left out of Q (kept in the mean): Q* = 0.5 as above.
+    market = _hard_task_market(with_unwinnable=True)
+    mm = fit_weights(market, objective="minmax")
+    assert mm.meta["tasks_where_choice_matters"] == 5 and mm.meta["tasks_with_fixed_regret"] == 1
+    assert mm.meta["fixed_regret_max"] == pytest.approx(1.0)
+    assert [market.agents[i] for i in mm.selection] == [B] * 5 + [A]
+    assert mm.meta["max_regret_where_choice_matters"] == pytest.approx(0.5)
+    assert mm.max_regret == pytest.approx(1.0)  # over every dev task, t6 included
+    assert mm.objective_value == pytest.approx(0.5 + 1e-3 * (2.0 + 1.0) / 6, abs=1e-6)
 
 
 def test_bad_arguments_are_rejected() -> None:
@@ -108,3 +158,5 @@ def test_bad_arguments_are_rejected() -> None:
         fit_weights(market, objective="median")  # type: ignore[arg-type]
     with pytest.raises(FitError, match="no dev task"):
         fit_weights(market)
+    with pytest.raises(FitError, match="fail_penalty"):
+        fit_weights(market, split="test", fail_penalty=1.0)
