@@ -27,7 +27,6 @@ class SaleContext:
         check_endpoints: ping every agent's endpoint before the auction (clear error naming the agent and URL).
         bid_max_tokens: cap on one strategy's length in tokens.
         jury_max_tokens: cap on one judge's answer.
-        call_timeout_s: per-call timeout for bids and jury calls; a judge that times out is marked missing.
         refine: let cheaper agents refine their bids from the auction memory.
         memory_dir: Chroma persistent directory of the auction memory (default: under ``$SALE_HOME``).
         memory_url: a Chroma server URL (``http://host:port``) shared by several workers; wins over ``memory_dir``.
@@ -48,7 +47,6 @@ class SaleContext:
     check_endpoints: bool = True
     bid_max_tokens: int = 160
     jury_max_tokens: int = 24
-    call_timeout_s: float = 120.0
     refine: bool = True
     memory_dir: str | None = None
     memory_url: str | None = None

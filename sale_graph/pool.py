@@ -12,7 +12,8 @@ A pool is loaded from a TOML file::
     max_tokens = 512                        # optional cap on one generation
     extra_body = { chat_template_kwargs = { enable_thinking = false } }  # optional, sent as is
 
-Optional fields: ``temperature``, ``timeout_s``, ``logprobs`` (ask for log-probs for
+Optional fields: ``temperature``, ``timeout_s`` (per call; a bid or judge that times out is
+recorded as failed or missing), ``logprobs (ask for log-probs for
 the bid entropy), ``top_logprobs``, ``token_limit_field`` (``max_tokens`` or
 ``max_completion_tokens``, for OpenAI reasoning models), ``tool_calling`` (``native``, or
 ``text`` for models that make no native tool calls: ReAct-style text actions, see

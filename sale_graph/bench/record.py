@@ -40,6 +40,7 @@ from sale_graph.pool import AgentPool, AgentSpec
 from sale_graph.services import SaleServices
 
 RECORD_SCHEMA = 1
+_LIVE = SaleContext()  # the live auction's defaults, which a recording shares
 
 
 @dataclass
@@ -50,13 +51,13 @@ class RecordSettings:
     ``jobs`` is how many tasks are worked on at once.
     """
 
-    bid_max_tokens: int = 160
-    jury_max_tokens: int = 24
-    execute_step_max_tokens: int = 384
-    execute_max_steps: int = 6
-    execute_max_tokens: int = 2048
-    execute_wall_time_s: float = 300.0
-    max_concurrency: int = 4
+    bid_max_tokens: int = _LIVE.bid_max_tokens
+    jury_max_tokens: int = _LIVE.jury_max_tokens
+    execute_step_max_tokens: int = _LIVE.execute_step_max_tokens
+    execute_max_steps: int = _LIVE.execute_max_steps
+    execute_max_tokens: int = _LIVE.execute_max_tokens
+    execute_wall_time_s: float = _LIVE.execute_wall_time_s
+    max_concurrency: int = _LIVE.max_concurrency
     jobs: int = 1
     f1_threshold: float | None = None
 
