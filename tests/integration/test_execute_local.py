@@ -42,3 +42,18 @@ def test_execution_limits_hold_on_the_real_server(embedded_pool) -> None:
     assert ex["status"] in ("completed", "budget_exhausted")
     if ex["status"] == "budget_exhausted":
         assert "budget" in ex["detail"] and out["answer"] == ""
+
+
+def test_search_task_searches_the_local_corpus_and_is_graded(embedded_server) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "sale_graph.cli", "run", "--no-memory", "--json",
+         "--task-file", str(ROOT / "examples" / "search_task.json"), "--corpus", str(ROOT / "examples" / "corpus.jsonl")],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stderr
+    state = json.loads(run.stdout)
+    ex = state["execution"]
+    assert "executes with tools: web_search, fetch_page" in run.stderr
+    assert "step 0: 0 tokens -> web_search" in run.stderr  # the opening search ran against the corpus
+    assert ex["tool_calls"] >= 1
+    assert ex["outcome"] in ("passed", "failed") and ex["outcome_detail"]
