@@ -101,7 +101,8 @@ def render_report(state: Mapping[str, Any], timings: Mapping[str, float] | None 
         parts.append(Panel(answer,
                            title=f"Answer by {execution['agent']} [{execution['status']}, {execution['steps']} steps]"))
         if execution.get("outcome"):
-            parts.append(f"Outcome: {execution['outcome']} {execution.get('outcome_detail', '')}")
+            detail = execution.get("outcome_detail", "")
+            parts.append(f"Outcome: {execution['outcome']}" + (f" ({detail})" if detail else ""))
 
     totals = ledger_totals(state.get("ledger", []))
     ledger = Table(title="Ledger")
