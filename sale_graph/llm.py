@@ -113,9 +113,15 @@ def call_model(
     return CallResult(text, inp, out, seconds, reported, extract_top_logprobs(msg), msg)
 
 
-def ledger_entry(phase: Phase, agent: AgentSpec, input_tokens: int, output_tokens: int, seconds: float) -> UsageEntry:
-    """A ledger line for a call, priced with the agent's config prices."""
-    return UsageEntry(
+def ledger_entry(
+    phase: Phase, agent: AgentSpec, input_tokens: int, output_tokens: int, seconds: float, usage_reported: bool = True
+) -> UsageEntry:
+    """A ledger line for a call, priced with the agent's config prices.
+
+    ``usage_reported`` is False when the endpoint sent no token usage and the
+    counts are the ~4-characters-a-token estimate of :func:`usage_of`.
+    """
+    entry = UsageEntry(
         phase=phase,
         agent=agent.name,
         input_tokens=int(input_tokens),
@@ -123,6 +129,9 @@ def ledger_entry(phase: Phase, agent: AgentSpec, input_tokens: int, output_token
         cost_usd=agent.call_cost(input_tokens, output_tokens),
         seconds=round(seconds, 4),
     )
+    if not usage_reported:
+        entry["estimated"] = True
+    return entry
 
 
 Factory = Callable[..., BaseChatModel]

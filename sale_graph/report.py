@@ -116,6 +116,9 @@ def render_report(state: Mapping[str, Any], timings: Mapping[str, float] | None 
     if timings and timings.get("total"):
         line += f", {timings.get('auction', 0.0) / timings['total']:.1%} of wall time ({timings.get('auction', 0.0):.1f} s of {timings['total']:.1f} s)"
     parts.append(line)
+    estimated = sum(1 for e in state.get("ledger", []) if e.get("estimated"))
+    if estimated:
+        parts.append(f"[yellow]{estimated} ledger entries are estimates: the endpoint reported no token usage[/yellow]")
     for note in state.get("notes", []):
         parts.append(f"[dim]note: {note}[/dim]")
     return Group(*parts)

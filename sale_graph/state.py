@@ -122,6 +122,7 @@ class UsageEntry(TypedDict):
     output_tokens: int
     cost_usd: float
     seconds: float
+    estimated: NotRequired[bool]  # the endpoint reported no usage: counts estimated from the text
 
 
 class SaleInput(TypedDict):

@@ -65,7 +65,7 @@ def make_bid(
     )
     if not strategy:
         bid["error"] = "the agent returned an empty strategy"
-    return bid, [ledger_entry(phase, agent, result.input_tokens, result.output_tokens, result.seconds)]  # type: ignore[arg-type]
+    return bid, [ledger_entry(phase, agent, result.input_tokens, result.output_tokens, result.seconds, result.usage_reported)]  # type: ignore[arg-type]
 
 
 def make_bid_node(services: SaleServices) -> Any:

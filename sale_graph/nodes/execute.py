@@ -95,10 +95,10 @@ def make_execute_node(services: SaleServices) -> Any:
                         if isinstance(msg, AIMessage):
                             steps += 1
                             last_ai = msg
-                            inp, out, _ = usage_of(msg, message_text(msg))
+                            inp, out, reported = usage_of(msg, message_text(msg))
                             out_tokens += out
                             tool_calls += len(msg.tool_calls)
-                            ledger.append(ledger_entry("execute", agent, inp, out, time.perf_counter() - step_start))
+                            ledger.append(ledger_entry("execute", agent, inp, out, time.perf_counter() - step_start, reported))
                             emit(runtime, "execute_step", agent=agent.name, step=steps, tool_calls=[c["name"] for c in msg.tool_calls], output_tokens=out)
                     step_start = time.perf_counter()
                 elapsed = time.perf_counter() - start

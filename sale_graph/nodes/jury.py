@@ -57,7 +57,7 @@ def make_jury_node(services: SaleServices) -> Any:
             vote = JuryVote(judge=judge.name, bidder=state["bidder"], round=state["round"], likert=None, gamma=None,
                             status="missing", reason=f"call failed: {describe_error(exc)}", raw="")
         else:
-            ledger.append(ledger_entry(phase, judge, result.input_tokens, result.output_tokens, result.seconds))  # type: ignore[arg-type]
+            ledger.append(ledger_entry(phase, judge, result.input_tokens, result.output_tokens, result.seconds, result.usage_reported))  # type: ignore[arg-type]
             parsed = parse_judge_answer(result.text, state["strategy"], prompt.nonce)
             ok = parsed.likert is not None
             vote = JuryVote(

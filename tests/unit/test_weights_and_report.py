@@ -52,3 +52,19 @@ def test_ledger_totals_and_overhead_share() -> None:
     assert t.auction_cost_share == pytest.approx(0.15)
     assert t.by_phase_agent[("execute", "a")]["calls"] == 2
     assert t.by_phase["bid"]["output_tokens"] == 20
+
+
+def test_usage_estimate_is_marked_in_the_ledger() -> None:
+    from langchain_core.messages import AIMessage
+
+    from sale_graph.llm import ledger_entry, usage_of
+    from sale_graph.pool import AgentSpec
+
+    agent = AgentSpec(name="a", model="m", base_url="http://127.0.0.1:9/v1", price_input=1.0, price_output=2.0)
+    inp, out, reported = usage_of(AIMessage(content="x" * 40), "x" * 40)
+    assert (inp, out, reported) == (0, 10, False)
+    entry = ledger_entry("bid", agent, inp, out, 0.1, reported)
+    assert entry["estimated"] is True and entry["cost_usd"] == pytest.approx(10 * 2.0 / 1e6)
+    real = AIMessage(content="hi", usage_metadata={"input_tokens": 3, "output_tokens": 1, "total_tokens": 4})
+    assert usage_of(real, "hi") == (3, 1, True)
+    assert "estimated" not in ledger_entry("bid", agent, 3, 1, 0.1, True)
