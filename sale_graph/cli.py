@@ -145,8 +145,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not started:
         return 0
     print("Ctrl-C to stop.", flush=True)
+    # Block the signals so that sigwait receives them instead of their default
+    # action killing this process before the servers are stopped.
+    stop_signals = {signal.SIGINT, signal.SIGTERM}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        signal.sigwait(stop_signals)
     finally:
         server.stop()
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -68,3 +69,36 @@ def test_unreachable_pool_fails_clearly(tmp_path) -> None:
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert "agent 'ghost' at http://127.0.0.1:9/v1/models" in run.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_serve_leaves_no_server_behind(tmp_path, sig) -> None:
+    import socket
+    import time
+
+    from tests.integration.conftest import _free_port_pair
+
+    port = _free_port_pair()
+    env = {**os.environ, "SALE_EMBEDDED_PORT": str(port), "SALE_HOME": os.environ.get("SALE_HOME", str(tmp_path))}
+    proc = subprocess.Popen([sys.executable, "-m", "sale_graph.cli", "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        while line and "Ctrl-C" not in line:
+            line = proc.stdout.readline()
+        assert "Ctrl-C" in line, proc.stderr.read()
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        refused = 0
+        for p in (port, port + 1):
+            with socket.socket() as s:
+                refused += s.connect_ex(("127.0.0.1", p)) != 0
+        if refused == 2:
+            break
+        time.sleep(0.3)
+    assert refused == 2, f"a model server still listens after {sig.name} of `sale serve`"
