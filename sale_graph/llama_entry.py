@@ -21,8 +21,30 @@ def _register_plain_format() -> None:
         return fmt.ChatFormatterResponse(prompt=prompt, stop=["\n\n\n", "\nTask:"])
 
 
+def _die_with_parent() -> None:
+    """Exit with the process that started this server, even if it is killed without cleaning up.
+
+    On Linux the kernel sends SIGTERM when the parent dies (``PR_SET_PDEATHSIG``);
+    a parent that died before that was set is caught by comparing parent pids.
+    """
+    import os
+    import signal
+    import sys
+
+    expected = os.environ.get("SALE_SERVER_PARENT_PID")
+    if not expected or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != int(expected):
+        raise SystemExit("the process that started this server is gone")
+
+
 def main() -> None:
     """Register the extra chat format and run llama-cpp-python's OpenAI-compatible server."""
+    _die_with_parent()
     _register_plain_format()
     from llama_cpp.server.__main__ import main as server_main
 

@@ -40,6 +40,7 @@ from sale_graph.pool import AgentPool, AgentSpec
 HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 8741
 PORT_ENV = "SALE_EMBEDDED_PORT"
+PARENT_ENV = "SALE_SERVER_PARENT_PID"  # the server exits with this process (see sale_graph.llama_entry)
 
 
 class ServerError(RuntimeError):
@@ -146,19 +147,6 @@ def is_serving(model: EmbeddedModel, timeout_s: float = 2.0) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to send SIGTERM when the parent dies.
-
-    A server started by ``sale run`` or ``sale serve`` must not outlive it, even
-    when the parent is killed without a chance to clean up.
-    """
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def _log_tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -199,7 +187,7 @@ class EmbeddedServer:
                 self.procs[m.alias] = subprocess.Popen(
                     [sys.executable, "-m", "sale_graph.llama_entry", "--config_file", str(cfg_path)],
                     stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                    preexec_fn=_die_with_parent,
+                    env={**os.environ, PARENT_ENV: str(os.getpid())},
                 )
             started.append(m.alias)
         try:
