@@ -496,6 +496,15 @@ def _kill_group(pid: int) -> None:
         pass  # the whole group is already gone
 
 
+def _kill_pids(pids: Iterable[int]) -> None:
+    """SIGKILL each process; those already gone are skipped."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def _pids_with_env_marker(marker: bytes) -> list[int]:
     """Processes whose initial environment contains ``marker`` (readable ones only)."""
     found = []
@@ -573,11 +582,7 @@ class _PidsCgroup:
                 return
             if not pids:
                 return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _kill_pids(pids)
             time.sleep(0.005)
 
     def remove(self) -> None:
@@ -897,11 +902,7 @@ class RlimitSandbox(_ProcessSandbox):
             pids = _pids_with_env_marker(marker)
             if not pids:
                 return
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            _kill_pids(pids)
             time.sleep(0.01)
 
 
