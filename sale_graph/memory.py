@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 from urllib.parse import urlparse
 
+from sale_graph.jsonl import iter_jsonl
 import numpy as np
 
 from sale_graph.embeddings import as_chroma_function, default_embeddings
@@ -855,14 +856,7 @@ class AuctionMemory:
         auctions: dict[str, dict[str, Any]] = {}
         bids: list[StrategyRecord] = []
         with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    data = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise MemoryStoreError(f"{where}: not valid JSON ({exc})") from exc
+            for where, _lineno, data in iter_jsonl(fh, path, MemoryStoreError):
                 kind = data.pop("kind", None) if isinstance(data, dict) else None
                 try:
                     if kind == "header":

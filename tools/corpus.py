@@ -45,6 +45,8 @@ from typing import Any
 
 import numpy as np
 
+from sale_graph.jsonl import iter_jsonl
+
 __all__ = [
     "CorpusDocument",
     "Chunk",
@@ -196,13 +198,7 @@ def _load_jsonl(path: Path, corpus_name: str) -> list[CorpusDocument]:
     docs: list[CorpusDocument] = []
     seen: set[str] = set()
     with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path}:{lineno} is not valid JSON ({exc.msg}); each line must be one JSON object") from exc
+        for _where, lineno, rec in iter_jsonl(fh, path, CorpusError):
             if not isinstance(rec, dict):
                 raise CorpusError(f"{path}:{lineno} is a JSON {type(rec).__name__}, expected an object with title and text")
             text = next((rec[f] for f in TEXT_FIELDS if isinstance(rec.get(f), str) and rec[f].strip()), None)

@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sale_graph.jsonl import iter_jsonl
+
 Domain = Literal["search", "coding"]
 Split = Literal["dev", "test"]
 
@@ -231,14 +233,7 @@ def read_tasks(path: str | Path, *, dev_fraction: float = DEFAULT_DEV_FRACTION) 
     tasks: list[Task] = []
     seen: dict[str, int] = {}
     with p.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{p}:{lineno}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TaskFileError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from exc
+        for where, lineno, data in iter_jsonl(fh, p, TaskFileError):
             task = task_from_dict(data, where, dev_fraction=dev_fraction)
             if task.id in seen:
                 raise TaskFileError(f"{where}: field 'id': duplicate id {task.id!r} (first on line {seen[task.id]})")

@@ -166,7 +166,7 @@ def test_load_jsonl_fields_ids_and_urls(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("{not json", r"docs.jsonl:1 is not valid JSON"),
+        ("{not json", r"docs.jsonl:1: not valid JSON"),
         ('{"title": "x"}', r"docs.jsonl:1 has no non-empty text: give one of the fields text, content, extract"),
         ('["a"]', r"expected an object"),
         ('{"title": 3, "text": "t"}', r"'title' must be a string"),
