@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tools.sandbox import (  # noqa: E402  (needs the repo root on sys.path when run as a script)
+from sale_graph.tools.sandbox import (
     BubblewrapSandbox,
     RlimitSandbox,
     probe_bubblewrap,

@@ -18,7 +18,7 @@ def assess(task: Mapping[str, Any], final_text: str, answer: str) -> tuple[Outco
     """
     tests = task.get("tests")
     if tests:
-        from tools.code import check_solution, extract_code
+        from sale_graph.tools.code import check_solution, extract_code
 
         check = check_solution(extract_code(final_text), tests, task.get("entry_point"))
         return ("passed" if check.passed else "failed"), check.message

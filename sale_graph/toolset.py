@@ -2,7 +2,7 @@
 
 * ``coding``: ``run_python`` and ``run_tests`` (the code sandbox);
 * ``search``: ``web_search`` and ``fetch_page`` over the configured backend (default:
-  the local corpus; see :func:`tools.search.make_search_backend`);
+  the local corpus; see :func:`sale_graph.tools.search.make_search_backend`);
 * anything else: ``run_python``, plus the search tools when a search backend is configured.
 """
 
@@ -47,13 +47,13 @@ def check_default_tools(domain: str | None, search: dict[str, Any] | None) -> No
 
 def default_tools(domain: str | None, search: dict[str, Any] | None) -> list[Any]:
     """Default tools for ``domain``; the search backend is built from ``search`` (a backend config)."""
-    from tools.code import make_code_tools
+    from sale_graph.tools.code import make_code_tools
 
     names = default_tool_names(domain, search)
     tools: list[Any] = [t for t in make_code_tools() if t.name in names]
     if any(n in names for n in SEARCH_TOOLS):
-        from tools.search import make_search_backend
-        from tools.web import make_search_tools
+        from sale_graph.tools.search import make_search_backend
+        from sale_graph.tools.web import make_search_tools
 
         tools += make_search_tools(make_search_backend(search))
     return tools

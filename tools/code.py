@@ -1,7 +1,7 @@
 """Code tools for the executor agent and the coding-task check.
 
 ``run_python(code)`` and ``run_tests(code, tests)`` are LangChain tools that run
-model-written code in a :class:`~tools.sandbox.Sandbox` and return the result
+model-written code in a :class:`~sale_graph.tools.sandbox.Sandbox` and return the result
 as text. :func:`check_solution` is the grader: it marks a coding task passed or
 failed with the failing test's message. :func:`extract_code` pulls the final
 code out of a model answer.
@@ -19,7 +19,7 @@ from typing import Callable
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
-from tools.sandbox import Sandbox, SandboxLimits, SandboxResult, default_sandbox
+from sale_graph.tools.sandbox import Sandbox, SandboxLimits, SandboxResult, default_sandbox
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
 _PYTHON_TAGS = {"python", "py", "python3", ""}
@@ -171,7 +171,7 @@ def make_code_tools(sandbox: Sandbox | None = None) -> list[BaseTool]:
     """The executor's code tools (``run_python``, ``run_tests``) bound to ``sandbox``.
 
     ``None`` means the best sandbox available here, chosen on first use. Pass
-    your own :class:`~tools.sandbox.Sandbox` (container, e2b, ...) to change
+    your own :class:`~sale_graph.tools.sandbox.Sandbox` (container, e2b, ...) to change
     isolation without touching the agent.
     """
     lazy = _LazySandbox(sandbox)

@@ -983,10 +983,10 @@ def wiki_corpus_path(lang: str = "en-us") -> Path:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    """``python -m tools.corpus [--wiki | SOURCE] [--query Q]``: build (or check) an index and try a query."""
+    """``python -m sale_graph.tools.corpus [--wiki | SOURCE] [--query Q]``: build (or check) an index and try a query."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m tools.corpus", description="Build or reuse a local search corpus index.")
+    parser = argparse.ArgumentParser(prog="python -m sale_graph.tools.corpus", description="Build or reuse a local search corpus index.")
     parser.add_argument("source", nargs="?", help="folder of .txt/.md files or a .jsonl file (default: the offline Wikipedia corpus)")
     parser.add_argument("--name", help="index name (default: derived from the source; wiki-en for the Wikipedia corpus)")
     parser.add_argument("--query", action="append", default=[], help="a query to run after indexing (repeatable)")

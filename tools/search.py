@@ -6,7 +6,7 @@ LangChain tools return, so prompts and parsing work the same whatever the
 backend. Backends:
 
 * ``local`` (default, offline): :class:`LocalCorpusBackend`, hybrid search over
-  a local corpus (:mod:`tools.corpus`); by default the offline Wikipedia lead
+  a local corpus (:mod:`sale_graph.tools.corpus`); by default the offline Wikipedia lead
   summaries (optional extra ``wiki``).
 * ``duckduckgo``: :class:`DuckDuckGoBackend`, through the ``ddgs`` package
   (or its predecessor ``duckduckgo_search``); optional extra ``duckduckgo``.
@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 # MissingExtraError is re-exported: one error type for every missing optional extra.
-from tools.corpus import SEARCH_MODES, WIKI_CORPUS_NAME, LocalCorpus, MissingExtraError, wiki_corpus_path
+from sale_graph.tools.corpus import SEARCH_MODES, WIKI_CORPUS_NAME, LocalCorpus, MissingExtraError, wiki_corpus_path
 
 __all__ = [
     "SearchResult",
@@ -144,7 +144,7 @@ class LocalCorpusBackend:
         return [SearchResult(title=h.title, url=h.url, content=h.text) for h in self.corpus.search(query, max_results, self.mode)]
 
     def get_document(self, url_or_id: str) -> Any:
-        """The corpus document with this URL or id (a :class:`tools.corpus.CorpusDocument`), or None."""
+        """The corpus document with this URL or id (a :class:`sale_graph.tools.corpus.CorpusDocument`), or None."""
         return self.corpus.get_document(url_or_id)
 
     def __repr__(self) -> str:

@@ -1,7 +1,7 @@
 """LangChain tools for the deep-search executor: ``web_search`` and ``fetch_page``.
 
 ``web_search(query, max_results)`` searches through a pluggable
-:class:`~tools.search.SearchBackend` (the offline local corpus by default).
+:class:`~sale_graph.tools.search.SearchBackend` (the offline local corpus by default).
 Its tool result is a **JSON string** of ``[{"title", "url", "content"}, ...]``:
 a chat model reads text, OpenAI-compatible servers accept only strings (or
 typed content blocks) as tool-message content, and JSON keeps the fields
@@ -35,8 +35,8 @@ from typing import Any
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from tools.corpus import wiki_url
-from tools.search import SearchBackend, SearchBackendError, SearchResult, make_search_backend
+from sale_graph.tools.corpus import wiki_url
+from sale_graph.tools.search import SearchBackend, SearchBackendError, SearchResult, make_search_backend
 
 __all__ = [
     "WEB_SEARCH_MAX_RESULTS",
@@ -251,7 +251,7 @@ def make_search_tools(
 ) -> list[BaseTool]:
     """Return the executor's ``[web_search, fetch_page]`` tools bound to a search backend.
 
-    ``backend`` defaults to :func:`tools.search.make_search_backend` ``(None)``,
+    ``backend`` defaults to :func:`sale_graph.tools.search.make_search_backend` ``(None)``,
     the offline local corpus. ``fetch_page`` serves the backend's corpus
     documents offline when it has a ``get_document`` method and fetches other
     http(s) URLs (``http_client``: an ``httpx.Client`` to use instead, e.g. in tests).

@@ -9,7 +9,7 @@ For every task the recorder collects, with the graph's own node functions
 * every agent's *own* execution of the task following its own bid
   (``nodes.execute``: the ReAct executor with the domain's tools and budgets),
   graded: search answers with :func:`sale_graph.grading.grade_answer` against the
-  gold aliases, code with :func:`tools.code.check_solution` in the sandbox.
+  gold aliases, code with :func:`sale_graph.tools.code.check_solution` in the sandbox.
 
 An agent whose bid failed still executes (with an empty strategy, marked
 ``strategy_used: false``) so single-agent baselines have an outcome on every task.
@@ -98,7 +98,7 @@ def grade_execution(task: Task, answer: str, f1_threshold: float | None = None) 
         g = grade_answer(short, task.gold or [], threshold)
         return {"passed": g.passed, "detail": f"em={g.em} f1={g.f1:.3f} vs {g.best_gold!r}", "extracted": short,
                 "em": g.em, "f1": round(g.f1, 4), "f1_threshold": threshold}
-    from tools.code import check_solution, extract_code
+    from sale_graph.tools.code import check_solution, extract_code
 
     code = extract_code(answer) if answer.strip() else ""
     if not code.strip():

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.corpus import LocalCorpus
-from tools.search import LocalCorpusBackend, make_search_backend
-from tools.web import make_search_tools
+from sale_graph.tools.corpus import LocalCorpus
+from sale_graph.tools.search import LocalCorpusBackend, make_search_backend
+from sale_graph.tools.web import make_search_tools
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.code import check_solution
-from tools.sandbox import (
+from sale_graph.tools.code import check_solution
+from sale_graph.tools.sandbox import (
     RLIMIT_GUARANTEES,
     WORKDIR_PREFIX,
     BubblewrapSandbox,

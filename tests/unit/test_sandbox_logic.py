@@ -8,14 +8,14 @@ from typing import Callable
 
 import pytest
 
-from tools.code import (
+from sale_graph.tools.code import (
     build_test_program,
     extract_code,
     failure_message,
     last_function_name,
     make_code_tools,
 )
-from tools.sandbox import (
+from sale_graph.tools.sandbox import (
     MAIN_SCRIPT,
     RUN_ID_VAR,
     OutputCapture,

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tools import corpus as corpus_mod
-from tools.corpus import (
+from sale_graph.tools import corpus as corpus_mod
+from sale_graph.tools.corpus import (
     BM25Index,
     CorpusError,
     MissingExtraError,
@@ -23,7 +23,7 @@ from tools.corpus import (
     tokenize,
     wiki_corpus_path,
 )
-from tools.search import (
+from sale_graph.tools.search import (
     DuckDuckGoBackend,
     SearchBackend,
     SearchBackendError,
@@ -36,7 +36,7 @@ from tools.search import (
     parse_searxng_response,
     parse_tavily_response,
 )
-from tools.web import fetch_url_text, html_to_text, make_search_tools
+from sale_graph.tools.web import fetch_url_text, html_to_text, make_search_tools
 
 # --------------------------------------------------------------------------- keyword search
 
