@@ -14,8 +14,8 @@ import statistics
 import sys
 
 from sale_graph import SaleContext, build_sale_graph, load_pool
-from sale_graph.local_server import EmbeddedServer
-from sale_graph.report import ledger_totals
+from sale_graph.embedded import EmbeddedServer, embedded_pool
+from sale_graph.auction_report import ledger_totals
 from sale_graph.runner import run_auction
 
 TASKS = [
@@ -44,7 +44,7 @@ def main() -> int:
             print("starting the embedded model servers...", file=sys.stderr)
             server.start()
     try:
-        base = load_pool(args.pool)
+        base = embedded_pool() if args.pool is None else load_pool(args.pool)
         # Greedy decoding, so the parallel and the one-by-one runs make the same calls.
         pool = dataclasses.replace(base, agents=tuple(dataclasses.replace(a, temperature=0.0) for a in base.agents))
         graph = build_sale_graph().compile()

@@ -1,30 +1,84 @@
 """sale-graph: SALE (Strategy Auctions for Workload Efficiency) as a LangGraph graph.
 
->>> from sale_graph import build_sale_graph, load_pool, SaleContext
+>>> from sale_graph import SaleContext, build_sale_graph
 >>> graph = build_sale_graph().compile()
 >>> out = graph.invoke({"task": "What is the capital of Australia?"}, context=SaleContext(pool="pool.toml"))
 
-Importing the package has no side effects (no server, no model, no network).
+Every name the README and the docs use imports from here. The light ones (the
+context, the pool, the state, the weights) load with the package; the heavy ones
+(the graph and LangGraph, the Chroma memory, the embedded servers) load on first
+use (PEP 562), so ``import sale_graph`` stays cheap. Importing the package has
+no side effects (no server, no model, no network).
 """
 
-from sale_graph.context import SaleContext
-from sale_graph.graph import build_sale_graph
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from sale_graph.pool import AgentPool, AgentSpec, PoolError, check_pool, load_pool
-from sale_graph.state import SaleInput, SaleOutput, SaleState
-from sale_graph.weights import Weights, load_weights
+from sale_graph.weights import Weights, WeightsError, load_weights
+
+if TYPE_CHECKING:
+    from sale_graph.compose import sale_as_node, sale_subgraph, shared_key_problems
+    from sale_graph.context import SaleContext
+    from sale_graph.embedded import EmbeddedServer, ServerError, embedded_pool
+    from sale_graph.graph import build_sale_graph
+    from sale_graph.llm import ModelFactory
+    from sale_graph.memory import AuctionMemory, MemoryStoreError
+    from sale_graph.nodes import Node
+    from sale_graph.nodes.approve import ApprovalError
+    from sale_graph.nodes.score import AuctionError
+    from sale_graph.runner import AuctionRun, run_auction
+    from sale_graph.state import SaleInput, SaleOutput, SaleState
+
+# Public name -> module that defines it, imported on first access.
+_LAZY: dict[str, str] = {
+    "ApprovalError": "sale_graph.nodes.approve",
+    "AuctionError": "sale_graph.nodes.score",
+    "AuctionMemory": "sale_graph.memory",
+    "AuctionRun": "sale_graph.runner",
+    "EmbeddedServer": "sale_graph.embedded",
+    "MemoryStoreError": "sale_graph.memory",
+    "ModelFactory": "sale_graph.llm",
+    "Node": "sale_graph.nodes",
+    "SaleContext": "sale_graph.context",
+    "SaleInput": "sale_graph.state",
+    "SaleOutput": "sale_graph.state",
+    "SaleState": "sale_graph.state",
+    "ServerError": "sale_graph.embedded",
+    "build_sale_graph": "sale_graph.graph",
+    "embedded_pool": "sale_graph.embedded",
+    "run_auction": "sale_graph.runner",
+    "sale_as_node": "sale_graph.compose",
+    "sale_subgraph": "sale_graph.compose",
+    "shared_key_problems": "sale_graph.compose",
+}
 
 __all__ = [
     "AgentPool",
     "AgentSpec",
     "PoolError",
-    "SaleContext",
-    "SaleInput",
-    "SaleOutput",
-    "SaleState",
     "Weights",
-    "build_sale_graph",
+    "WeightsError",
     "check_pool",
     "load_pool",
     "load_weights",
+    *sorted(_LAZY),
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    """Import a heavy public name on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'sale_graph' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """Public names, including the lazily imported ones."""
+    return sorted(set(globals()) | set(_LAZY))

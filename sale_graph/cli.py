@@ -61,8 +61,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run one auction and execution; print the bid table, winner, answer and ledger."""
     from rich.console import Console
 
-    from sale_graph.local_server import EmbeddedServer, ServerError
-    from sale_graph.report import render_report
+    from sale_graph.embedded import EmbeddedServer, ServerError
+    from sale_graph.auction_report import render_report
     from sale_graph.runner import run_auction
 
     err = Console(stderr=True)
@@ -115,10 +115,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_pool_check(args: argparse.Namespace) -> int:
     """Ping every agent of the pool and print one line each."""
+    from sale_graph.embedded import embedded_pool
     from sale_graph.pool import ping_agent
 
     try:
-        pool = load_pool(args.pool)
+        pool = embedded_pool() if args.pool is None else load_pool(args.pool)
     except PoolError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -132,7 +133,7 @@ def cmd_pool_check(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the embedded pool in the foreground until Ctrl-C."""
-    from sale_graph.local_server import EmbeddedServer, ServerError, embedded_pool
+    from sale_graph.embedded import EmbeddedServer, ServerError, embedded_pool
 
     server = EmbeddedServer()
     try:
@@ -184,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the embedded local pool (llama.cpp on loopback) until Ctrl-C")
     serve.set_defaults(func=cmd_serve)
 
-    from sale_graph.bench.cli import register_bench_commands
+    from sale_graph.bench.commands import register_bench_commands
     from sale_graph.memory_cli import register_memory_commands
 
     register_memory_commands(sub)

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sale_graph.pool import AgentPool, load_pool
-from sale_graph.weights import Weights, load_weights
+from sale_graph.embedded.models import embedded_pool
+from sale_graph.pool import AgentPool, load_pool, pool_from_dict
+from sale_graph.weights import Weights, load_weights, weights_from_dict
 
 
 @dataclass
@@ -74,9 +75,9 @@ class SaleContext:
         if isinstance(self.pool, AgentPool):
             return self.pool
         if isinstance(self.pool, dict):
-            from sale_graph.pool import pool_from_dict
-
             return pool_from_dict(self.pool, source="context.pool")
+        if self.pool is None:
+            return embedded_pool()
         return _cached(load_pool, self.pool)
 
     def resolved_weights(self) -> Weights:
@@ -84,8 +85,6 @@ class SaleContext:
         if isinstance(self.weights, Weights):
             return self.weights
         if isinstance(self.weights, dict):
-            from sale_graph.weights import weights_from_dict
-
             return weights_from_dict(self.weights, source="context.weights")
         return _cached(load_weights, self.weights)
 

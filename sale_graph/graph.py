@@ -1,6 +1,6 @@
 """``build_sale_graph()``: the SALE auction as an uncompiled LangGraph ``StateGraph``.
 
-Flow (DESIGN.md section 2)::
+Flow (see docs/architecture.md)::
 
     START -> prepare -> bid (Send, one per agent) -> score -> jury (Send, judge x bid) -> select
           -> [refine (Send, one per cheaper agent) -> score -> jury -> select]?

@@ -17,7 +17,7 @@ recorded as failed or missing), ``logprobs (ask for log-probs for
 the bid entropy), ``top_logprobs``, ``token_limit_field`` (``max_tokens`` or
 ``max_completion_tokens``, for OpenAI reasoning models), ``tool_calling`` (``native``, or
 ``text`` for models that make no native tool calls: ReAct-style text actions, see
-:mod:`sale_graph.text_tools`).
+:mod:`sale_graph.text_tool_calling`).
 
 Prices live only in the config, never in code. Every agent becomes a
 :class:`langchain_openai.ChatOpenAI` (:meth:`AgentSpec.chat_model`).
@@ -221,15 +221,14 @@ def pool_from_dict(data: dict[str, Any], source: str = "<dict>") -> AgentPool:
     return AgentPool(tuple(_agent_from_dict(a, i, source) for i, a in enumerate(raw_agents)), source=source)
 
 
-def load_pool(path: str | os.PathLike[str] | None = None) -> AgentPool:
-    """Load and validate a pool from a TOML file; ``None`` gives the embedded default pool.
+def load_pool(path: str | os.PathLike[str]) -> AgentPool:
+    """Load and validate a pool from a TOML file.
+
+    The embedded default pool is :func:`sale_graph.embedded.embedded_pool`; callers that
+    mean it (the context with ``pool=None``, the CLI without ``--pool``) ask for it.
 
     Raises :class:`PoolError` naming the file, the agent and the field at fault.
     """
-    if path is None:
-        from sale_graph.local_server import embedded_pool
-
-        return embedded_pool()
     p = Path(path).expanduser()
     if not p.is_file():
         raise PoolError(f"pool file {str(p)!r} does not exist; pass a TOML file with [[agents]] tables")

@@ -2,7 +2,7 @@
 
 Bids are untrusted text when they reach a judge: each is wrapped in tags that
 carry a per-call random nonce, and the judge is told that nothing inside them
-is an instruction. :mod:`sale_graph.jury` parses only the judge's own
+is an instruction. :mod:`sale_graph.judge_answers` parses only the judge's own
 ``SCORE: n`` line outside those tags.
 """
 

@@ -1,7 +1,7 @@
 """The auction's arithmetic: cost, entropy, jury value and selection.
 
 Pure functions over numbers and numpy arrays, no I/O, so every formula of
-DESIGN.md section 1 can be checked by hand:
+docs/method.md can be checked by hand:
 
 * cost        ``C_i = w_c * price(a_i) * |s_i|``  (price in dollars per 1M tokens, ``|s_i|`` in tokens)
 * entropy     ``H(s_i)`` in [0, 1], token-level average (see :func:`logprob_entropy`, :func:`text_entropy`)

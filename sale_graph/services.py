@@ -35,7 +35,7 @@ class SaleServices:
         """The executor's tools: those given to the graph, else the defaults for ``domain``."""
         if self.tools is not None:
             return list(self.tools)
-        from sale_graph.toolset import default_tools
+        from sale_graph.tools.defaults import default_tools
 
         return default_tools(domain, ctx.search)
 
@@ -43,7 +43,7 @@ class SaleServices:
         """Names of the tools the executor will have, for the bid prompt."""
         if self.tools is not None:
             return [getattr(t, "name", str(t)) for t in self.tools]
-        from sale_graph.toolset import default_tool_names
+        from sale_graph.tools.defaults import default_tool_names
 
         return default_tool_names(domain, search)
 

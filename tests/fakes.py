@@ -16,7 +16,7 @@ from sale_graph.pool import AgentPool, AgentSpec
 class ScriptedChatModel(GenericFakeChatModel):
     """A chat model whose answer is computed from the prompt by ``responder``.
 
-    ``bind_tools`` returns the model itself, as DESIGN.md prescribes for executor tests.
+    ``bind_tools`` returns the model itself, so the executor can bind tools to it.
     """
 
     responder: Callable[[list[BaseMessage]], AIMessage | str | Exception]

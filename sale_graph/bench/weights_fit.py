@@ -1,6 +1,6 @@
 r"""`sale bench fit`: learn the auction weights on the dev split of a market log with a MILP.
 
-The programme (DESIGN.md section 1), solved with :func:`scipy.optimize.milp` (HiGHS).
+The programme (docs/method.md, "Weights"), solved with :func:`scipy.optimize.milp` (HiGHS).
 
 Data, for every dev task ``t`` and every agent ``i`` whose bid succeeded (``A_t``):
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import openai
+from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext, context_from
 from sale_graph.pool import PoolError
+
+Node = Callable[[Any, Runtime[SaleContext]], dict[str, Any]]
+"""A node function: (state or ``Send`` payload, runtime) -> state update."""
 
 # Failures of one model call that the auction records and survives (the agent's
 # bid or vote is marked failed/missing, visibly); anything else is a bug and raises.

@@ -10,7 +10,7 @@ from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
 from sale_graph.llm import call_model, ledger_entry
-from sale_graph.nodes._common import CALL_ERRORS, ctx_of, describe_error, emit
+from sale_graph.nodes._common import Node, CALL_ERRORS, ctx_of, describe_error, emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import bid_messages
 from sale_graph.scoring import logprob_entropy, text_entropy
@@ -68,7 +68,7 @@ def make_bid(
     return bid, [ledger_entry(phase, agent, result.input_tokens, result.output_tokens, result.seconds, result.usage_reported)]  # type: ignore[arg-type]
 
 
-def make_bid_node(services: SaleServices) -> Any:
+def make_bid_node(services: SaleServices) -> Node:
     """Build the ``bid`` node bound to ``services``."""
 
     def bid(state: BidTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:

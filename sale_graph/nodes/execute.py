@@ -5,20 +5,23 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
+from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langgraph.errors import GraphRecursionError
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
 from sale_graph.llm import ledger_entry, message_text, usage_of
-from sale_graph.nodes._common import CALL_ERRORS, ctx_of, describe_error, emit
+from sale_graph.nodes._common import Node, CALL_ERRORS, ctx_of, describe_error, emit
+from sale_graph.outcome import assess
+from sale_graph.pool import AgentSpec
 from sale_graph.prompts import execute_system_prompt
 from sale_graph.services import SaleServices
-from sale_graph.outcome import assess
 from sale_graph.state import Execution, SaleState, UsageEntry
-from sale_graph.text_tools import TextToolCallingModel
+from sale_graph.text_tool_calling import TextToolCallingModel
 
 _FINAL = re.compile(r"final answer\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
 
@@ -52,13 +55,106 @@ def search_first_messages(task: str, tools: list[Any], max_results: int = 3) -> 
             ToolMessage(content=content, tool_call_id=call_id, name="web_search")]
 
 
-def make_execute_node(services: SaleServices) -> Any:
+@dataclass
+class _Trace:
+    """What the executor has done so far, and whether a budget ran out."""
+
+    agent: AgentSpec
+    ctx: SaleContext
+    start: float = field(default_factory=time.perf_counter)
+    step_start: float = field(default_factory=time.perf_counter)
+    ledger: list[UsageEntry] = field(default_factory=list)
+    steps: int = 0
+    tool_calls: int = 0
+    out_tokens: int = 0
+    last_ai: AIMessage | None = None
+    status: str = "completed"
+    detail: str = ""
+
+    def record(self, msg: AIMessage, runtime: Runtime[SaleContext]) -> None:
+        """Account one model step: tokens, tool calls, the ledger line and a progress event."""
+        self.steps += 1
+        self.last_ai = msg
+        inp, out, reported = usage_of(msg, message_text(msg))
+        self.out_tokens += out
+        self.tool_calls += len(msg.tool_calls)
+        self.ledger.append(ledger_entry("execute", self.agent, inp, out, time.perf_counter() - self.step_start, reported))
+        emit(runtime, "execute_step", agent=self.agent.name, step=self.steps, tool_calls=[c["name"] for c in msg.tool_calls], output_tokens=out)
+
+    def over_budget(self) -> bool:
+        """Stop (with the reason) when the model wants more tool calls but a budget is used up."""
+        if self.last_ai is None or not self.last_ai.tool_calls:
+            return False
+        elapsed = time.perf_counter() - self.start
+        ctx = self.ctx
+        if self.steps >= ctx.execute_max_steps:
+            self.detail = f"step budget of {ctx.execute_max_steps} model calls used up"
+        elif self.out_tokens >= ctx.execute_max_tokens:
+            self.detail = f"token budget of {ctx.execute_max_tokens} generated tokens used up ({self.out_tokens})"
+        elif elapsed >= ctx.execute_wall_time_s:
+            self.detail = f"wall-time budget of {ctx.execute_wall_time_s:g} s used up ({elapsed:.1f} s)"
+        else:
+            return False
+        self.status = "budget_exhausted"
+        return True
+
+
+def _opening(state: SaleState, tools: list[Any], trace: _Trace, runtime: Runtime[SaleContext]) -> list[Any]:
+    """The run's first messages: the task, and for search tasks the opening web search."""
+    opening: list[Any] = [("user", state["task"])]
+    if trace.ctx.search_first and state.get("domain") == "search":
+        prefetch = search_first_messages(state["task"], tools)
+        if prefetch:
+            opening += prefetch
+            trace.tool_calls += 1
+            emit(runtime, "execute_step", agent=trace.agent.name, step=0, tool_calls=["web_search"], output_tokens=0)
+    return opening
+
+
+def _run(react: Any, opening: list[Any], trace: _Trace, runtime: Runtime[SaleContext]) -> None:
+    """Stream the ReAct agent's steps into ``trace`` until it answers, fails or a budget runs out."""
+    ctx = trace.ctx
+    trace.step_start = time.perf_counter()
+    try:
+        stream = react.stream({"messages": opening}, stream_mode="updates", config={"recursion_limit": 2 * ctx.execute_max_steps + 1})
+        for update in stream:
+            for node_update in update.values():
+                messages: list[BaseMessage] = (node_update or {}).get("messages", []) if isinstance(node_update, dict) else []
+                for msg in messages:
+                    if isinstance(msg, AIMessage):
+                        trace.record(msg, runtime)
+                trace.step_start = time.perf_counter()
+            if trace.over_budget():
+                break
+    except GraphRecursionError:
+        trace.status, trace.detail = "budget_exhausted", f"step budget of {ctx.execute_max_steps} model calls used up"
+    except CALL_ERRORS as exc:
+        trace.status, trace.detail = "error", f"the winner's endpoint failed: {describe_error(exc)}"
+
+
+def _execution(state: SaleState, trace: _Trace) -> Execution:
+    """The execution record, with the outcome graded where the task carries tests or a gold answer."""
+    text = message_text(trace.last_ai) if trace.last_ai is not None else ""
+    completed = trace.status == "completed"
+    answer = final_answer(text) if completed else ""
+    execution = Execution(
+        agent=trace.agent.name, answer=answer, status=trace.status, detail=trace.detail,  # type: ignore[typeddict-item]
+        steps=trace.steps, tool_calls=trace.tool_calls, seconds=round(time.perf_counter() - trace.start, 3),
+    )
+    if completed:
+        execution["outcome"], execution["outcome_detail"] = assess(state, text, answer)
+    elif state.get("tests") or state.get("gold"):
+        execution["outcome"], execution["outcome_detail"] = "failed", trace.detail
+    else:
+        execution["outcome"], execution["outcome_detail"] = "unknown", trace.detail
+    return execution
+
+
+def make_execute_node(services: SaleServices) -> Node:
     """Build the ``execute`` node bound to ``services`` (its tools and model factory)."""
 
     def execute(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Run the winning agent with its winning strategy; stop cleanly when a budget runs out."""
-        from langchain.agents import create_agent
-
         ctx = ctx_of(runtime)
         selection = state["selection"]
         agent = ctx.resolved_pool().get(selection["winner"])
@@ -69,67 +165,12 @@ def make_execute_node(services: SaleServices) -> Any:
         react = create_agent(model, tools=tools, system_prompt=execute_system_prompt(selection["strategy"], _tool_names(tools)))
         emit(runtime, "execute_start", agent=agent.name, tools=_tool_names(tools))
 
-        start = time.perf_counter()
-        ledger: list[UsageEntry] = []
-        steps = tool_calls = out_tokens = 0
-        last_ai: AIMessage | None = None
-        status, detail = "completed", ""
-        opening: list[Any] = [("user", state["task"])]
-        if ctx.search_first and state.get("domain") == "search":
-            prefetch = search_first_messages(state["task"], tools)
-            if prefetch:
-                opening += prefetch
-                tool_calls += 1
-                emit(runtime, "execute_step", agent=agent.name, step=0, tool_calls=["web_search"], output_tokens=0)
-        step_start = time.perf_counter()
-        try:
-            stream = react.stream(
-                {"messages": opening},
-                stream_mode="updates",
-                config={"recursion_limit": 2 * ctx.execute_max_steps + 1},
-            )
-            for update in stream:
-                for node_update in update.values():
-                    messages: list[BaseMessage] = (node_update or {}).get("messages", []) if isinstance(node_update, dict) else []
-                    for msg in messages:
-                        if isinstance(msg, AIMessage):
-                            steps += 1
-                            last_ai = msg
-                            inp, out, reported = usage_of(msg, message_text(msg))
-                            out_tokens += out
-                            tool_calls += len(msg.tool_calls)
-                            ledger.append(ledger_entry("execute", agent, inp, out, time.perf_counter() - step_start, reported))
-                            emit(runtime, "execute_step", agent=agent.name, step=steps, tool_calls=[c["name"] for c in msg.tool_calls], output_tokens=out)
-                    step_start = time.perf_counter()
-                elapsed = time.perf_counter() - start
-                pending_tools = last_ai is not None and bool(last_ai.tool_calls)
-                if pending_tools and steps >= ctx.execute_max_steps:
-                    status, detail = "budget_exhausted", f"step budget of {ctx.execute_max_steps} model calls used up"
-                elif pending_tools and out_tokens >= ctx.execute_max_tokens:
-                    status, detail = "budget_exhausted", f"token budget of {ctx.execute_max_tokens} generated tokens used up ({out_tokens})"
-                elif pending_tools and elapsed >= ctx.execute_wall_time_s:
-                    status, detail = "budget_exhausted", f"wall-time budget of {ctx.execute_wall_time_s:g} s used up ({elapsed:.1f} s)"
-                if status != "completed":
-                    break
-        except GraphRecursionError:
-            status, detail = "budget_exhausted", f"step budget of {ctx.execute_max_steps} model calls used up"
-        except CALL_ERRORS as exc:
-            status, detail = "error", f"the winner's endpoint failed: {describe_error(exc)}"
-
-        text = message_text(last_ai) if last_ai is not None else ""
-        answer = final_answer(text) if status == "completed" else ""
-        execution = Execution(
-            agent=agent.name, answer=answer, status=status, detail=detail,  # type: ignore[typeddict-item]
-            steps=steps, tool_calls=tool_calls, seconds=round(time.perf_counter() - start, 3),
-        )
-        if status == "completed":
-            execution["outcome"], execution["outcome_detail"] = assess(state, text, answer)
-        elif state.get("tests") or state.get("gold"):
-            execution["outcome"], execution["outcome_detail"] = "failed", detail
-        else:
-            execution["outcome"], execution["outcome_detail"] = "unknown", detail
-        emit(runtime, "execute", agent=agent.name, status=status, answer=answer[:200], detail=detail, outcome=execution["outcome"])
-        notes = [f"execution stopped: {detail}"] if status != "completed" else []
-        return {"execution": execution, "answer": answer, "ledger": ledger, "notes": notes}
+        trace = _Trace(agent=agent, ctx=ctx)
+        _run(react, _opening(state, tools, trace, runtime), trace, runtime)
+        execution = _execution(state, trace)
+        emit(runtime, "execute", agent=agent.name, status=trace.status, answer=execution["answer"][:200], detail=trace.detail,
+             outcome=execution["outcome"])
+        notes = [f"execution stopped: {trace.detail}"] if trace.status != "completed" else []
+        return {"execution": execution, "answer": execution["answer"], "ledger": trace.ledger, "notes": notes}
 
     return execute

@@ -8,9 +8,9 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
-from sale_graph.jury import parse_judge_answer
+from sale_graph.judge_answers import parse_judge_answer
 from sale_graph.llm import call_model, ledger_entry
-from sale_graph.nodes._common import CALL_ERRORS, ctx_of, describe_error, emit
+from sale_graph.nodes._common import Node, CALL_ERRORS, ctx_of, describe_error, emit
 from sale_graph.prompts import jury_messages
 from sale_graph.scoring import jury_gamma
 from sale_graph.services import SaleServices
@@ -40,7 +40,7 @@ def pending_jury(state: SaleState) -> list[JuryTask]:
     return out
 
 
-def make_jury_node(services: SaleServices) -> Any:
+def make_jury_node(services: SaleServices) -> Node:
     """Build the ``jury`` node bound to ``services``."""
 
     def jury(state: JuryTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
-from sale_graph.nodes._common import ctx_of, emit
+from sale_graph.nodes._common import Node, ctx_of, emit
 from sale_graph.pool import check_pool
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
@@ -18,13 +18,13 @@ class TaskError(ValueError):
     """The task given to the auction is unusable."""
 
 
-def make_prepare_node(services: SaleServices) -> Any:
+def make_prepare_node(services: SaleServices) -> Node:
     """Build the ``prepare`` node bound to ``services`` (it checks the executor's tools can be built)."""
 
     def prepare_node(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         ctx = ctx_of(runtime)
         if services.tools is None:
-            from sale_graph.toolset import check_default_tools
+            from sale_graph.tools.defaults import check_default_tools
 
             check_default_tools(state.get("domain"), ctx.search)
         update = prepare(state, runtime)

@@ -8,7 +8,7 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
-from sale_graph.nodes._common import ctx_of, emit
+from sale_graph.nodes._common import Node, ctx_of, emit
 from sale_graph.nodes.bid import make_bid
 from sale_graph.prompts import refine_messages
 from sale_graph.services import SaleServices
@@ -24,7 +24,7 @@ class RefineTask(TypedDict):
     domain: str | None
 
 
-def make_refine_node(services: SaleServices) -> Any:
+def make_refine_node(services: SaleServices) -> Node:
     """Build the ``refine`` node bound to ``services`` (memory and model factory)."""
 
     def refine(state: RefineTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:

@@ -7,12 +7,12 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
-from sale_graph.nodes._common import ctx_of, emit
+from sale_graph.nodes._common import Node, ctx_of, emit
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
 
 
-def make_remember_node(services: SaleServices) -> Any:
+def make_remember_node(services: SaleServices) -> Node:
     """Build the ``remember`` node bound to ``services`` (the memory)."""
 
     def remember(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:

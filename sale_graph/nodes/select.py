@@ -7,7 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
-from sale_graph.nodes._common import ctx_of, emit
+from sale_graph.nodes._common import Node, ctx_of, emit
 from sale_graph.nodes.score import build_table
 from sale_graph.scoring import select_winner
 from sale_graph.services import SaleServices
@@ -29,7 +29,7 @@ def _pick(rows: list[ScoreRow]) -> tuple[ScoreRow, float, str | None]:
     return rows[sel.index], sel.margin, runner
 
 
-def make_select_node(services: SaleServices) -> Any:
+def make_select_node(services: SaleServices) -> Node:
     """Build the ``select`` node bound to ``services`` (it needs to know whether memory is on)."""
 
     def select(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:

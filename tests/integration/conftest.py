@@ -35,7 +35,7 @@ def embedded_server() -> Iterator[object]:
     """
     import os
 
-    from sale_graph.local_server import EmbeddedServer
+    from sale_graph.embedded import EmbeddedServer
 
     os.environ["SALE_EMBEDDED_PORT"] = str(_free_port_pair())
     server = EmbeddedServer()
@@ -46,6 +46,6 @@ def embedded_server() -> Iterator[object]:
 
 @pytest.fixture(scope="session")
 def embedded_pool(embedded_server: object):
-    from sale_graph.local_server import embedded_pool
+    from sale_graph.embedded import embedded_pool
 
     return embedded_pool()

@@ -153,7 +153,7 @@ def test_schemas_render(langgraph_server: dict[str, Any]) -> None:
 def test_auction_through_the_api(langgraph_server: dict[str, Any], embedded_server: Any) -> None:
     from langgraph_sdk import get_sync_client
 
-    from sale_graph.local_server import embedded_pool
+    from sale_graph.embedded import embedded_pool
 
     client = get_sync_client(url=langgraph_server["url"])
     thread = client.threads.create()
@@ -198,7 +198,7 @@ def test_approval_interrupt_and_pool_as_json_through_the_api(langgraph_server: d
 
     from langgraph_sdk import get_sync_client
 
-    from sale_graph.local_server import embedded_pool
+    from sale_graph.embedded import embedded_pool
 
     pool = embedded_pool()
     pool_json = {"agents": [asdict(a) for a in pool.agents]}

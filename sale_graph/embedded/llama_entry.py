@@ -1,4 +1,4 @@
-"""Entry point of the embedded llama.cpp server processes (``python -m sale_graph.llama_entry``).
+"""Entry point of the embedded llama.cpp server processes (``python -m sale_graph.embedded.llama_entry``).
 
 It registers one extra chat format and then runs llama-cpp-python's own server
 ``main``. ``sale-plain`` joins the messages' texts as plain text, with no chat

@@ -2,7 +2,7 @@
 
 The main ``sale`` CLI calls :func:`register_bench_commands` with its
 sub-parsers; ``python -m sale_graph.bench ...`` (or ``python -m
-sale_graph.bench.cli ...``) runs the same commands standalone, without the
+sale_graph.bench.commands ...``) runs the same commands standalone, without the
 ``bench`` word.
 """
 
@@ -49,12 +49,11 @@ class _Servers:
         self.server: Any = None
 
     def __enter__(self) -> Any:
+        from sale_graph.embedded import EmbeddedServer, embedded_pool
         from sale_graph.pool import check_pool, load_pool
 
-        pool = load_pool(self.pool_arg)
+        pool = embedded_pool() if self.pool_arg is None else load_pool(self.pool_arg)
         if self.pool_arg is None:
-            from sale_graph.local_server import EmbeddedServer
-
             self.server = EmbeddedServer()
             if not self.server.running():
                 print("starting the embedded model servers (llama.cpp, loopback)...", file=sys.stderr)
