@@ -15,8 +15,7 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from sale_graph.tools.sandbox import (
     BubblewrapSandbox,

@@ -14,8 +14,8 @@ import inspect
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 
@@ -30,6 +30,12 @@ def extract_code(text: str) -> str:
 
     Models wrap code in prose and fences; graders and tools need the bare code.
     An unclosed last fence (a cut-off answer) counts as a block.
+
+    Args:
+        text: The model's answer.
+
+    Returns:
+        The code, without fences or surrounding blank lines.
     """
     blocks = [(tag.lower(), body) for tag, body in _FENCE.findall(text)]
     python_blocks = [body for tag, body in blocks if tag in _PYTHON_TAGS]
@@ -39,7 +45,14 @@ def extract_code(text: str) -> str:
 
 
 def last_function_name(code: str) -> str | None:
-    """Name of the last top-level function defined in ``code`` (None if none or unparsable)."""
+    """Name of the last top-level function defined in ``code`` (None if none or unparsable).
+
+    Args:
+        code: Python source.
+
+    Returns:
+        The function's name, or None.
+    """
     try:
         tree = ast.parse(code)
     except SyntaxError:
@@ -63,6 +76,19 @@ def build_test_program(code: str, tests: str, entry_point: str | None, sentinel:
     entry point), MBPP-style top-level asserts, and ``unittest.TestCase``
     classes. The sentinel proves the tests ran to the end (an early
     ``sys.exit(0)`` in the candidate does not count as a pass).
+
+    Args:
+        code: The candidate solution.
+        tests: The test code.
+        entry_point: The function ``check(candidate)`` is called with; None means
+            the last top-level function in ``code``.
+        sentinel: The text printed once the tests have passed.
+
+    Returns:
+        The program to run in the sandbox.
+
+    Raises:
+        ValueError: The tests define ``check`` but there is no function to pass to it.
     """
     parts = [code.rstrip(), "", tests.rstrip(), ""]
     if _defines_check(tests) and not _calls_check(tests):
@@ -88,6 +114,13 @@ def failure_message(result: SandboxResult, sentinel_seen: bool) -> str:
 
     Examples: ``AssertionError (line 9: assert candidate(2, 3) == 6)``,
     ``limit hit: wall_time``.
+
+    Args:
+        result: The sandboxed run of the test program.
+        sentinel_seen: Whether the program printed its sentinel (the tests ran to the end).
+
+    Returns:
+        The reason, or "" when nothing failed.
     """
     if result.limit_hit not in (None, "output"):
         return f"limit hit: {result.limit_hit} (exit code {result.exit_code})"
@@ -117,7 +150,13 @@ def _last_frame(lines: list[str]) -> str | None:
 
 @dataclass
 class CodeCheck:
-    """Outcome of checking a candidate solution against its tests."""
+    """Outcome of checking a candidate solution against its tests.
+
+    Attributes:
+        passed: Whether the task is solved.
+        message: Why it failed ("" when passed).
+        result: The sandboxed run (sentinel removed from stdout).
+    """
 
     passed: bool
     message: str  # why it failed ("" when passed)
@@ -153,6 +192,19 @@ def check_solution(
     Passed means: exit status 0, no limit stopped the run, and the sentinel
     printed after the tests was reached. Otherwise ``message`` holds the failing
     assertion / exception (with its source line) or the limit that stopped it.
+
+    Args:
+        code: The candidate solution.
+        tests: Assert-style tests, a ``check(candidate)`` function or ``unittest`` cases.
+        entry_point: The function to test with ``check``; None means the last one in ``code``.
+        sandbox: Where to run; None means the best sandbox available here.
+        limits: Resource limits; None means the sandbox's defaults.
+
+    Returns:
+        The verdict, the failure message and the run.
+
+    Raises:
+        ValueError: ``code`` or ``tests`` is empty, or no entry point can be found.
     """
     if not code.strip():
         raise ValueError("check_solution: code is empty; pass the candidate solution's source")
@@ -173,6 +225,12 @@ def make_code_tools(sandbox: Sandbox | None = None) -> list[BaseTool]:
     ``None`` means the best sandbox available here, chosen on first use. Pass
     your own :class:`~sale_graph.tools.sandbox.Sandbox` (container, e2b, ...) to change
     isolation without touching the agent.
+
+    Args:
+        sandbox: Where the tools run code; None means the best one here, chosen on first use.
+
+    Returns:
+        The ``run_python`` and ``run_tests`` tools.
     """
     lazy = _LazySandbox(sandbox)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import stat
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 

@@ -10,6 +10,7 @@ filesystem or hidden host processes (see ``RLIMIT_GUARANTEES``).
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -32,16 +33,12 @@ from sale_graph.tools.sandbox import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 FAST = SandboxLimits(wall_time_s=5, cpu_time_s=5, memory_bytes=256 * 1024 * 1024, max_processes=16)
 
 
 def _make(kind: str) -> BubblewrapSandbox | RlimitSandbox:
     if kind == "bubblewrap":
-        import shutil
-
-        import os
-
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             # CI installs bubblewrap: there its absence is a failure, elsewhere a skip.
@@ -279,13 +276,13 @@ def test_host_proc_environ_is_invisible(bwrap_sandbox: BubblewrapSandbox | Rlimi
     code = (
         "import os\n"
         "seen = []\n"
-        "for pid in [p for p in os.listdir('/proc') if p.isdigit()] + ['%d']:\n"
+        f"for pid in [p for p in os.listdir('/proc') if p.isdigit()] + ['{os.getpid()}']:\n"
         "    try:\n"
         "        seen.append(open(f'/proc/{pid}/environ', 'rb').read().decode(errors='replace'))\n"
         "    except OSError:\n"
         "        pass\n"
         "print(len(seen), repr(seen))\n"
-    ) % os.getpid()
+    )
     result = _run(bwrap_sandbox, code)
     assert result.exit_code == 0, result.stderr
     assert secret not in result.stdout
