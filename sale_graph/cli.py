@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     from sale_graph.bench.commands import register_bench_commands
-    from sale_graph.memory_cli import register_memory_commands
+    from sale_graph.memory.commands import register_memory_commands
 
     register_memory_commands(sub)
     register_bench_commands(sub)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sale_graph.context import SaleContext
 from sale_graph.llm import ModelFactory, openai_factory
+
+if TYPE_CHECKING:  # for annotations only: memory_for imports the memory when one is opened
+    from sale_graph.memory import AuctionMemory
 
 
 @dataclass
@@ -27,8 +30,8 @@ class SaleServices:
 
     model_factory: ModelFactory = openai_factory
     tools: list[Any] | None = None
-    memory: Any | None = None
-    _memories: dict[tuple[str | None, str | None], Any] = field(default_factory=dict, repr=False)
+    memory: AuctionMemory | None = None
+    _memories: dict[tuple[str | None, str | None], AuctionMemory] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def tools_for(self, domain: str | None, ctx: SaleContext) -> list[Any]:
@@ -47,7 +50,7 @@ class SaleServices:
 
         return default_tool_names(domain, search)
 
-    def memory_for(self, ctx: SaleContext) -> Any | None:
+    def memory_for(self, ctx: SaleContext) -> AuctionMemory | None:
         """The auction memory for this run, or ``None`` when memory is off."""
         if not ctx.use_memory:
             return None

@@ -23,7 +23,7 @@ def make_remember_node(services: SaleServices) -> Node:
         if memory is None:
             notes.append("auction not stored: memory is off")
         else:
-            from sale_graph.memory_bridge import store_auction
+            from sale_graph.memory.bridge import store_auction
 
             n = store_auction(memory, state)
             notes.append(f"stored {n} strategies in the auction memory")

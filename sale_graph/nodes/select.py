@@ -86,7 +86,7 @@ def make_select_node(services: SaleServices) -> Node:
         )
         memory = services.memory_for(ctx)
         if memory is not None:  # write the bids now: a crash before `remember` loses nothing
-            from sale_graph.memory_bridge import store_auction
+            from sale_graph.memory.bridge import store_auction
 
             store_auction(memory, {**state, "scores": rows, "selection": selection})
         emit(runtime, "select", winner=selection["winner"], round=selection["round"], net=selection["net"],

@@ -19,17 +19,17 @@ import sys
 import textwrap
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 from sale_graph.memory import AuctionMemory, MemoryStoreError, StrategyRecord
-from sale_graph.memory_cli import register_memory_commands
+from sale_graph.memory.commands import register_memory_commands
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # A subprocess that records N auctions of 4 bids each, tagged with a writer name.
 WRITER = textwrap.dedent(
@@ -214,7 +214,8 @@ def test_reopen_after_the_writing_process_exits(tmp_path: Path) -> None:
 
 
 def test_reopen_server_memory_from_another_process(chroma_server: str) -> None:
-    _check(_run(["-c", WRITER.replace("AuctionMemory.from_url(target)", "AuctionMemory.from_url(target, collection_prefix='reopen')"), chroma_server, "r", "4"]))
+    script = WRITER.replace("AuctionMemory.from_url(target)", "AuctionMemory.from_url(target, collection_prefix='reopen')")
+    _check(_run(["-c", script, chroma_server, "r", "4"]))
     memory = AuctionMemory.from_url(chroma_server, collection_prefix="reopen")
     assert (memory.count_auctions(), memory.count_strategies()) == (4, 16)
 

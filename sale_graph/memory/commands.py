@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from sale_graph.memory import AuctionMemory, MemoryStoreError
+from sale_graph.memory.errors import MemoryStoreError
+from sale_graph.memory.store import AuctionMemory
 
 
 def _store_options() -> argparse.ArgumentParser:
@@ -41,7 +43,14 @@ def _store_options() -> argparse.ArgumentParser:
 
 
 def open_memory(args: argparse.Namespace) -> AuctionMemory:
-    """Open the memory the command line points at (server URL, directory, or the default directory)."""
+    """Open the memory the command line points at (server URL, directory, or the default directory).
+
+    Args:
+        args: the parsed command line (``chroma_url``, ``memory_dir``, ``collection_prefix``).
+
+    Returns:
+        The memory.
+    """
     prefix = getattr(args, "collection_prefix", "sale")
     if getattr(args, "chroma_url", None):
         return AuctionMemory.from_url(args.chroma_url, collection_prefix=prefix)
@@ -80,7 +89,14 @@ def _print_stats(stats: dict[str, Any]) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    """Print counts of auctions, bids, per-agent wins/losses and outcomes."""
+    """Print counts of auctions, bids, per-agent wins/losses and outcomes.
+
+    Args:
+        args: the parsed command line.
+
+    Returns:
+        The exit code.
+    """
     stats = open_memory(args).stats()
     if args.json:
         print(json.dumps(stats, indent=2, sort_keys=True))
@@ -90,7 +106,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Write the memory to a JSON-lines file."""
+    """Write the memory to a JSON-lines file.
+
+    Args:
+        args: the parsed command line (``file``).
+
+    Returns:
+        The exit code.
+    """
     memory = open_memory(args)
     n = memory.export_jsonl(args.file)
     print(f"exported {memory.count_auctions()} auction(s), {n} bid(s) from {memory.location} to {args.file}")
@@ -98,7 +121,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    """Load a JSON-lines export into the memory (idempotent)."""
+    """Load a JSON-lines export into the memory (idempotent).
+
+    Args:
+        args: the parsed command line (``file``).
+
+    Returns:
+        The exit code.
+    """
     memory = open_memory(args)
     auctions, bids = memory.import_jsonl(args.file)
     print(f"imported {auctions} auction(s), {bids} bid(s) from {args.file} into {memory.location}")
@@ -106,7 +136,14 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_clear(args: argparse.Namespace) -> int:
-    """Delete every auction in the memory; refuses without --yes."""
+    """Delete every auction in the memory; refuses without --yes.
+
+    Args:
+        args: the parsed command line (``yes``).
+
+    Returns:
+        The exit code: 2 without ``--yes``.
+    """
     if not args.yes:
         print(
             "sale memory: refusing to clear the memory without --yes (tip: `sale memory export FILE` first)",
@@ -124,7 +161,13 @@ def register_memory_commands(subparsers: Any) -> argparse.ArgumentParser:
 
     Store options (``--memory-dir``, ``--chroma-url``, ``--collection-prefix``)
     go after the leaf command, e.g. ``sale memory stats --chroma-url
-    http://127.0.0.1:8000``. Returns the ``memory`` parser.
+    http://127.0.0.1:8000``.
+
+    Args:
+        subparsers: the CLI's sub-parsers (what ``ArgumentParser.add_subparsers`` returned).
+
+    Returns:
+        The ``memory`` parser.
     """
     common = _store_options()
     memory = subparsers.add_parser("memory", help="inspect, export, import or clear the shared auction memory")

@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sale_graph.memory import AuctionMemory, StrategyRecord
+from sale_graph.memory.records import StrategyRecord
+from sale_graph.memory.store import AuctionMemory
 
 
 def auction_records(state: Mapping[str, Any]) -> list[StrategyRecord]:
-    """One record per scored bid (original and refined), labelled won/lost by the current selection."""
+    """One record per scored bid (original and refined), labelled won/lost by the current selection.
+
+    Args:
+        state: the auction's graph state (``bids``, ``scores``, ``selection``, ``execution``).
+
+    Returns:
+        The records, in the order of ``state["scores"]``.
+    """
     selection = state.get("selection") or {}
     winner = (selection.get("winner"), selection.get("round"))
     outcome = (state.get("execution") or {}).get("outcome", "unknown")
@@ -31,6 +39,13 @@ def store_auction(memory: AuctionMemory, state: Mapping[str, Any]) -> int:
 
     Idempotent: ids are (auction id, agent, round), so calling it after each
     selection and again with the outcome never duplicates.
+
+    Args:
+        memory: the auction memory.
+        state: the auction's graph state.
+
+    Returns:
+        The number of bids written (0 when no bid was scored yet).
     """
     records = auction_records(state)
     if not records:
