@@ -1,4 +1,4 @@
-"""Shared auction memory on Chroma (DESIGN.md section 1, steps 5 and 7).
+"""Shared auction memory on Chroma (docs/method.md, "One auction", steps 5 and 7).
 
 Every auction is remembered: the task, every bid (original and refined, winning
 and losing) with its cost, entropy, jury scores, value and win label, and the

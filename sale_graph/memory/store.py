@@ -1,4 +1,4 @@
-"""The auction memory on Chroma: :class:`AuctionMemory` (DESIGN.md section 1, steps 5 and 7).
+"""The auction memory on Chroma: :class:`AuctionMemory` (docs/method.md, "One auction", steps 5 and 7).
 
 Layout: two Chroma collections, both in cosine space.
 

@@ -119,7 +119,7 @@ def read_export(path: Path) -> tuple[dict[str, dict[str, Any]], list[StrategyRec
                 if kind == "header":
                     _check_header(data)
                 elif kind == "auction":
-                    auctions[data["auction_id"]] = _auction_entry(data, where)
+                    auctions[data["auction_id"]] = _auction_entry(data)
                 elif kind == "strategy":
                     bids.append(_strategy_line(data))
                 else:
@@ -139,18 +139,21 @@ def _check_header(data: Mapping[str, Any]) -> None:
         )
 
 
-def _auction_entry(data: Mapping[str, Any], where: str) -> dict[str, Any]:
+def _auction_entry(data: Mapping[str, Any]) -> dict[str, Any]:
     """The stored fields of one auction line (its ``auction_id`` is the caller's key)."""
     outcome = data.get("outcome", "unknown")
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}, got {outcome!r}")
     if not data.get("auction_id") or not data.get("task"):
         raise ValueError("auction line needs a non-empty auction_id and task")
+    if not isinstance(data["auction_id"], str):
+        raise ValueError(f"auction_id must be a string, got {data['auction_id']!r}")
     return {
         "task": str(data["task"]),
         "task_id": str(data.get("task_id", "")),
         "domain": str(data.get("domain", "")),
-        "timestamp": require_finite("timestamp", data.get("timestamp", 0.0), where),
+        # The caller prefixes FILE:LINE to the message; "where" names the line's kind only.
+        "timestamp": require_finite("timestamp", data.get("timestamp", 0.0), "auction line"),
         "outcome": outcome,
     }
 

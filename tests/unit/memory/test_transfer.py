@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from sale_graph.memory import AuctionMemory, MemoryStoreError
+from sale_graph.memory.transfer import read_export
 from tests.unit.memory.helpers import bid
 
 pytestmark = pytest.mark.disable_socket
@@ -49,3 +50,19 @@ def test_import_validates_whole_file_before_writing(memory: AuctionMemory, tmp_p
     assert memory.count_strategies() == 0
     with pytest.raises(FileNotFoundError, match="does not exist"):
         memory.import_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_bad_auction_line_names_its_location_once(tmp_path: Path) -> None:
+    path = tmp_path / "when.jsonl"
+    path.write_text(json.dumps({"kind": "auction", "auction_id": "a1", "task": "t", "timestamp": "soon"}) + "\n")
+    with pytest.raises(MemoryStoreError) as err:
+        read_export(path)
+    assert str(err.value) == f"{path}:1: auction line: timestamp must be a number, got 'soon'"
+
+
+def test_auction_id_must_be_a_string(tmp_path: Path) -> None:
+    path = tmp_path / "ids.jsonl"
+    lines = [{"kind": "auction", "auction_id": 5, "task": "t"}, {"kind": "auction", "auction_id": "b", "task": "t"}]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    with pytest.raises(MemoryStoreError, match=r"ids.jsonl:1: auction_id must be a string, got 5"):
+        read_export(path)
