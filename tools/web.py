@@ -32,10 +32,11 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
 
+import httpx
 from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from sale_graph.tools.corpus import wiki_url
+from sale_graph.tools.corpus.wiki import wiki_url
 from sale_graph.tools.search import SearchBackend, SearchBackendError, SearchResult, make_search_backend
 
 __all__ = [
@@ -58,7 +59,9 @@ USER_AGENT = "sale-graph/0.1 (+fetch_page tool)"
 
 # --------------------------------------------------------------------------- HTML to text
 
-_SKIP_TAGS = frozenset({"script", "style", "noscript", "template", "svg", "nav", "footer", "aside", "form", "button", "iframe", "select", "head"})
+_SKIP_TAGS = frozenset(
+    {"script", "style", "noscript", "template", "svg", "nav", "footer", "aside", "form", "button", "iframe", "select", "head"}
+)
 _BLOCK_TAGS = frozenset(
     {
         "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "table", "section", "article",
@@ -149,8 +152,6 @@ def fetch_url_text(
     followed, and failures raise ``ToolException`` naming the URL and cause.
     ``client`` (an ``httpx.Client``) is for tests with a mock transport.
     """
-    import httpx
-
     own = client is None
     http = client or httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT})
     try:

@@ -1,0 +1,13 @@
+"""The errors of the local search corpus."""
+
+from __future__ import annotations
+
+__all__ = ["CorpusError", "MissingExtraError"]
+
+
+class CorpusError(ValueError):
+    """A corpus source or setting is invalid; the message names the input at fault and the fix."""
+
+
+class MissingExtraError(ImportError):
+    """An optional dependency is not installed; the message says which extra to install."""
