@@ -164,16 +164,22 @@ class CodeCheck:
 
 
 class _LazySandbox:
-    """Resolves the default sandbox on first use, so importing this module probes nothing."""
+    """Resolves the default sandbox on first use, so importing this module probes nothing.
 
-    def __init__(self, sandbox: Sandbox | None) -> None:
+    Without working bubblewrap and without an opt-in into the rlimits backend,
+    :meth:`get` raises :class:`~sale_graph.tools.sandbox.SandboxUnavailableError`
+    on every call: model code never runs on a weaker backend by accident.
+    """
+
+    def __init__(self, sandbox: Sandbox | None, backend: str | None = None) -> None:
         self._sandbox = sandbox
+        self._backend = backend
         self._lock = threading.Lock()
 
     def get(self) -> Sandbox:
         with self._lock:
             if self._sandbox is None:
-                self._sandbox = default_sandbox()
+                self._sandbox = default_sandbox(backend=self._backend)
             return self._sandbox
 
 
@@ -197,7 +203,7 @@ def check_solution(
         code: The candidate solution.
         tests: Assert-style tests, a ``check(candidate)`` function or ``unittest`` cases.
         entry_point: The function to test with ``check``; None means the last one in ``code``.
-        sandbox: Where to run; None means the best sandbox available here.
+        sandbox: Where to run; None means :func:`~sale_graph.tools.sandbox.default_sandbox`.
         limits: Resource limits; None means the sandbox's defaults.
 
     Returns:
@@ -205,6 +211,8 @@ def check_solution(
 
     Raises:
         ValueError: ``code`` or ``tests`` is empty, or no entry point can be found.
+        SandboxUnavailableError: ``sandbox`` is None, bubblewrap does not work here and
+            ``SALE_SANDBOX=rlimits`` was not set.
     """
     if not code.strip():
         raise ValueError("check_solution: code is empty; pass the candidate solution's source")
@@ -219,20 +227,25 @@ def check_solution(
     return CodeCheck(passed=passed, message="" if passed else failure_message(result, sentinel_seen), result=result)
 
 
-def make_code_tools(sandbox: Sandbox | None = None) -> list[BaseTool]:
+def make_code_tools(sandbox: Sandbox | None = None, backend: str | None = None) -> list[BaseTool]:
     """The executor's code tools (``run_python``, ``run_tests``) bound to ``sandbox``.
 
-    ``None`` means the best sandbox available here, chosen on first use. Pass
-    your own :class:`~sale_graph.tools.sandbox.Sandbox` (container, e2b, ...) to change
-    isolation without touching the agent.
+    ``None`` means :func:`~sale_graph.tools.sandbox.default_sandbox`, chosen on first
+    use: bubblewrap, or the rlimits backend only when opted into (``backend="rlimits"``
+    or ``SALE_SANDBOX=rlimits``); otherwise the tools raise
+    :class:`~sale_graph.tools.sandbox.SandboxUnavailableError` instead of running code.
+    Pass your own :class:`~sale_graph.tools.sandbox.Sandbox` (container, e2b, ...) to
+    change isolation without touching the agent.
 
     Args:
-        sandbox: Where the tools run code; None means the best one here, chosen on first use.
+        sandbox: Where the tools run code; None means the default sandbox, chosen on first use.
+        backend: The default sandbox's backend (``"bubblewrap"``, ``"rlimits"``, ``"auto"``);
+            None reads ``SALE_SANDBOX``. Ignored when ``sandbox`` is given.
 
     Returns:
         The ``run_python`` and ``run_tests`` tools.
     """
-    lazy = _LazySandbox(sandbox)
+    lazy = _LazySandbox(sandbox, backend)
 
     def run_python(code: str) -> str:
         """Run a Python 3 program in an isolated sandbox and return its exit code, stdout and stderr.

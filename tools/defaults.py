@@ -31,8 +31,14 @@ def check_default_tools(domain: str | None, search: dict[str, Any] | None) -> No
     """Fail before the auction when the default tools for ``domain`` cannot be built.
 
     A ``search`` task with no ``search`` config uses the offline Wikipedia corpus,
-    an optional (GPL) extra; without it the error says what to pass instead.
+    an optional (GPL) extra; without it the error says what to pass instead. A
+    domain whose tools run code needs working bubblewrap, or the rlimits opt-in
+    (``SALE_SANDBOX=rlimits``); else ``SandboxUnavailableError`` says what to do.
     """
+    if any(n in CODE_TOOLS for n in default_tool_names(domain, search)):
+        from sale_graph.tools.sandbox import check_sandbox
+
+        check_sandbox()
     if not search and any(n in SEARCH_TOOLS for n in default_tool_names(domain, search)):
         import importlib.util
 

@@ -13,13 +13,17 @@ Two backends implement the :class:`Sandbox` protocol:
   root, the code runs as a fresh unprivileged uid, so ``RLIMIT_NPROC`` is
   enforced and root-only files stay unreadable.
 * :class:`RlimitSandbox` (``isolation`` starts with ``"rlimits-only"``): a plain
-  subprocess with the same limits, for hosts without working bubblewrap. It
-  lacks the filesystem, network and ``/proc`` isolation; see
-  :data:`RLIMIT_GUARANTEES`.
+  subprocess with the same limits, used only by opt-in. It lacks the
+  filesystem, network and ``/proc`` isolation; see :data:`RLIMIT_GUARANTEES`.
 
-:func:`default_sandbox` probes bubblewrap once and picks the best backend. A
-stronger backend (a container, e2b) only has to provide ``run`` (and the
-``isolation`` and ``guarantees`` attributes) to plug into the code tools.
+:func:`default_sandbox` requires working bubblewrap (probed once) unless the
+user opts into weak isolation with ``backend="rlimits"`` or the environment
+variable ``SALE_SANDBOX=rlimits`` (``auto``: bubblewrap, else rlimits-only);
+otherwise it raises :class:`SandboxUnavailableError` saying what to install or
+set. Results of the rlimits backend carry ``backend="rlimits"`` and
+:data:`WEAK_ISOLATION_WARNING`. A stronger backend (a container, e2b) only has
+to provide ``run`` (and the ``isolation`` and ``guarantees`` attributes) to plug
+into the code tools.
 
 Modules: :mod:`.base` (protocol, limits, result, constants), :mod:`.capture`
 (capped output), :mod:`.policy` (environment, rlimits, files, limit
@@ -40,12 +44,14 @@ from sale_graph.tools.sandbox.base import (
     RLIMIT_GUARANTEES,
     RUN_ID_VAR,
     SANDBOX_UID_RANGE,
+    WEAK_ISOLATION_WARNING,
     WORKDIR_PREFIX,
     LimitName,
     Sandbox,
     SandboxError,
     SandboxLimits,
     SandboxResult,
+    SandboxUnavailableError,
 )
 from sale_graph.tools.sandbox.bubblewrap import BubblewrapSandbox, probe_bubblewrap
 from sale_graph.tools.sandbox.bwrap_args import (
@@ -57,12 +63,22 @@ from sale_graph.tools.sandbox.bwrap_args import (
     python_mounts,
 )
 from sale_graph.tools.sandbox.capture import OutputCapture, truncate_text
-from sale_graph.tools.sandbox.factory import choose_backend, default_sandbox
+from sale_graph.tools.sandbox.factory import (
+    BACKEND_CHOICES,
+    SANDBOX_ENV_VAR,
+    BackendChoice,
+    check_sandbox,
+    choose_backend,
+    default_sandbox,
+    sandbox_mode,
+    unavailable_message,
+)
 from sale_graph.tools.sandbox.policy import classify_limit, rlimit_plan, sandbox_env, validate_files
 from sale_graph.tools.sandbox.rlimits import RlimitSandbox
 
 __all__ = [
     "ALL_GUARANTEES",
+    "BACKEND_CHOICES",
     "BWRAP_GUARANTEES",
     "BWRAP_TMPFS_BYTES",
     "MAIN_SCRIPT",
@@ -70,8 +86,11 @@ __all__ = [
     "PRIVATE_ROOTS",
     "RLIMIT_GUARANTEES",
     "RUN_ID_VAR",
+    "SANDBOX_ENV_VAR",
     "SANDBOX_UID_RANGE",
+    "WEAK_ISOLATION_WARNING",
     "WORKDIR_PREFIX",
+    "BackendChoice",
     "BubblewrapSandbox",
     "LimitName",
     "OutputCapture",
@@ -80,9 +99,11 @@ __all__ = [
     "SandboxError",
     "SandboxLimits",
     "SandboxResult",
+    "SandboxUnavailableError",
     "blocked_ancestor",
     "bwrap_argv",
     "bwrap_exit_code",
+    "check_sandbox",
     "choose_backend",
     "classify_limit",
     "default_sandbox",
@@ -91,6 +112,8 @@ __all__ = [
     "python_mounts",
     "rlimit_plan",
     "sandbox_env",
+    "sandbox_mode",
     "truncate_text",
+    "unavailable_message",
     "validate_files",
 ]

@@ -24,6 +24,11 @@ OUTPUT_KILL_FACTOR = 16
 BWRAP_TMPFS_BYTES = 64 * 1024 * 1024
 #: Range of throw-away uids used when the host runs as root.
 SANDBOX_UID_RANGE = (1_900_000_000, 2_000_000_000)
+#: The one-line warning every result of the rlimits backend carries (shown to the model and in traces).
+WEAK_ISOLATION_WARNING = (
+    "weak isolation (rlimits backend): only CPU, memory, process and file-size limits; "
+    "NO filesystem or network isolation: the code can write outside its work dir and reach the network"
+)
 
 #: Every guarantee a backend may give; used by tests and by callers that need one.
 ALL_GUARANTEES = frozenset(
@@ -61,6 +66,14 @@ _LIMIT_EXPLANATIONS: dict[str, str] = {
 
 class SandboxError(RuntimeError):
     """The sandbox itself could not run the code (not a failure of the code)."""
+
+
+class SandboxUnavailableError(SandboxError):
+    """No acceptable sandbox here: bubblewrap is missing or broken and weak isolation was not opted into.
+
+    Also raised for an unknown backend choice (``SALE_SANDBOX`` or ``backend=``).
+    The message says what is missing and what to do.
+    """
 
 
 @dataclass(frozen=True)
@@ -115,6 +128,8 @@ class SandboxResult:
         elapsed_s: Wall time of the run in seconds.
         isolation: The backend's isolation level, as its ``isolation`` attribute says.
         truncated_bytes: Bytes dropped from stdout and stderr together.
+        backend: The backend that ran the code (``"bubblewrap"``, ``"rlimits"``); "" if unknown.
+        warning: A one-line warning about the run's isolation ("" when there is none).
     """
 
     stdout: str
@@ -124,6 +139,8 @@ class SandboxResult:
     elapsed_s: float
     isolation: str
     truncated_bytes: int = 0  # bytes dropped from stdout + stderr
+    backend: str = ""
+    warning: str = ""
 
     @property
     def ok(self) -> bool:
@@ -134,7 +151,8 @@ class SandboxResult:
         """Format the result compactly for an LLM: status line, then both streams.
 
         Returns:
-            The status line, the limit hit (if any), timing and isolation, then both streams.
+            The status line, the limit hit (if any), timing, backend and isolation, the
+            isolation warning (if any), then both streams.
         """
         status = f"exit code: {self.exit_code}"
         if self.exit_code is not None and self.exit_code < 0:
@@ -142,7 +160,10 @@ class SandboxResult:
         lines = [status]
         if self.limit_hit is not None:
             lines.append(f"limit hit: {self.limit_hit} (the program {_LIMIT_EXPLANATIONS[self.limit_hit]})")
-        lines.append(f"elapsed: {self.elapsed_s:.2f} s; isolation: {self.isolation}")
+        backend = f"backend: {self.backend}; " if self.backend else ""
+        lines.append(f"elapsed: {self.elapsed_s:.2f} s; {backend}isolation: {self.isolation}")
+        if self.warning:
+            lines.append(f"WARNING: {self.warning}")
         lines.append("--- stdout ---")
         lines.append(self.stdout.rstrip("\n") if self.stdout else "(empty)")
         lines.append("--- stderr ---")

@@ -46,6 +46,7 @@ class BubblewrapSandbox(ProcessSandbox):
     """
 
     guarantees = BWRAP_GUARANTEES
+    backend = "bubblewrap"
 
     def __init__(
         self,

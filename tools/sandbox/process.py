@@ -278,6 +278,8 @@ class ProcessSandbox:
 
     isolation: str = "process"
     guarantees: frozenset[str] = frozenset()
+    backend: str = "process"  # copied into every result, with ``warning``
+    warning: str = ""
 
     def __init__(self, python: str | None = None, default_limits: SandboxLimits | None = None) -> None:
         self.python = python or sys.executable
@@ -390,6 +392,8 @@ class ProcessSandbox:
             elapsed_s=round(elapsed, 4),
             isolation=plan.isolation,
             truncated_bytes=out.dropped + err.dropped,
+            backend=self.backend,
+            warning=self.warning,
         )
 
     @staticmethod

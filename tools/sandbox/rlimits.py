@@ -1,4 +1,4 @@
-"""The rlimits-only backend: a plain subprocess with resource limits, for hosts without bubblewrap."""
+"""The rlimits-only backend: a plain subprocess with resource limits; weak isolation, used only by opt-in."""
 
 from __future__ import annotations
 
@@ -6,7 +6,14 @@ import os
 import secrets
 import time
 
-from sale_graph.tools.sandbox.base import MAIN_SCRIPT, RLIMIT_GUARANTEES, RUN_ID_VAR, WORKDIR_PREFIX, SandboxLimits
+from sale_graph.tools.sandbox.base import (
+    MAIN_SCRIPT,
+    RLIMIT_GUARANTEES,
+    RUN_ID_VAR,
+    WEAK_ISOLATION_WARNING,
+    WORKDIR_PREFIX,
+    SandboxLimits,
+)
 from sale_graph.tools.sandbox.launcher import launcher_command
 from sale_graph.tools.sandbox.policy import rlimit_plan
 from sale_graph.tools.sandbox.process import (
@@ -20,18 +27,23 @@ from sale_graph.tools.sandbox.process import (
 
 
 class RlimitSandbox(ProcessSandbox):
-    """A plain subprocess with rlimits: the fallback where bubblewrap is unavailable.
+    """A plain subprocess with rlimits: weak isolation, for users who opt into it.
 
     Lacks: network isolation, filesystem isolation (the code can write wherever
     the host user can), hiding of host processes (``/proc/<pid>/environ`` of
     same-user processes is readable) and a guaranteed end of daemonised
     processes (they are swept by cgroup or by the run id in their environment).
     When the host runs as root the process cap needs a writable pids cgroup.
+    Every result carries ``backend == "rlimits"`` and ``warning`` is
+    :data:`~sale_graph.tools.sandbox.base.WEAK_ISOLATION_WARNING`.
 
     Args:
         python: The interpreter that runs the code; defaults to ``sys.executable``.
         default_limits: Limits for runs that pass none.
     """
+
+    backend = "rlimits"
+    warning = WEAK_ISOLATION_WARNING
 
     def __init__(self, python: str | None = None, default_limits: SandboxLimits | None = None) -> None:
         super().__init__(python, default_limits)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import stat
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -15,24 +16,35 @@ from sale_graph.tools.code import (
     last_function_name,
     make_code_tools,
 )
+from sale_graph.tools.defaults import check_default_tools
 from sale_graph.tools.sandbox import (
+    BACKEND_CHOICES,
     MAIN_SCRIPT,
     RUN_ID_VAR,
+    SANDBOX_ENV_VAR,
+    WEAK_ISOLATION_WARNING,
     OutputCapture,
+    RlimitSandbox,
     Sandbox,
+    SandboxError,
     SandboxLimits,
     SandboxResult,
+    SandboxUnavailableError,
     blocked_ancestor,
     bwrap_argv,
     bwrap_exit_code,
+    check_sandbox,
     choose_backend,
     classify_limit,
+    default_sandbox,
     python_mounts,
     rlimit_plan,
     sandbox_env,
+    sandbox_mode,
     truncate_text,
     validate_files,
 )
+from sale_graph.tools.sandbox import factory as sandbox_factory
 
 # -- truncation ---------------------------------------------------------------
 
@@ -87,6 +99,13 @@ def test_to_text_shows_status_isolation_and_streams() -> None:
     assert text.splitlines()[0] == "exit code: 0"
     assert "isolation: bubblewrap" in text
     assert "--- stdout ---\n42\n--- stderr ---\nwarn" in text
+
+
+def test_to_text_shows_backend_and_weak_isolation_warning() -> None:
+    text = _result(isolation="rlimits-only", backend="rlimits", warning=WEAK_ISOLATION_WARNING).to_text()
+    assert "backend: rlimits; isolation: rlimits-only" in text
+    assert f"WARNING: {WEAK_ISOLATION_WARNING}" in text
+    assert "WARNING" not in _result(backend="bubblewrap").to_text()
 
 
 def test_to_text_names_limit_and_signal() -> None:
@@ -190,16 +209,114 @@ def test_validate_files_accepts_nested_relative_paths() -> None:
 # -- backend selection ---------------------------------------------------------------
 
 
-def test_choose_backend_prefers_bubblewrap_when_probe_passes() -> None:
+def _no_probe(_: str) -> str | None:
+    pytest.fail("must not probe bubblewrap here")
+
+
+def test_choose_backend_picks_bubblewrap_when_probe_passes() -> None:
     assert choose_backend("/usr/bin/bwrap", lambda _: None) == ("bubblewrap", None)
+    assert choose_backend("/usr/bin/bwrap", lambda _: None, "auto") == ("bubblewrap", None)
 
 
-def test_choose_backend_falls_back_with_reason() -> None:
-    backend, reason = choose_backend("/usr/bin/bwrap", lambda _: "user namespaces disabled")
-    assert backend == "rlimits-only"
-    assert reason is not None and "user namespaces disabled" in reason
-    backend, reason = choose_backend(None, lambda _: pytest.fail("must not probe without bwrap"))
-    assert backend == "rlimits-only" and reason == "bwrap not found on PATH"
+def test_missing_bwrap_is_an_error_with_the_install_hint() -> None:
+    with pytest.raises(SandboxUnavailableError) as info:
+        choose_backend(None, _no_probe)
+    message = str(info.value)
+    assert "bubblewrap (bwrap) is not installed" in message
+    assert "apt-get install bubblewrap" in message
+    assert f"{SANDBOX_ENV_VAR}=rlimits" in message and "weak isolation" in message
+    assert isinstance(info.value, SandboxError)
+
+
+def test_broken_bwrap_is_an_error_with_the_probe_reason() -> None:
+    with pytest.raises(SandboxUnavailableError) as info:
+        choose_backend("/usr/bin/bwrap", lambda _: "No permissions to create new namespace")
+    message = str(info.value)
+    assert "/usr/bin/bwrap" in message and "No permissions to create new namespace" in message
+    assert "user namespaces" in message and f"{SANDBOX_ENV_VAR}=rlimits" in message
+
+
+def test_rlimits_opt_in_never_probes_and_auto_falls_back_with_reason() -> None:
+    backend, note = choose_backend("/usr/bin/bwrap", _no_probe, "rlimits")
+    assert backend == "rlimits" and note is not None and "opted in" in note
+    backend, note = choose_backend("/usr/bin/bwrap", lambda _: "user namespaces disabled", "auto")
+    assert backend == "rlimits" and note is not None and "user namespaces disabled" in note
+    assert choose_backend(None, _no_probe, "auto") == ("rlimits", "auto fallback, bwrap not found on PATH")
+
+
+def test_sandbox_mode_default_env_and_argument(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SANDBOX_ENV_VAR, raising=False)
+    assert sandbox_mode() == "bubblewrap"
+    monkeypatch.setenv(SANDBOX_ENV_VAR, " RLimits ")
+    assert sandbox_mode() == "rlimits"
+    assert sandbox_mode("bubblewrap") == "bubblewrap"  # the argument overrides the environment
+    monkeypatch.setenv(SANDBOX_ENV_VAR, "")
+    assert sandbox_mode() == "bubblewrap"
+    assert sandbox_mode(environ={SANDBOX_ENV_VAR: "auto"}) == "auto"
+
+
+@pytest.mark.parametrize("source", ["env", "argument"])
+def test_bad_backend_choice_names_the_allowed_values(monkeypatch: pytest.MonkeyPatch, source: str) -> None:
+    monkeypatch.setenv(SANDBOX_ENV_VAR, "none" if source == "env" else "bubblewrap")
+    with pytest.raises(SandboxUnavailableError) as info:
+        default_sandbox(backend="none" if source == "argument" else None)
+    message = str(info.value)
+    assert (f"{SANDBOX_ENV_VAR}='none'" if source == "env" else "backend='none'") in message
+    assert all(name in message for name in BACKEND_CHOICES)
+
+
+def _forbid_probe(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sandbox_factory, "probe_bubblewrap", lambda *a: pytest.fail("must not probe"))
+
+
+def test_opt_in_by_setting_gives_rlimits_with_the_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SANDBOX_ENV_VAR, raising=False)
+    _forbid_probe(monkeypatch)
+    sandbox = default_sandbox(backend="rlimits")
+    assert isinstance(sandbox, RlimitSandbox)
+    assert (sandbox.backend, sandbox.warning) == ("rlimits", WEAK_ISOLATION_WARNING)
+    assert sandbox.isolation.startswith("rlimits-only") and "opted in" in sandbox.isolation
+    assert check_sandbox(backend="rlimits") == "rlimits"
+
+
+def test_opt_in_by_env_var_gives_rlimits_with_the_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SANDBOX_ENV_VAR, "rlimits")
+    _forbid_probe(monkeypatch)
+    sandbox = default_sandbox()
+    assert isinstance(sandbox, RlimitSandbox)
+    assert (sandbox.backend, sandbox.warning) == ("rlimits", WEAK_ISOLATION_WARNING)
+    assert check_sandbox() == "rlimits"
+
+
+def test_default_sandbox_without_bwrap_or_opt_in_refuses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(SANDBOX_ENV_VAR, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on PATH
+    _forbid_probe(monkeypatch)
+    with pytest.raises(SandboxUnavailableError, match="apt-get install bubblewrap"):
+        default_sandbox()
+    with pytest.raises(SandboxUnavailableError, match="apt-get install bubblewrap"):
+        make_code_tools()[0].invoke({"code": "print(1)"})  # the tool refuses; nothing is sent to the model
+
+
+def test_default_sandbox_with_working_bubblewrap(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SANDBOX_ENV_VAR, raising=False)
+    monkeypatch.setattr(sandbox_factory.shutil, "which", lambda name: "/fake/bin/bwrap")
+    monkeypatch.setattr(sandbox_factory, "probe_bubblewrap", lambda bwrap, python=None: None)
+    sandbox = default_sandbox()
+    assert sandbox.isolation == "bubblewrap"
+    assert getattr(sandbox, "bwrap", None) == "/fake/bin/bwrap"
+    assert check_sandbox() == "bubblewrap"
+
+
+def test_check_default_tools_fails_early_for_code_domains(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(SANDBOX_ENV_VAR, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    for domain in ("coding", None, "math"):  # every domain whose default tools include run_python
+        with pytest.raises(SandboxUnavailableError, match="apt-get install bubblewrap"):
+            check_default_tools(domain, None)
+    check_default_tools("search", {"backend": "duckduckgo"})  # no code tools: no sandbox needed
+    monkeypatch.setenv(SANDBOX_ENV_VAR, "rlimits")
+    check_default_tools("coding", None)
 
 
 def test_bwrap_argv_isolation_flags() -> None:
