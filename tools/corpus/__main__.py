@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m sale_graph.tools.corpus [--wiki | SOURCE] [--name NAME] [--query Q ...] [--mode MODE] [-k K] [--force]
+    python -m sale_graph.tools.corpus [SOURCE] [--name NAME] [--query Q ...] [--mode MODE] [-k K] [--force]
 
 Without a source, the offline Wikipedia corpus (optional extra ``wiki``) is
 indexed. The build report is printed as JSON, then each query's hits.

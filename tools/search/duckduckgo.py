@@ -58,6 +58,8 @@ class DuckDuckGoBackend:
     OPTIONS: ClassVar[dict[str, str]] = {"region": "e.g. wt-wt, us-en", "safesearch": "on | moderate | off", "timelimit": "d | w | m | y"}
 
     def __init__(self, region: str = "wt-wt", safesearch: str = "moderate", timelimit: str | None = None) -> None:
+        if not isinstance(region, str):
+            raise SearchConfigError(f"duckduckgo: region must be a string such as 'wt-wt' or 'us-en', got {region!r}")
         if safesearch not in ("on", "moderate", "off"):
             raise SearchConfigError(f"duckduckgo: safesearch {safesearch!r} must be 'on', 'moderate' or 'off'")
         if timelimit not in (None, "d", "w", "m", "y"):

@@ -98,7 +98,7 @@ class SearxNGBackend:
             raise SearchConfigError(
                 f"searxng: no instance URL; set 'base_url' in the search config or the environment variable {self.ENV_URL}"
             )
-        if not url.startswith(("http://", "https://")):
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise SearchConfigError(f"searxng: base_url must be an http(s) URL, got {url!r}")
         if safesearch not in (0, 1, 2) or isinstance(safesearch, bool):
             raise SearchConfigError(f"searxng: safesearch must be 0, 1 or 2, got {safesearch!r}")

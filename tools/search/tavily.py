@@ -88,6 +88,8 @@ class TavilyBackend:
         base_url: str = API_URL,
         timeout: float = DEFAULT_TIMEOUT_S,
     ) -> None:
+        if api_key is not None and not isinstance(api_key, str):
+            raise SearchConfigError(f"tavily: api_key must be a string, got {type(api_key).__name__}")  # never show the key
         key = api_key or os.environ.get(self.ENV_KEY)
         if not key:
             raise SearchConfigError(

@@ -68,6 +68,9 @@ def test_tavily_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
         make_search_backend({"backend": "tavily", "include_domains": "wikipedia.org"})
     with pytest.raises(SearchConfigError, match="timeout must be a positive"):
         make_search_backend({"backend": "tavily", "timeout": 0})
+    with pytest.raises(SearchConfigError, match="api_key must be a string, got int") as err:
+        make_search_backend({"backend": "tavily", "api_key": 12345})
+    assert "12345" not in str(err.value)
 
 
 def test_searxng_needs_a_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,6 +79,8 @@ def test_searxng_needs_a_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
         make_search_backend({"backend": "searxng"})
     with pytest.raises(SearchConfigError, match="http"):
         make_search_backend({"backend": "searxng", "base_url": "localhost:8888"})
+    with pytest.raises(SearchConfigError, match="base_url must be an http"):
+        make_search_backend({"backend": "searxng", "base_url": 8888})
     backend = make_search_backend({"backend": "searxng", "base_url": "http://localhost:8888/", "categories": ["general"], "language": "en"})
     assert isinstance(backend, SearxNGBackend)
     assert backend.base_url == "http://localhost:8888"
@@ -106,6 +111,8 @@ def test_duckduckgo_config_with_a_fake_package(monkeypatch: pytest.MonkeyPatch) 
     assert calls == [("q", {"region": "us-en", "safesearch": "moderate", "timelimit": None, "max_results": 2})]
     with pytest.raises(SearchConfigError, match="safesearch"):
         make_search_backend({"backend": "duckduckgo", "safesearch": "strict"})
+    with pytest.raises(SearchConfigError, match="region must be a string"):
+        make_search_backend({"backend": "duckduckgo", "region": ["us-en"]})
     with pytest.raises(ValueError, match="max_results must be an integer from 1 to 20"):
         backend.search("q", 0)
 
