@@ -10,11 +10,16 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sale_graph.embedded.models import embedded_pool
-from sale_graph.pool import AgentPool, load_pool, pool_from_dict
+from sale_graph.pool import AgentPool, AgentSpec, load_pool, pool_from_dict
 from sale_graph.weights import Weights, load_weights, weights_from_dict
+
+
+CapPhase = Literal["bid", "jury", "execute_step"]
+DEFAULT_CAPS: dict[str, int] = {"bid": 1024, "jury": 512, "execute_step": 4096}
+"""Token caps for real models (room for a reasoning model's thinking); the embedded pool sets smaller ones."""
 
 
 @dataclass
@@ -26,8 +31,13 @@ class SaleContext:
         weights: a :class:`Weights`, a path to a weights file, or ``None`` for the documented defaults.
         max_concurrency: most model calls in flight at once (bids, jury and refinement fan-outs).
         check_endpoints: ping every agent's endpoint before the auction (clear error naming the agent and URL).
-        bid_max_tokens: cap on one strategy's length in tokens.
-        jury_max_tokens: cap on one judge's answer.
+        bid_max_tokens: cap on one bid's generation (reasoning included), for every agent; ``None``: each
+            agent's own ``bid_max_tokens`` from the pool, else 1024.
+        jury_max_tokens: cap on one judge's answer; ``None``: the agent's own, else 512.
+        jury_quorum: share of the judges that must score a bid for its value to count (strictly more
+            than this share; default 0.5, more than half).
+        allow_degraded: continue an auction whose jury misses the quorum, flagged ``degraded`` in the
+            state, the CLI and the memory, instead of stopping with an error.
         refine: let cheaper agents refine their bids from the auction memory.
         memory_dir: Chroma persistent directory of the auction memory (default: under ``$SALE_HOME``).
         memory_url: a Chroma server URL (``http://host:port``) shared by several workers; wins over ``memory_dir``.
@@ -35,7 +45,7 @@ class SaleContext:
         refine_k / refine_min_similarity / refine_max_pairs: contrastive retrieval settings.
         execute_max_steps: most ReAct model steps for the winner.
         execute_max_tokens: total generated tokens the execution may spend.
-        execute_step_max_tokens: cap on one execution step's generation.
+        execute_step_max_tokens: cap on one execution step's generation; ``None``: the agent's own, else 4096.
         execute_wall_time_s: wall-clock budget of the execution.
         search_first: open a ``search``-domain execution with a ``web_search`` for the task text.
         search: web-search backend config for the executor, e.g. ``{"backend": "local", "path": "docs.jsonl"}``.
@@ -46,8 +56,10 @@ class SaleContext:
     weights: Weights | str | None = None
     max_concurrency: int = 4
     check_endpoints: bool = True
-    bid_max_tokens: int = 160
-    jury_max_tokens: int = 24
+    bid_max_tokens: int | None = None
+    jury_max_tokens: int | None = None
+    jury_quorum: float = 0.5
+    allow_degraded: bool = False
     refine: bool = True
     memory_dir: str | None = None
     memory_url: str | None = None
@@ -56,8 +68,8 @@ class SaleContext:
     refine_min_similarity: float = 0.88
     refine_max_pairs: int = 3
     execute_max_steps: int = 6
-    execute_max_tokens: int = 2048
-    execute_step_max_tokens: int = 384
+    execute_max_tokens: int = 16384
+    execute_step_max_tokens: int | None = None
     execute_wall_time_s: float = 300.0
     search: dict[str, Any] | None = None
     search_first: bool = True
@@ -67,8 +79,22 @@ class SaleContext:
         if self.max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
         for name in ("bid_max_tokens", "jury_max_tokens", "execute_max_steps", "execute_max_tokens", "execute_step_max_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value}")
+        if not 0.0 <= self.jury_quorum < 1.0:
+            raise ValueError(f"jury_quorum is a share of the judges in [0, 1), got {self.jury_quorum}")
+
+    def cap(self, phase: CapPhase, agent: AgentSpec) -> int:
+        """Token cap of one call of ``phase`` by ``agent``: this context's setting, else the agent's, else the default.
+
+        The agent's ``max_tokens`` still bounds every call (see :meth:`AgentSpec.chat_model`).
+        """
+        ours = getattr(self, f"{phase}_max_tokens")
+        if ours is not None:
+            return int(ours)
+        theirs = getattr(agent, f"{phase}_max_tokens")
+        return int(theirs) if theirs is not None else DEFAULT_CAPS[phase]
 
     def resolved_pool(self) -> AgentPool:
         """The pool object (loading the file or the embedded default)."""

@@ -22,6 +22,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sale_graph.reasoning import strip_think
+
 __all__ = [
     "DEFAULT_F1_THRESHOLD",
     "Grade",
@@ -144,7 +146,6 @@ def grade_answer(
     return Grade(em=any_em, f1=f1, passed=any_em or f1 >= f1_threshold, best_gold=best[2])
 
 
-_THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _MARKERS = re.compile(
     r"(?:^|\n|\s)[*_#>\s]*(final\s+answer|answer)[*_\s]*[:\uff1a][*_\s]*", re.IGNORECASE
 )
@@ -165,31 +166,47 @@ def _clean(answer: str) -> str:
     return a
 
 
-def extract_final_answer(text: str) -> str:
-    """Return the short answer from a ReAct agent's final message.
+_FENCE = re.compile(r"```[\w+.-]*[ \t]*\n.*?```", re.DOTALL)
 
-    Looks, in order, for the last "Final Answer:" marker, the last "Answer:"
-    marker, a LaTeX ``\\boxed{...}``, and otherwise takes the last non-empty
-    line. Reasoning in ``<think>...</think>`` blocks (Qwen3 style) is ignored.
-    The first non-empty line after a marker is the answer; markdown emphasis,
-    quotes and a trailing period are stripped. Returns "" for an empty message.
+
+def _answer_after(rest: str) -> str:
+    """The answer that follows a marker: a whole fenced code block, else its first non-empty line."""
+    stripped = rest.lstrip()
+    if stripped.startswith("```"):
+        block = _FENCE.match(stripped)
+        return (block.group(0) if block else stripped).strip()
+    for line in rest.splitlines():
+        if line.strip():
+            return _clean(line)
+    return ""
+
+
+def extract_final_answer(text: str) -> str:
+    """Return the answer from a ReAct agent's final message: one extractor for live runs and the bench.
+
+    Reasoning is removed first (``<think>`` blocks, closed or cut off, see
+    :func:`sale_graph.reasoning.strip_think`). Then, in order: the text after the
+    last "Final Answer:" marker, after the last "Answer:" marker, a LaTeX
+    ``\\boxed{...}``, a closing fenced code block, and otherwise the last non-empty
+    line. After a marker the answer is its first non-empty line (trailing
+    explanation dropped), or the whole fenced code block when one follows it;
+    markdown emphasis, quotes and a trailing period are stripped from a one-line
+    answer. Returns "" for an empty message.
     """
     if not isinstance(text, str):
         raise TypeError(f"extract_final_answer expects the message text as a str, got {type(text).__name__}")
-    body = _THINK.sub("", text)
-    # An unterminated <think> (truncated generation) hides nothing after it: drop only the tag.
-    body = re.sub(r"</?think>", "", body, flags=re.IGNORECASE)
+    body, _ = strip_think(text)
     matches = list(_MARKERS.finditer(body))
     final = [m for m in matches if m.group(1).lower().startswith("final")]
     chosen = final[-1] if final else (matches[-1] if matches else None)
     if chosen is not None:
-        rest = body[chosen.end():]
-        for line in rest.splitlines():
-            if line.strip():
-                return _clean(line)
-        return ""
+        return _answer_after(body[chosen.end():])
     boxed = _BOXED.findall(body)
     if boxed:
         return _clean(boxed[-1])
+    if body.rstrip().endswith("```"):
+        blocks = _FENCE.findall(body)
+        if blocks:
+            return str(blocks[-1]).strip()
     lines = [line for line in body.splitlines() if line.strip()]
     return _clean(lines[-1]) if lines else ""

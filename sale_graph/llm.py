@@ -1,7 +1,9 @@
 """One model call with its accounting: text, token usage, log-probs, dollars and seconds.
 
 Nodes never call a chat model directly; they go through :func:`call_model`,
-so every call is bounded by the run's concurrency limiter and lands in the
+so every call is bounded by the run's concurrency limiter, retried by the
+agent's policy (:mod:`sale_graph.retries`), split into visible text and reasoning
+(:mod:`sale_graph.reasoning`), tagged for stream filtering, and lands in the
 ledger with the endpoint's own ``usage_metadata``.
 """
 
@@ -10,13 +12,16 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.runnables import RunnableConfig
 
 from sale_graph.pool import AgentSpec
+from sale_graph.reasoning import split_output
+from sale_graph.retries import call_with_retries
 from sale_graph.state import Phase, UsageEntry
 
 
@@ -31,13 +36,18 @@ class ModelFactory(Protocol):
 
 
 def openai_factory(agent: AgentSpec, *, phase: Phase, max_tokens: int, logprobs: bool) -> BaseChatModel:
-    """The default :class:`ModelFactory`: ``agent.chat_model`` with the phase's caps."""
-    return agent.chat_model(max_tokens=max_tokens, logprobs=logprobs)
+    """The default :class:`ModelFactory`: ``agent.chat_model`` with the phase's caps and request fields."""
+    return agent.chat_model(max_tokens=max_tokens, logprobs=logprobs, phase=phase)
 
 
 @dataclass
 class CallResult:
-    """What one call returned and what it cost."""
+    """What one call returned and what it cost.
+
+    ``text`` is the *visible* answer (reasoning removed, see :mod:`sale_graph.reasoning`);
+    ``output_tokens`` counts every generated token, reasoning included (what is billed);
+    ``visible_tokens`` counts the visible text only (a bid's ``|s|``).
+    """
 
     text: str
     input_tokens: int
@@ -46,6 +56,16 @@ class CallResult:
     usage_reported: bool
     top_logprobs: list[list[float]] | None
     message: AIMessage
+    visible_tokens: int = 0
+    reasoning_tokens: int = 0
+    token_source: str = "usage"
+    finish_reason: str | None = None
+    retries: list[str] = field(default_factory=list)
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the generation stopped at its token cap (``finish_reason == "length"``)."""
+        return self.finish_reason == "length"
 
 
 def message_text(message: BaseMessage) -> str:
@@ -62,28 +82,6 @@ def message_text(message: BaseMessage) -> str:
     return "".join(parts)
 
 
-def extract_top_logprobs(message: AIMessage) -> list[list[float]] | None:
-    """Per generated token, the log-probs of its top alternatives, from ``response_metadata['logprobs']``.
-
-    Returns ``None`` when the endpoint sent no log-probs. Where a token carries
-    only its own log-prob, that single value is used.
-    """
-    lp = (message.response_metadata or {}).get("logprobs")
-    if not lp:
-        return None
-    content = lp.get("content") if isinstance(lp, dict) else None
-    if not content:
-        return None
-    out: list[list[float]] = []
-    for tok in content:
-        tops = tok.get("top_logprobs") or []
-        values = [float(t["logprob"]) for t in tops if t.get("logprob") is not None]
-        if not values and tok.get("logprob") is not None:
-            values = [float(tok["logprob"])]
-        out.append(values)
-    return out
-
-
 def usage_of(message: AIMessage, text: str) -> tuple[int, int, bool]:
     """(input, output, reported) token counts; estimated at ~4 characters a token when the endpoint is silent."""
     usage = message.usage_metadata
@@ -92,25 +90,64 @@ def usage_of(message: AIMessage, text: str) -> tuple[int, int, bool]:
     return 0, max(1, len(text) // 4) if text else 0, False
 
 
+def finish_reason_of(message: AIMessage) -> str | None:
+    """The endpoint's ``finish_reason`` (``stop``, ``length``, ``tool_calls``...), when it sent one."""
+    value = (message.response_metadata or {}).get("finish_reason")
+    return str(value) if value else None
+
+
+def call_tags(phase: str) -> list[str]:
+    """Tags on every internal call of a phase, so a caller can filter them out of a ``messages`` stream.
+
+    Each call carries ``sale`` and ``sale:<phase>`` (``sale:bid``, ``sale:jury``,
+    ``sale:refine``, ``sale:execute``).
+    """
+    return ["sale", f"sale:{phase}"]
+
+
+def _result(msg: Any, seconds: float, retries: list[str]) -> CallResult:
+    if not isinstance(msg, AIMessage):  # pragma: no cover - chat models return AIMessage
+        msg = AIMessage(content=message_text(msg))
+    raw = message_text(msg)
+    inp, out, reported = usage_of(msg, raw)
+    visible = split_output(msg, raw, out)
+    return CallResult(
+        text=visible.text, input_tokens=inp, output_tokens=out, seconds=seconds, usage_reported=reported,
+        top_logprobs=visible.top_logprobs, message=msg, visible_tokens=visible.visible_tokens,
+        reasoning_tokens=visible.reasoning_tokens, token_source=visible.token_source if reported else "estimate",
+        finish_reason=finish_reason_of(msg), retries=retries,
+    )
+
+
 def call_model(
     model: BaseChatModel,
     messages: Sequence[Any],
     *,
+    agent: AgentSpec | None = None,
+    phase: str = "bid",
     limiter: threading.BoundedSemaphore | None = None,
+    **kwargs: Any,
 ) -> CallResult:
-    """Invoke ``model`` once under ``limiter`` and measure it."""
-    start = time.perf_counter()
-    if limiter is not None:
+    """Invoke ``model`` once under ``limiter``, retried by the agent's policy, and measure it.
+
+    ``agent`` gives the retry budget (``max_retries``) and names the endpoint in a
+    fatal error (:class:`~sale_graph.retries.EndpointError`: a bad key, URL or model
+    name). Retried failures are listed in ``CallResult.retries``. ``kwargs`` go to
+    ``model.invoke`` (e.g. ``response_format``).
+    """
+    retries: list[str] = []
+    config: RunnableConfig = {"tags": call_tags(phase)}
+
+    def once() -> Any:
+        if limiter is None:
+            return model.invoke(list(messages), config=config, **kwargs)
         with limiter:
-            msg = model.invoke(list(messages))
-    else:
-        msg = model.invoke(list(messages))
-    seconds = time.perf_counter() - start
-    if not isinstance(msg, AIMessage):  # pragma: no cover - chat models return AIMessage
-        msg = AIMessage(content=message_text(msg))
-    text = message_text(msg)
-    inp, out, reported = usage_of(msg, text)
-    return CallResult(text, inp, out, seconds, reported, extract_top_logprobs(msg), msg)
+            return model.invoke(list(messages), config=config, **kwargs)
+
+    start = time.perf_counter()
+    endpoint = (agent.name, agent.base_url, agent.model) if agent is not None else ("?", "?", "?")
+    msg = call_with_retries(once, max_retries=agent.max_retries if agent is not None else 0, on_retry=retries.append, endpoint=endpoint)
+    return _result(msg, time.perf_counter() - start, retries)
 
 
 def ledger_entry(

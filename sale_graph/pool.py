@@ -12,12 +12,23 @@ A pool is loaded from a TOML file::
     max_tokens = 512                        # optional cap on one generation
     extra_body = { chat_template_kwargs = { enable_thinking = false } }  # optional, sent as is
 
-Optional fields: ``temperature``, ``timeout_s`` (per call; a bid or judge that times out is
-recorded as failed or missing), ``logprobs (ask for log-probs for
-the bid entropy), ``top_logprobs``, ``token_limit_field`` (``max_tokens`` or
-``max_completion_tokens``, for OpenAI reasoning models), ``tool_calling`` (``native``, or
-``text`` for models that make no native tool calls: ReAct-style text actions, see
-:mod:`sale_graph.text_tool_calling`).
+Optional fields (see docs/pools.md for each, with a vLLM / Qwen3 example):
+
+* ``temperature``; ``timeout_s`` (per attempt); ``max_retries`` (retried failures per call:
+  429 / 5xx / network, honouring ``Retry-After``; default 3, so 4 attempts);
+* ``logprobs`` / ``top_logprobs`` (ask for log-probs for the bid entropy);
+* phase caps ``bid_max_tokens``, ``jury_max_tokens``, ``execute_step_max_tokens``
+  (the agent's own; the run's context can override them; ``max_tokens`` is a hard
+  ceiling on every call);
+* ``auction_extra_body`` / ``execute_extra_body``: request fields merged over
+  ``extra_body`` for the auction's calls (bid, jury, refine) or the executor's, e.g.
+  ``auction_extra_body = { chat_template_kwargs = { enable_thinking = false } }`` to
+  let a Qwen3 agent bid and judge without thinking and still think when it executes;
+* ``structured_output`` (``auto``, ``json_schema``, ``json_object``, ``none``): how a
+  judge is asked for a JSON score; ``auto`` detects it once per endpoint;
+* ``token_limit_field`` (``max_tokens`` or ``max_completion_tokens``, for OpenAI reasoning
+  models); ``tool_calling`` (``native``, or ``text`` for models that make no native tool
+  calls: ReAct-style text actions, see :mod:`sale_graph.text_tool_calling`).
 
 Prices live only in the config, never in code. Every agent becomes a
 :class:`langchain_openai.ChatOpenAI` (:meth:`AgentSpec.chat_model`).
@@ -34,8 +45,13 @@ from urllib.parse import urlparse
 
 import httpx
 
+from sale_graph.chat_model import SaleChatOpenAI
+
 TokenLimitField = Literal["max_tokens", "max_completion_tokens"]
 ToolCalling = Literal["native", "text"]
+StructuredOutput = Literal["auto", "json_schema", "json_object", "none"]
+STRUCTURED_OUTPUT_MODES = ("auto", "json_schema", "json_object", "none")
+AUCTION_PHASES = ("bid", "jury", "refine")
 
 
 class PoolError(ValueError):
@@ -66,6 +82,13 @@ class AgentSpec:
     token_limit_field: TokenLimitField = "max_tokens"
     extra_body: dict[str, Any] = field(default_factory=dict)
     tool_calling: ToolCalling = "native"
+    max_retries: int = 3
+    bid_max_tokens: int | None = None
+    jury_max_tokens: int | None = None
+    execute_step_max_tokens: int | None = None
+    auction_extra_body: dict[str, Any] = field(default_factory=dict)
+    execute_extra_body: dict[str, Any] = field(default_factory=dict)
+    structured_output: StructuredOutput = "auto"
 
     @property
     def price(self) -> float:
@@ -88,6 +111,15 @@ class AgentSpec:
             return key
         return "not-needed"
 
+    def request_fields(self, phase: str | None) -> dict[str, Any]:
+        """``extra_body`` for a call of ``phase``: the agent's fields with the phase's merged over them."""
+        fields_: dict[str, Any] = dict(self.extra_body)
+        if phase in AUCTION_PHASES:
+            fields_ = _merge(fields_, self.auction_extra_body)
+        elif phase == "execute":
+            fields_ = _merge(fields_, self.execute_extra_body)
+        return fields_
+
     def chat_model(
         self,
         *,
@@ -95,17 +127,19 @@ class AgentSpec:
         logprobs: bool | None = None,
         temperature: float | None = None,
         stop: list[str] | None = None,
+        phase: str | None = None,
     ) -> Any:
-        """Build a ``ChatOpenAI`` for this agent with a hard generation cap.
+        """Build the chat model of this agent for one phase, with a hard generation cap.
 
         ``max_tokens`` is the smaller of the call's cap and the agent's own. The cap
         is sent in ``extra_body`` under ``token_limit_field`` because langchain-openai
         1.x sends ``max_completion_tokens``, which llama.cpp's Python server ignores.
+        The model is a :class:`~sale_graph.chat_model.SaleChatOpenAI` (keeps separated
+        reasoning), asks for token usage in streams too (``stream_usage``), and leaves
+        retries to :mod:`sale_graph.retries` so each one is recorded.
         """
-        from langchain_openai import ChatOpenAI
-
         caps = [c for c in (max_tokens, self.max_tokens) if c is not None]
-        extra_body: dict[str, Any] = dict(self.extra_body)
+        extra_body: dict[str, Any] = self.request_fields(phase)
         if caps:
             extra_body[self.token_limit_field] = int(min(caps))
         want_logprobs = self.logprobs if logprobs is None else (logprobs and self.logprobs)
@@ -115,7 +149,8 @@ class AgentSpec:
             "api_key": self.api_key(),
             "temperature": self.temperature if temperature is None else temperature,
             "timeout": self.timeout_s,
-            "max_retries": 1,
+            "max_retries": 0,
+            "stream_usage": True,
             "extra_body": extra_body or None,
         }
         if want_logprobs:
@@ -123,7 +158,18 @@ class AgentSpec:
             kwargs["top_logprobs"] = self.top_logprobs
         if stop:
             kwargs["stop"] = stop
-        return ChatOpenAI(**kwargs)
+        return SaleChatOpenAI(**kwargs)
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` merged into ``base``, nested tables merged key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 @dataclass(frozen=True)
@@ -188,19 +234,26 @@ def _agent_from_dict(raw: dict[str, Any], index: int, source: str) -> AgentSpec:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise PoolError(f"{label}: {key} must be a non-negative number, got {v!r}")
             values[key] = float(v)
-    for key in ("max_tokens", "top_logprobs"):
+    for key in ("max_tokens", "top_logprobs", "bid_max_tokens", "jury_max_tokens", "execute_step_max_tokens"):
         if key in values:
             v = values[key]
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise PoolError(f"{label}: {key} must be a positive integer, got {v!r}")
+    if "max_retries" in values:
+        v = values["max_retries"]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise PoolError(f"{label}: max_retries must be a non-negative integer, got {v!r}")
     for key in ("name", "model", "base_url"):
         if not isinstance(values[key], str) or not values[key].strip():
             raise PoolError(f"{label}: {key} must be a non-empty string")
     parsed = urlparse(values["base_url"])
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise PoolError(f"{label}: base_url {values['base_url']!r} is not an http(s) URL")
-    if "extra_body" in values and not isinstance(values["extra_body"], dict):
-        raise PoolError(f"{label}: extra_body must be a table of request fields")
+    for key in ("extra_body", "auction_extra_body", "execute_extra_body"):
+        if key in values and not isinstance(values[key], dict):
+            raise PoolError(f"{label}: {key} must be a table of request fields")
+    if values.get("structured_output", "auto") not in STRUCTURED_OUTPUT_MODES:
+        raise PoolError(f"{label}: structured_output must be one of {', '.join(STRUCTURED_OUTPUT_MODES)}, got {values['structured_output']!r}")
     if values.get("tool_calling", "native") not in ("native", "text"):
         raise PoolError(f"{label}: tool_calling must be 'native' or 'text', got {values['tool_calling']!r}")
     if values.get("token_limit_field", "max_tokens") not in ("max_tokens", "max_completion_tokens"):

@@ -74,16 +74,20 @@ def logprob_entropy(per_token_top_logprobs: Sequence[Sequence[float]]) -> float:
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)
+TEXT_ENTROPY_REFERENCE_WORDS = 64
+"""The text estimate reaches 1.0 only for a bid with at least this many distinct words, evenly used."""
 
 
 def text_entropy(text: str) -> float:
-    """Text-level fallback for ``H(s)`` when the endpoint returns no log-probs.
+    """Text-level estimate of ``H(s)`` for bids whose endpoint returns no log-probs.
 
-    The Shannon entropy of the strategy's word-unigram distribution divided by
-    ``log(n)`` for ``n`` words: 1.0 when no word repeats, towards 0 for text that
-    repeats itself. It measures the same thing the logprob estimate aims at
-    (information density, low redundancy) from the text alone; texts of one word
-    or none score 0. The source used is recorded per bid (``entropy_source``).
+    The Shannon entropy (nats) of the strategy's word-unigram distribution, divided
+    by ``log(64)``, capped at 1. It measures information density like the log-prob
+    estimate does (many distinct words, little repetition), and because the scale is
+    fixed rather than the text's own length, a degenerate bid cannot score high: a
+    one-word bid scores 0, "I don't know." about 0.33, a plan that repeats itself
+    little, while a concrete four-step plan of some 60 words scores about 0.9. Bids
+    record which estimate they used (``entropy_source``).
     """
     words = [w.lower() for w in _WORD.findall(text)]
     n = len(words)
@@ -91,7 +95,53 @@ def text_entropy(text: str) -> float:
         return 0.0
     counts = np.array(list(Counter(words).values()), dtype=float)
     p = counts / n
-    return float(min(1.0, max(0.0, -(p * np.log(p)).sum() / math.log(n))))
+    h = float(-(p * np.log(p)).sum())
+    return min(1.0, max(0.0, h / math.log(TEXT_ENTROPY_REFERENCE_WORDS)))
+
+
+@dataclass(frozen=True)
+class EntropyScale:
+    """The bids' entropies on one scale, and the policy that put them there (recorded in the state)."""
+
+    values: dict[str, float]
+    sources: dict[str, str]
+    policy: str
+
+
+def common_entropy_scale(logprob_h: dict[str, float | None], text_h: dict[str, float]) -> EntropyScale:
+    """Put every bid's ``H`` on one scale when some endpoints return log-probs and some do not.
+
+    ``logprob_h`` maps a bid key to its log-prob entropy (``None`` without log-probs),
+    ``text_h`` to its text estimate. All log-probs: kept as they are. None: the text
+    estimate for all. Mixed: bids with log-probs keep them; the others take their text
+    estimate times ``mean(H_logprob) / mean(H_text)`` over the bids that have both,
+    capped at 1, so neither kind is favoured by its scale and no model's own
+    distribution is thrown away.
+    """
+    have = [k for k, v in logprob_h.items() if v is not None]
+    if len(have) == len(logprob_h):
+        return EntropyScale({k: float(v or 0.0) for k, v in logprob_h.items()}, dict.fromkeys(logprob_h, "logprobs"), "logprobs")
+    if not have:
+        return EntropyScale(dict(text_h), dict.fromkeys(text_h, "text"), "text")
+    mean_lp = float(np.mean([logprob_h[k] for k in have]))
+    mean_text = float(np.mean([text_h[k] for k in have]))
+    scale = mean_lp / mean_text if mean_text > 0 else 1.0
+    values: dict[str, float] = {}
+    sources: dict[str, str] = {}
+    for key, lp in logprob_h.items():
+        if lp is not None:
+            values[key], sources[key] = float(lp), "logprobs"
+        else:
+            values[key], sources[key] = min(1.0, text_h[key] * scale), "text-rescaled"
+    rescaled = sorted(k for k, src in sources.items() if src == "text-rescaled")
+    policy = (f"mixed: log-prob entropy where returned; text estimate x{scale:.3f} for {', '.join(rescaled)} "
+              f"(scale = mean log-prob H / mean text H over the {len(have)} bid(s) with both)")
+    return EntropyScale(values, sources, policy)
+
+
+def quorum_met(answered: int, judges: int, quorum: float) -> bool:
+    """Whether ``answered`` of ``judges`` is strictly more than the ``quorum`` share (default: a majority)."""
+    return judges > 0 and answered > quorum * judges
 
 
 def jury_gamma(likert: float) -> float:

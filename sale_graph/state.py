@@ -1,10 +1,11 @@
 """The graph state: everything one auction produced, in plain JSON-ready dicts.
 
 Lists written by parallel branches (bids, jury votes, ledger entries, notes)
-use :func:`accumulate`, which appends and can be reset with ``None``: the
-``prepare`` node resets them so that a second run on the same thread (a
+use :func:`accumulate`, which appends. The ``prepare`` node replaces them
+(LangGraph's ``Overwrite``) so that a second run on the same thread (a
 checkpointer, LangGraph Studio) starts a fresh auction instead of mixing in the
-previous one's bids.
+previous one's bids; the ``remember`` node clears the per-task input keys at the
+end of a run so the next task on the thread never inherits them.
 """
 
 from __future__ import annotations
@@ -46,14 +47,20 @@ class Bid(TypedDict):
 
     agent: str
     round: Round
-    strategy: str
-    tokens: int  # |s|: completion tokens reported by the endpoint
+    strategy: str  # the visible strategy: reasoning removed
+    tokens: int  # |s|: tokens of the visible strategy (reasoning never counts)
     entropy: float
     entropy_source: Literal["logprobs", "text"]
     entropy_text: float  # the text-level estimate, always computed, for auctions with mixed sources
     status: Literal["ok", "error"]
     error: NotRequired[str]
     seconds: float
+    output_tokens: NotRequired[int]  # every generated token, reasoning included (what the ledger bills)
+    reasoning_tokens: NotRequired[int]  # generated tokens spent thinking
+    token_source: NotRequired[str]  # how `tokens` is known: usage, logprobs or estimate
+    finish_reason: NotRequired[str | None]
+    truncated: NotRequired[bool]  # the generation hit its token cap (finish_reason == "length")
+    retries: NotRequired[list[str]]  # one line per retried failure of the call
 
 
 class JuryVote(TypedDict):
@@ -67,6 +74,9 @@ class JuryVote(TypedDict):
     status: Literal["ok", "missing"]
     reason: str  # why missing: unparseable, out of range, refused, timeout, error
     raw: str  # the judge's answer, truncated
+    answer_format: NotRequired[str]  # json_schema, json_object or text: how the score was asked for
+    truncated: NotRequired[bool]  # the answer hit its token cap
+    retries: NotRequired[list[str]]
 
 
 class ScoreRow(TypedDict):
@@ -109,6 +119,8 @@ class Execution(TypedDict):
     steps: int
     tool_calls: int
     seconds: float
+    truncated_steps: NotRequired[int]  # model steps that hit their token cap
+    retries: NotRequired[list[str]]
     outcome: NotRequired[Literal["passed", "failed", "unknown"]]
     outcome_detail: NotRequired[str]
 
@@ -152,6 +164,10 @@ class SaleState(SaleInput):
     answer: NotRequired[str]
     ledger: NotRequired[Annotated[list[UsageEntry], accumulate]]
     notes: NotRequired[Annotated[list[str], accumulate]]
+    entropy_policy: NotRequired[str]  # how bids' entropies were put on one scale
+    degraded: NotRequired[dict[str, Any] | None]  # set when the auction went on below the jury quorum
+    run_context: NotRequired[dict[str, Any]]  # what the run started with, checked on resume
+    memory_error: NotRequired[str]  # the auction memory failed after execution (the answer is still returned)
 
 
 class SaleOutput(TypedDict):
@@ -169,3 +185,6 @@ class SaleOutput(TypedDict):
     votes: list[JuryVote]
     refinement: dict[str, Any]
     notes: list[str]
+    entropy_policy: NotRequired[str]
+    degraded: NotRequired[dict[str, Any] | None]
+    memory_error: NotRequired[str]

@@ -80,6 +80,11 @@ def embedded_pool() -> AgentPool:
             name=m.alias, model=m.alias, base_url=m.base_url, price_input=m.price_input, price_output=m.price_output,
             max_tokens=512, logprobs=m.logprobs, top_logprobs=5, temperature=0.2, timeout_s=300.0,
             extra_body={"repeat_penalty": 1.3}, tool_calling="text",
+            # Small caps: tiny models ramble, and a base model continues text until stopped.
+            bid_max_tokens=160, jury_max_tokens=24, execute_step_max_tokens=384,
+            # llama-cpp-python's server takes {"type": "json_object", "schema": ...} and answers
+            # {"type": "json_schema", ...} with HTTP 500.
+            structured_output="json_object",
         )
         for m in embedded_models()
     )

@@ -42,3 +42,41 @@ def describe_error(exc: BaseException) -> str:
     """A one-line description of a call failure for the record."""
     msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {msg}"[:300]
+
+
+TASK_INPUT_KEYS = ("task_id", "domain", "gold", "tests", "entry_point")
+"""Optional per-task input keys: they describe one task and must never carry over to the next run."""
+
+
+class ResumeError(RuntimeError):
+    """A paused run was resumed with a different runtime context than it started with."""
+
+
+def run_fingerprint(ctx: SaleContext) -> dict[str, Any]:
+    """What a run's decisions depend on in its context: the pool, the weights and the approval setting."""
+    pool = ctx.resolved_pool()
+    return {
+        "pool": pool.source,
+        "agents": pool.names,
+        "weights": ctx.resolved_weights().source,
+        "approve_before_execute": ctx.approve_before_execute,
+    }
+
+
+def check_run_context(state: Any, ctx: SaleContext) -> None:
+    """Raise :class:`ResumeError` when the context differs from the one the run started with.
+
+    Resuming after the approval pause without the run's context would silently
+    switch pools (the default is the embedded pool) and drop the human's answer.
+    """
+    started = (state.get("run_context") or {}).get("fingerprint")
+    if not started:
+        return
+    now = run_fingerprint(ctx)
+    changed = [k for k in started if started[k] != now.get(k)]
+    if changed:
+        was = ", ".join(f"{k}={started[k]!r}" for k in changed)
+        raise ResumeError(
+            f"this run started with {was} but was resumed with {', '.join(f'{k}={now[k]!r}' for k in changed)}; "
+            "resume with the context the run started with: graph.invoke(Command(resume=...), config, context=<that context>)"
+        )

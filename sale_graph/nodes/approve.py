@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from sale_graph.context import SaleContext
-from sale_graph.nodes._common import ctx_of, emit
+from sale_graph.nodes._common import check_run_context, ctx_of, emit
 from sale_graph.state import SaleState, SelectionInfo
 
 
@@ -39,6 +39,7 @@ def _override(state: SaleState, answer: Any) -> str | None:
 def approve(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
     """Pause for approval when asked; apply a human override of the winner."""
     ctx = ctx_of(runtime)
+    check_run_context(state, ctx)
     if not ctx.approve_before_execute:
         return {}
     selection = state["selection"]

@@ -9,13 +9,16 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
-from sale_graph.llm import call_model, ledger_entry
+from sale_graph.llm import CallResult, call_model, ledger_entry
 from sale_graph.nodes._common import Node, CALL_ERRORS, ctx_of, describe_error, emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import bid_messages
 from sale_graph.scoring import logprob_entropy, text_entropy
 from sale_graph.services import SaleServices
-from sale_graph.state import Bid, Round
+from sale_graph.state import Bid, Phase, Round, UsageEntry
+
+
+BID_EVENT_KEYS = ("agent", "tokens", "reasoning_tokens", "entropy", "entropy_source", "status", "error", "truncated", "retries")
 
 
 class BidTask(TypedDict):
@@ -33,39 +36,65 @@ def bid_entropy(text: str, top_logprobs: list[list[float]] | None) -> tuple[floa
     return text_entropy(text), "text"
 
 
+def _failed_bid(agent: AgentSpec, round_: Round, error: str, seconds: float) -> Bid:
+    return Bid(agent=agent.name, round=round_, strategy="", tokens=0, entropy=0.0, entropy_source="text", entropy_text=0.0,
+               status="error", error=error, seconds=round(seconds, 3))
+
+
+def _empty_reason(result: CallResult, cap: int) -> str:
+    if result.truncated and result.reasoning_tokens:
+        return (f"the agent spent its whole bid cap ({cap} tokens) thinking and wrote no strategy; raise bid_max_tokens "
+                "or turn thinking off for the auction (auction_extra_body in the pool)")
+    return "the agent returned an empty strategy"
+
+
 def make_bid(
     agent: AgentSpec,
     messages: list[Any],
     round_: Round,
-    phase: str,
+    phase: Phase,
     ctx: SaleContext,
     services: SaleServices,
-) -> tuple[Bid, list[Any]]:
-    """Ask ``agent`` for a strategy; return the bid and its ledger entries (shared by bid and refine)."""
-    model = services.model_factory(agent, phase=phase, max_tokens=ctx.bid_max_tokens, logprobs=True)
+) -> tuple[Bid, list[UsageEntry]]:
+    """Ask ``agent`` for a strategy; return the bid and its ledger entries (shared by bid and refine).
+
+    The bid is the *visible* strategy: a reasoning model's thinking is removed and
+    ``tokens`` (``|s|``) counts the visible text only, while the ledger bills every
+    generated token. A failed call is a failed bid, recorded with its reason.
+    """
+    cap = ctx.cap("bid", agent)
+    model = services.model_factory(agent, phase=phase, max_tokens=cap, logprobs=True)
     start = time.perf_counter()
     try:
-        result = call_model(model, messages, limiter=ctx.limiter())
+        result = call_model(model, messages, agent=agent, phase=phase, limiter=ctx.limiter())
     except CALL_ERRORS as exc:
-        bid = Bid(agent=agent.name, round=round_, strategy="", tokens=0, entropy=0.0, entropy_source="text", entropy_text=0.0,
-                  status="error", error=describe_error(exc), seconds=round(time.perf_counter() - start, 3))
-        return bid, []
+        return _failed_bid(agent, round_, describe_error(exc), time.perf_counter() - start), []
     strategy = result.text.strip()
     entropy, source = bid_entropy(strategy, result.top_logprobs)
     bid = Bid(
-        agent=agent.name,
-        round=round_,
-        strategy=strategy,
-        tokens=result.output_tokens,
-        entropy=round(entropy, 6),
-        entropy_source=source,  # type: ignore[typeddict-item]
-        entropy_text=round(text_entropy(strategy), 6),
-        status="ok" if strategy else "error",
-        seconds=round(result.seconds, 3),
+        agent=agent.name, round=round_, strategy=strategy, tokens=result.visible_tokens,
+        entropy=round(entropy, 6), entropy_source=source, entropy_text=round(text_entropy(strategy), 6),
+        status="ok" if strategy else "error", seconds=round(result.seconds, 3),
+        output_tokens=result.output_tokens, reasoning_tokens=result.reasoning_tokens, token_source=result.token_source,
+        finish_reason=result.finish_reason, truncated=result.truncated, retries=result.retries,
     )
     if not strategy:
-        bid["error"] = "the agent returned an empty strategy"
-    return bid, [ledger_entry(phase, agent, result.input_tokens, result.output_tokens, result.seconds, result.usage_reported)]  # type: ignore[arg-type]
+        bid["error"] = _empty_reason(result, cap)
+    ledger = [ledger_entry(phase, agent, result.input_tokens, result.output_tokens, result.seconds, result.usage_reported)]
+    return bid, ledger
+
+
+def bid_notes(bid: Bid) -> list[str]:
+    """Visible notes for a bid: failure, truncation at the cap, retried calls."""
+    notes = []
+    if bid["status"] != "ok":
+        notes.append(f"{bid['round']} bid of {bid['agent']} failed: {bid.get('error', '?')}")
+    elif bid.get("truncated"):
+        notes.append(f"{bid['round']} bid of {bid['agent']} was cut at its token cap (finish_reason=length)")
+    if bid.get("retries"):
+        notes.append(f"{bid['round']} bid of {bid['agent']} needed {len(bid['retries'])} retr{'y' if len(bid['retries']) == 1 else 'ies'}: "
+                     + "; ".join(bid["retries"]))
+    return notes
 
 
 def make_bid_node(services: SaleServices) -> Node:
@@ -77,8 +106,7 @@ def make_bid_node(services: SaleServices) -> Node:
         agent = ctx.resolved_pool().get(state["agent"])
         emit(runtime, "bid_start", agent=agent.name)
         new_bid, ledger = make_bid(agent, bid_messages(state["task"], state.get("tool_names", [])), "original", "bid", ctx, services)
-        emit(runtime, "bid", **{k: new_bid.get(k) for k in ("agent", "tokens", "entropy", "entropy_source", "status", "error")})
-        notes = [f"bid of {agent.name} failed: {new_bid['error']}"] if new_bid["status"] != "ok" else []
-        return {"bids": [new_bid], "ledger": ledger, "notes": notes}
+        emit(runtime, "bid", **{k: new_bid.get(k) for k in BID_EVENT_KEYS})
+        return {"bids": [new_bid], "ledger": ledger, "notes": bid_notes(new_bid)}
 
     return bid

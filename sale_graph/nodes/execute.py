@@ -2,34 +2,55 @@
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain.agents import create_agent
+from langchain.agents.middleware import AgentMiddleware, ModelRequest
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
-from sale_graph.llm import ledger_entry, message_text, usage_of
-from sale_graph.nodes._common import Node, CALL_ERRORS, ctx_of, describe_error, emit
+from sale_graph.grading import extract_final_answer
+from sale_graph.llm import call_tags, finish_reason_of, ledger_entry, message_text, usage_of
+from sale_graph.nodes._common import CALL_ERRORS, Node, check_run_context, ctx_of, describe_error, emit
 from sale_graph.outcome import assess
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import execute_system_prompt
+from sale_graph.reasoning import strip_think
+from sale_graph.retries import acall_with_retries, call_with_retries
 from sale_graph.services import SaleServices
 from sale_graph.state import Execution, SaleState, UsageEntry
 from sale_graph.text_tool_calling import TextToolCallingModel
 
-_FINAL = re.compile(r"final answer\s*:\s*(.+)", re.IGNORECASE | re.DOTALL)
-
-
 def final_answer(text: str) -> str:
-    """The answer part of the executor's last message (after 'Final Answer:' when present)."""
-    m = _FINAL.search(text)
-    return (m.group(1) if m else text).strip()
+    """The answer in the executor's last message: the one extractor the bench uses too."""
+    return extract_final_answer(text)
+
+
+class EndpointRetries(AgentMiddleware):  # type: ignore[type-arg]
+    """Retries each executor model call by the agent's policy and records every retried failure."""
+
+    def __init__(self, agent: AgentSpec, on_retry: Callable[[str], None]) -> None:
+        super().__init__()
+        self.agent = agent
+        self.on_retry = on_retry
+
+    def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:  # type: ignore[type-arg]
+        """Call the model, retrying failures another attempt may fix."""
+        endpoint = (self.agent.name, self.agent.base_url, self.agent.model)
+        return call_with_retries(lambda: handler(request), max_retries=self.agent.max_retries, on_retry=self.on_retry, endpoint=endpoint)
+
+    async def awrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]) -> Any:  # type: ignore[type-arg]
+        """Await the model, retrying failures another attempt may fix."""
+        endpoint = (self.agent.name, self.agent.base_url, self.agent.model)
+        return await acall_with_retries(lambda: handler(request), max_retries=self.agent.max_retries, on_retry=self.on_retry,
+                                        endpoint=endpoint)
 
 
 def _tool_names(tools: list[Any]) -> list[str]:
@@ -70,6 +91,8 @@ class _Trace:
     last_ai: AIMessage | None = None
     status: str = "completed"
     detail: str = ""
+    truncated_steps: int = 0
+    retries: list[str] = field(default_factory=list)
 
     def record(self, msg: AIMessage, runtime: Runtime[SaleContext]) -> None:
         """Account one model step: tokens, tool calls, the ledger line and a progress event."""
@@ -78,6 +101,7 @@ class _Trace:
         inp, out, reported = usage_of(msg, message_text(msg))
         self.out_tokens += out
         self.tool_calls += len(msg.tool_calls)
+        self.truncated_steps += finish_reason_of(msg) == "length"
         self.ledger.append(ledger_entry("execute", self.agent, inp, out, time.perf_counter() - self.step_start, reported))
         emit(runtime, "execute_step", agent=self.agent.name, step=self.steps, tool_calls=[c["name"] for c in msg.tool_calls], output_tokens=out)
 
@@ -116,7 +140,8 @@ def _run(react: Any, opening: list[Any], trace: _Trace, runtime: Runtime[SaleCon
     ctx = trace.ctx
     trace.step_start = time.perf_counter()
     try:
-        stream = react.stream({"messages": opening}, stream_mode="updates", config={"recursion_limit": 2 * ctx.execute_max_steps + 1})
+        config: RunnableConfig = {"recursion_limit": 2 * ctx.execute_max_steps + 1, "tags": call_tags("execute")}
+        stream = react.stream({"messages": opening}, stream_mode="updates", config=config)
         for update in stream:
             for node_update in update.values():
                 messages: list[BaseMessage] = (node_update or {}).get("messages", []) if isinstance(node_update, dict) else []
@@ -134,12 +159,13 @@ def _run(react: Any, opening: list[Any], trace: _Trace, runtime: Runtime[SaleCon
 
 def _execution(state: SaleState, trace: _Trace) -> Execution:
     """The execution record, with the outcome graded where the task carries tests or a gold answer."""
-    text = message_text(trace.last_ai) if trace.last_ai is not None else ""
+    text = strip_think(message_text(trace.last_ai))[0] if trace.last_ai is not None else ""
     completed = trace.status == "completed"
     answer = final_answer(text) if completed else ""
     execution = Execution(
         agent=trace.agent.name, answer=answer, status=trace.status, detail=trace.detail,  # type: ignore[typeddict-item]
         steps=trace.steps, tool_calls=trace.tool_calls, seconds=round(time.perf_counter() - trace.start, 3),
+        truncated_steps=trace.truncated_steps, retries=trace.retries,
     )
     if completed:
         execution["outcome"], execution["outcome_detail"] = assess(state, text, answer)
@@ -150,27 +176,38 @@ def _execution(state: SaleState, trace: _Trace) -> Execution:
     return execution
 
 
+def _notes(trace: _Trace) -> list[str]:
+    notes = [f"execution stopped: {trace.detail}"] if trace.status != "completed" else []
+    if trace.truncated_steps:
+        notes.append(f"{trace.truncated_steps} execution step(s) of {trace.agent.name} were cut at the step token cap "
+                     "(finish_reason=length): raise execute_step_max_tokens")
+    if trace.retries:
+        notes.append(f"execution needed {len(trace.retries)} retried call(s): " + "; ".join(trace.retries))
+    return notes
+
+
 def make_execute_node(services: SaleServices) -> Node:
     """Build the ``execute`` node bound to ``services`` (its tools and model factory)."""
 
     def execute(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Run the winning agent with its winning strategy; stop cleanly when a budget runs out."""
         ctx = ctx_of(runtime)
+        check_run_context(state, ctx)
         selection = state["selection"]
         agent = ctx.resolved_pool().get(selection["winner"])
         tools = services.tools_for(state.get("domain"), ctx)
-        model = services.model_factory(agent, phase="execute", max_tokens=ctx.execute_step_max_tokens, logprobs=False)
+        model = services.model_factory(agent, phase="execute", max_tokens=ctx.cap("execute_step", agent), logprobs=False)
         if agent.tool_calling == "text" and tools:
             model = TextToolCallingModel(inner=model)
-        react = create_agent(model, tools=tools, system_prompt=execute_system_prompt(selection["strategy"], _tool_names(tools)))
+        trace = _Trace(agent=agent, ctx=ctx)
+        react = create_agent(model, tools=tools, system_prompt=execute_system_prompt(selection["strategy"], _tool_names(tools)),
+                             middleware=[EndpointRetries(agent, trace.retries.append)])
         emit(runtime, "execute_start", agent=agent.name, tools=_tool_names(tools))
 
-        trace = _Trace(agent=agent, ctx=ctx)
         _run(react, _opening(state, tools, trace, runtime), trace, runtime)
         execution = _execution(state, trace)
         emit(runtime, "execute", agent=agent.name, status=trace.status, answer=execution["answer"][:200], detail=trace.detail,
              outcome=execution["outcome"])
-        notes = [f"execution stopped: {trace.detail}"] if trace.status != "completed" else []
-        return {"execution": execution, "answer": execution["answer"], "ledger": trace.ledger, "notes": notes}
+        return {"execution": execution, "answer": execution["answer"], "ledger": trace.ledger, "notes": _notes(trace)}
 
     return execute

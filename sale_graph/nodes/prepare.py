@@ -6,9 +6,10 @@ import uuid
 from typing import Any
 
 from langgraph.runtime import Runtime
+from langgraph.types import Overwrite
 
 from sale_graph.context import SaleContext
-from sale_graph.nodes._common import Node, ctx_of, emit
+from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, emit, run_fingerprint
 from sale_graph.pool import check_pool
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
@@ -35,6 +36,25 @@ def make_prepare_node(services: SaleServices) -> Node:
     return prepare_node
 
 
+def stale_inputs(state: SaleState) -> tuple[list[str], list[str]]:
+    """Per-task input keys left over from an earlier run on this thread that did not finish.
+
+    A finished run clears its per-task inputs (``remember``). A run that failed or
+    was abandoned at the approval pause cannot; when the next run brings a new task,
+    keys still holding the unfinished run's values are dropped, with a note.
+    """
+    previous = state.get("run_context") or {}
+    if not previous or previous.get("completed", True):
+        return [], []
+    before = previous.get("inputs") or {}
+    if before.get("task") == state.get("task"):
+        return [], []
+    stale = [k for k in TASK_INPUT_KEYS if state.get(k) is not None and state.get(k) == before.get(k)]
+    notes = [f"dropped {k}={state.get(k)!r}: left over from an unfinished run on this thread with another task "
+             "(pass it again if it belongs to this task)" for k in stale]
+    return stale, notes
+
+
 def prepare(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
     """Validate the task, ping the endpoints if asked, and reset the per-auction lists.
 
@@ -54,15 +74,22 @@ def prepare(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         check_pool(pool)
     auction_id = state.get("request_id") or uuid.uuid4().hex
     emit(runtime, "auction_start", auction_id=auction_id, agents=pool.names)
+    stale, notes = stale_inputs(state)
+    inputs = {k: state.get(k) for k in ("task", *TASK_INPUT_KEYS) if k not in stale}
     return {
+        **dict.fromkeys(stale),
+        "notes": Overwrite(notes),
+        "run_context": {"fingerprint": run_fingerprint(ctx), "inputs": inputs, "completed": False},
+        "degraded": None,
+        "entropy_policy": "",
+        "memory_error": "",
         "auction_id": auction_id,
         "request_id": None,
         "agents": pool.names,
-        "bids": None,
-        "votes": None,
-        "ledger": None,
-        "notes": None,
-        "refinement": None,
+        "bids": Overwrite([]),
+        "votes": Overwrite([]),
+        "ledger": Overwrite([]),
+        "refinement": Overwrite({}),
         "scores": [],
         "answer": "",
     }

@@ -7,7 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
-from sale_graph.nodes._common import Node, ctx_of, emit
+from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, describe_error, emit
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
 
@@ -16,18 +16,32 @@ def make_remember_node(services: SaleServices) -> Node:
     """Build the ``remember`` node bound to ``services`` (the memory)."""
 
     def remember(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
-        """Store the auction (all bids, winners and losers, with the outcome) and mark it complete."""
-        ctx = ctx_of(runtime)
-        memory = services.memory_for(ctx)
-        notes: list[str] = []
-        if memory is None:
-            notes.append("auction not stored: memory is off")
-        else:
-            from sale_graph.memory.bridge import store_auction
+        """Store the auction (all bids, winners and losers, with the outcome) and mark the run complete.
 
-            n = store_auction(memory, state)
-            notes.append(f"stored {n} strategies in the auction memory")
+        The execution is already paid for, so a memory that fails now does not take the
+        answer with it: the failure becomes a note (and ``memory_error``) and the run
+        returns normally. The per-task input keys are cleared for the next run on the
+        thread.
+        """
+        ctx = ctx_of(runtime)
+        notes: list[str] = []
+        update: dict[str, Any] = {}
+        try:
+            memory = services.memory_for(ctx)
+            if memory is None:
+                notes.append("auction not stored: memory is off")
+            else:
+                from sale_graph.memory.bridge import store_auction
+
+                n = store_auction(memory, state)
+                notes.append(f"stored {n} strategies in the auction memory")
+        except Exception as exc:  # any store failure: the answer must still be returned, with the failure shown
+            error = describe_error(exc)
+            notes.append(f"MEMORY WRITE FAILED, auction not stored: {error}; the answer is returned. "
+                         "Check the memory (sale memory stats) and re-run the task to record it")
+            update["memory_error"] = error
         emit(runtime, "remember", auction_id=state.get("auction_id"), notes=notes)
-        return {"notes": notes}
+        context = {**(state.get("run_context") or {}), "completed": True}
+        return {"notes": notes, "run_context": context, **dict.fromkeys(TASK_INPUT_KEYS), **update}
 
     return remember

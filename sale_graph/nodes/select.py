@@ -8,10 +8,10 @@ from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
 from sale_graph.nodes._common import Node, ctx_of, emit
-from sale_graph.nodes.score import build_table
-from sale_graph.scoring import select_winner
+from sale_graph.nodes.score import AuctionError, build_table
+from sale_graph.scoring import quorum_met, select_winner
 from sale_graph.services import SaleServices
-from sale_graph.state import SaleState, ScoreRow, SelectionInfo
+from sale_graph.state import JuryVote, SaleState, ScoreRow, SelectionInfo
 
 STRICT = 1e-12
 
@@ -29,6 +29,29 @@ def _pick(rows: list[ScoreRow]) -> tuple[ScoreRow, float, str | None]:
     return rows[sel.index], sel.margin, runner
 
 
+def check_quorum(rows: list[ScoreRow], votes: list[JuryVote], ctx: SaleContext, n_judges: int) -> dict[str, Any] | None:
+    """``None`` when every bid has its jury quorum; else the ``degraded`` record (with ``allow_degraded``) or an error.
+
+    A bid's value counts only when strictly more than ``ctx.jury_quorum`` of the
+    judges scored it (default: a majority). Below that the auction stops with an
+    :class:`AuctionError` naming the bids, the judges and why their votes are
+    missing, unless the run allows a degraded auction.
+    """
+    short = [r for r in rows if not quorum_met(n_judges - len(r["missing_judges"]), n_judges, ctx.jury_quorum)]
+    if not short:
+        return None
+    missing = [v for v in votes if v["status"] != "ok" and any(v["bidder"] == r["agent"] and v["round"] == r["round"] for r in short)]
+    reasons = sorted({f"{v['judge']}: {v['reason']}" for v in missing})
+    bids = [f"{r['agent']} ({r['round']}): {n_judges - len(r['missing_judges'])}/{n_judges} judges" for r in short]
+    summary = f"jury quorum not met for {'; '.join(bids)} (each bid needs more than {ctx.jury_quorum:.0%} of the judges)"
+    if not ctx.allow_degraded:
+        raise AuctionError(
+            f"{summary}. Missing votes: {'; '.join(reasons[:6]) or 'none recorded'}. Check the judges' endpoints "
+            "(`sale pool check`), raise jury_max_tokens, or pass allow_degraded=True to go on with the votes that came in."
+        )
+    return {"reason": summary, "bids": [f"{r['agent']}/{r['round']}" for r in short], "missing_votes": reasons}
+
+
 def make_select_node(services: SaleServices) -> Node:
     """Build the ``select`` node bound to ``services`` (it needs to know whether memory is on)."""
 
@@ -37,11 +60,15 @@ def make_select_node(services: SaleServices) -> Node:
         ctx = ctx_of(runtime)
         pool = ctx.resolved_pool()
         rows = build_table(state.get("bids", []), state.get("votes", []), pool, ctx.resolved_weights())
+        degraded = check_quorum(rows, state.get("votes", []), ctx, len(pool.names))
         originals = [r for r in rows if r["round"] == "original"]
         provisional, margin, runner = _pick(originals)
         winner = provisional
         refinement = dict(state.get("refinement") or {})
         update: dict[str, Any] = {}
+        if degraded is not None:
+            update["degraded"] = degraded
+            update["notes"] = [f"DEGRADED auction (allow_degraded=True): {degraded['reason']}"]
         reason = f"lowest C - V ({provisional['net']:+.4f}) of {len(originals)} bids"
         if runner is not None:
             reason += f", {margin:.4f} ahead of {runner}"
@@ -88,7 +115,7 @@ def make_select_node(services: SaleServices) -> Node:
         if memory is not None:  # write the bids now: a crash before `remember` loses nothing
             from sale_graph.memory.bridge import store_auction
 
-            store_auction(memory, {**state, "scores": rows, "selection": selection})
+            store_auction(memory, {**state, "scores": rows, "selection": selection, "degraded": degraded})
         emit(runtime, "select", winner=selection["winner"], round=selection["round"], net=selection["net"],
              margin=selection["margin"], reason=reason)
         return {"scores": rows, "selection": selection, **update}

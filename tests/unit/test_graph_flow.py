@@ -80,7 +80,8 @@ def test_missing_judge_is_renormalised_not_zero() -> None:
             return "I think this plan is fine, 10 out of ten!"  # unparseable -> missing
         return fair_judge(agent, messages)
 
-    out = run(FakeFactory({"bid": strategies, "jury": flaky_judge, "execute": executor}))
+    # One of two judges is 50%, below the default quorum (more than half): lower it to see the renormalisation.
+    out = run(FakeFactory({"bid": strategies, "jury": flaky_judge, "execute": executor}), jury_quorum=0.4)
     rows = {r["agent"]: r for r in out["scores"]}
     assert rows["small"]["jury"]["small"] is None
     assert rows["small"]["missing_judges"] == ["small"]
@@ -209,7 +210,9 @@ def test_entropy_from_logprobs_when_every_bid_has_them() -> None:
         assert row["entropy"] == pytest.approx(math.log(2) / math.log(3), abs=1e-6)
 
 
-def test_mixed_entropy_sources_fall_back_to_text_for_all() -> None:
+def test_mixed_entropy_sources_keep_logprobs_and_rescale_text() -> None:
+    import math
+
     from sale_graph.scoring import text_entropy
 
     def bids(agent: str, messages):
@@ -219,9 +222,16 @@ def test_mixed_entropy_sources_fall_back_to_text_for_all() -> None:
     by_agent = {b["agent"]: b for b in out["bids"]}
     assert by_agent["small"]["entropy_source"] == "logprobs"  # the bid keeps what the endpoint gave
     rows = {r["agent"]: r for r in out["scores"]}
-    assert {r["entropy_source"] for r in rows.values()} == {"text"}
-    assert rows["small"]["entropy"] == pytest.approx(text_entropy(by_agent["small"]["strategy"]), abs=1e-6)
-    assert "mixed sources" in rows["small"]["note"]
+    # The log-prob bid keeps its own entropy; the text-only bid is put on the log-prob scale by the
+    # ratio measured on the bid that has both (small): H_lp(small) / H_text(small).
+    h_lp = math.log(2) / math.log(3)
+    assert rows["small"]["entropy_source"] == "logprobs" and rows["small"]["entropy"] == pytest.approx(h_lp, abs=1e-6)
+    scale = h_lp / text_entropy(by_agent["small"]["strategy"])
+    expected = min(1.0, text_entropy(by_agent["large"]["strategy"]) * scale)
+    assert rows["large"]["entropy_source"] == "text-rescaled"
+    assert rows["large"]["entropy"] == pytest.approx(expected, abs=1e-6)
+    assert "mixed sources" in rows["large"]["note"]
+    assert out["entropy_policy"].startswith("mixed:") and "large" in out["entropy_policy"]
 
 
 def test_request_id_sets_auction_id_once() -> None:

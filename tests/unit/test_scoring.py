@@ -45,11 +45,41 @@ def test_logprob_entropy_is_mean_over_tokens() -> None:
 
 
 def test_text_entropy_bounds() -> None:
-    assert text_entropy("alpha beta gamma delta") == pytest.approx(1.0)
+    # Unigram entropy over a fixed scale of log(64): four distinct words give log 4 / log 64 = 1/3.
+    assert text_entropy("alpha beta gamma delta") == pytest.approx(math.log(4) / math.log(64))
     assert text_entropy("go go go go") == 0.0
     assert text_entropy("") == 0.0
-    # "a a b b": p = (1/2, 1/2), H = log 2, / log 4 = 0.5
-    assert text_entropy("a a b b") == pytest.approx(0.5)
+    # "a a b b": p = (1/2, 1/2), H = log 2, / log 64 = 1/6
+    assert text_entropy("a a b b") == pytest.approx(1 / 6)
+    many = " ".join(f"w{i}" for i in range(200))
+    assert text_entropy(many) == 1.0  # capped
+
+
+GOOD_PLAN = (
+    "1. Search the offline corpus for the river's name and its source country. "
+    "2. Open the two best pages and compare their stated lengths in kilometres. "
+    "3. If they disagree, prefer the encyclopedia summary and note the other figure. "
+    "4. Answer with the name only, and check the spelling against the page title."
+)
+
+
+@pytest.mark.parametrize("degenerate", ["I don't know.", "Search.", "search search search search search", "", "1. answer"])
+def test_text_entropy_ranks_a_real_plan_above_degenerate_bids(degenerate: str) -> None:
+    assert text_entropy(GOOD_PLAN) > 0.8
+    assert text_entropy(degenerate) < 0.4 < text_entropy(GOOD_PLAN)
+
+
+def test_common_entropy_scale_policies() -> None:
+    from sale_graph.scoring import common_entropy_scale
+
+    all_lp = common_entropy_scale({"a": 0.6, "b": 0.4}, {"a": 0.9, "b": 0.8})
+    assert all_lp.values == {"a": 0.6, "b": 0.4} and all_lp.policy == "logprobs"
+    none = common_entropy_scale({"a": None, "b": None}, {"a": 0.9, "b": 0.8})
+    assert none.values == {"a": 0.9, "b": 0.8} and none.policy == "text"
+    mixed = common_entropy_scale({"a": 0.6, "b": None}, {"a": 0.8, "b": 0.4})
+    assert mixed.values["a"] == 0.6  # the log-prob entropy is kept, not thrown away
+    assert mixed.values["b"] == pytest.approx(0.4 * 0.6 / 0.8)
+    assert mixed.sources == {"a": "logprobs", "b": "text-rescaled"} and mixed.policy.startswith("mixed")
 
 
 def test_jury_gamma_scale_and_range() -> None:

@@ -1,0 +1,70 @@
+"""The chat model every agent uses: ``ChatOpenAI`` that keeps the endpoint's separated reasoning.
+
+``langchain_openai.ChatOpenAI`` follows OpenAI's own API and drops fields that other
+OpenAI-compatible servers add. vLLM with a reasoning parser (``--reasoning-parser
+qwen3``) returns the model's thinking in ``message.reasoning_content`` (newer vLLM
+also as ``message.reasoning``; in streams as ``delta.reasoning_content``), apart
+from the visible ``content``. SALE needs it kept apart: a bid is the *visible*
+strategy, while the ledger bills every generated token. :class:`SaleChatOpenAI`
+copies that text into ``additional_kwargs["reasoning_content"]`` of the message
+(streamed chunks concatenate), so :mod:`sale_graph.reasoning` can read it;
+everything else is ``ChatOpenAI`` unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import openai
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_openai import ChatOpenAI
+
+REASONING_KEY = "reasoning_content"
+_WIRE_FIELDS = ("reasoning_content", "reasoning")  # vLLM's names, old and new
+
+
+def _reasoning_of(payload: Mapping[str, Any] | None) -> str:
+    """The separated reasoning text of a response message or stream delta ("" when none)."""
+    if not payload:
+        return ""
+    for name in _WIRE_FIELDS:
+        value = payload.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def _as_dict(response: dict[str, Any] | openai.BaseModel) -> dict[str, Any]:
+    if isinstance(response, dict):
+        return response
+    return response.model_dump(exclude={"choices": {"__all__": {"message": {"parsed"}}}}, warnings=False)
+
+
+class SaleChatOpenAI(ChatOpenAI):
+    """``ChatOpenAI`` that keeps a server's separated reasoning (``reasoning_content``/``reasoning``).
+
+    The reasoning lands in ``message.additional_kwargs["reasoning_content"]``; the
+    message's ``content`` stays the visible answer.
+    """
+
+    def _create_chat_result(self, response: dict[str, Any] | openai.BaseModel, generation_info: dict[str, Any] | None = None) -> ChatResult:
+        result = super()._create_chat_result(response, generation_info)
+        choices = _as_dict(response).get("choices") or []
+        for generation, choice in zip(result.generations, choices, strict=False):
+            reasoning = _reasoning_of((choice or {}).get("message"))
+            if reasoning and isinstance(generation.message, AIMessage):
+                generation.message.additional_kwargs[REASONING_KEY] = reasoning
+        return result
+
+    def _convert_chunk_to_generation_chunk(
+        self, chunk: dict[str, Any], default_chunk_class: type, base_generation_info: dict[str, Any] | None
+    ) -> ChatGenerationChunk | None:
+        generation = super()._convert_chunk_to_generation_chunk(chunk, default_chunk_class, base_generation_info)
+        choices = chunk.get("choices") or []
+        if generation is not None and choices:
+            reasoning = _reasoning_of(choices[0].get("delta"))
+            if reasoning and isinstance(generation.message, AIMessageChunk):
+                generation.message.additional_kwargs[REASONING_KEY] = reasoning
+        return generation

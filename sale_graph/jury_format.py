@@ -1,0 +1,102 @@
+"""How a judge is asked for its score: a JSON schema where the endpoint can constrain it, text elsewhere.
+
+Constrained decoding removes the commonest jury failure (a score outside 0-5 or
+no score at all), but the request shape differs by server:
+
+* OpenAI and vLLM take ``response_format={"type": "json_schema", "json_schema": {...}}``
+  (vLLM also ``guided_json``);
+* llama-cpp-python's server rejects that with HTTP 500 (its ``response_format`` type
+  allows only ``text`` or ``json_object``) and takes ``{"type": "json_object", "schema": {...}}``;
+* other endpoints may support neither: the judge then answers ``SCORE: n`` in text,
+  read by :func:`sale_graph.judge_answers.parse_judge_answer` with its nonce protection.
+
+An agent's pool entry sets ``structured_output`` to one of these, or ``auto`` (the
+default): the first jury call tries ``json_schema``, falls back to ``json_object``
+and then text when the endpoint refuses the request shape, and remembers the
+answer for that endpoint and model for the rest of the process. Every vote records
+the format it was asked in (``answer_format``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from typing import Any, Literal
+
+from sale_graph.judge_answers import ParsedScore
+from sale_graph.pool import AgentSpec
+from sale_graph.retries import status_of
+from sale_graph.scoring import LIKERT_MAX
+
+AnswerFormat = Literal["json_schema", "json_object", "text"]
+FALLBACK: dict[str, AnswerFormat] = {"json_schema": "json_object", "json_object": "text"}
+
+SCORE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"score": {"type": "integer", "enum": [0, 1, 2, 3, 4, 5]}},
+    "required": ["score"],
+    "additionalProperties": False,
+}
+
+_detected: dict[tuple[str, str], AnswerFormat] = {}
+_lock = threading.Lock()
+
+
+def answer_format(agent: AgentSpec) -> AnswerFormat:
+    """The format to ask ``agent`` in: its pool setting, or what was detected for its endpoint (``auto``)."""
+    mode = agent.structured_output
+    if mode == "none":
+        return "text"
+    if mode != "auto":
+        return mode
+    with _lock:
+        return _detected.get((agent.base_url, agent.model), "json_schema")
+
+
+def remember_format(agent: AgentSpec, fmt: AnswerFormat) -> None:
+    """Record the format that ``agent``'s endpoint accepted (only for ``structured_output = "auto"``)."""
+    if agent.structured_output == "auto":
+        with _lock:
+            _detected[(agent.base_url, agent.model)] = fmt
+
+
+def forget_detected() -> None:
+    """Drop every detected format (tests; a server that was swapped for another)."""
+    with _lock:
+        _detected.clear()
+
+
+def response_format(fmt: AnswerFormat, schema: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The ``response_format`` request field for ``fmt`` (``None`` for text answers)."""
+    schema = schema or SCORE_SCHEMA
+    if fmt == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "jury_score", "schema": schema, "strict": True}}
+    if fmt == "json_object":
+        return {"type": "json_object", "schema": schema}
+    return None
+
+
+def is_format_rejection(exc: BaseException) -> bool:
+    """Whether a failed call was the endpoint refusing the ``response_format`` shape (so another may work)."""
+    status = status_of(exc)
+    if status not in (400, 422, 500, 501):
+        return False
+    text = str(exc).lower()
+    return any(word in text for word in ("response_format", "json_schema", "json_object", "input should be", "guided"))
+
+
+def parse_json_score(answer: str) -> ParsedScore:
+    """A judge's JSON answer ``{"score": n}`` as a Likert score; anything else is missing, with the reason."""
+    text = answer.strip()
+    if text.startswith("```"):
+        text = text.strip("`").removeprefix("json").strip()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return ParsedScore(None, "the JSON answer does not parse")
+    value = data.get("score") if isinstance(data, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ParsedScore(None, "the JSON answer has no numeric score")
+    if not 0 <= value <= LIKERT_MAX:
+        return ParsedScore(None, f"score {value:g} is outside 0-5")
+    return ParsedScore(float(value), "ok")
