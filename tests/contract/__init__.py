@@ -1,0 +1,1 @@
+"""Contract tests: the real ``ChatOpenAI`` against a loopback server that speaks real serving stacks' wire formats."""
