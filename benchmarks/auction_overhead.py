@@ -12,10 +12,11 @@ import argparse
 import dataclasses
 import statistics
 import sys
+from typing import Any
 
 from sale_graph import SaleContext, build_sale_graph, load_pool
-from sale_graph.embedded import EmbeddedServer, embedded_pool
 from sale_graph.auction_report import ledger_totals
+from sale_graph.embedded import EmbeddedServer, embedded_pool
 from sale_graph.runner import run_auction
 
 TASKS = [
@@ -48,7 +49,7 @@ def main() -> int:
         # Greedy decoding, so the parallel and the one-by-one runs make the same calls.
         pool = dataclasses.replace(base, agents=tuple(dataclasses.replace(a, temperature=0.0) for a in base.agents))
         graph = build_sale_graph().compile()
-        rows = []
+        rows: list[dict[str, Any]] = []
         for task in TASKS[: args.tasks]:
             par = run_auction(task, SaleContext(pool=pool, use_memory=False, max_concurrency=8), graph=graph)
             seq = run_auction(task, SaleContext(pool=pool, use_memory=False, max_concurrency=1, check_endpoints=False), graph=graph)

@@ -20,10 +20,10 @@ apps and tests that bring their own checkpointer or fake models.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 from langgraph.graph import END, START, StateGraph
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from sale_graph.compose import sale_as_node
 from sale_graph.context import SaleContext
@@ -114,7 +114,7 @@ def report(state: ResearchState) -> dict[str, Any]:
     return {"final_report": "\n".join(lines), "notes": ["wrote the final report"]}
 
 
-def build_research_assistant(**build_kwargs: Any) -> StateGraph:
+def build_research_assistant(**build_kwargs: Any) -> StateGraph[ResearchState, SaleContext, ResearchInput, ResearchOutput]:
     """The research-assistant graph, uncompiled; ``build_kwargs`` go to ``build_sale_graph``."""
     g = StateGraph(ResearchState, context_schema=SaleContext, input_schema=ResearchInput, output_schema=ResearchOutput)
     g.add_node("frame", frame)

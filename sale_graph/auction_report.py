@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from rich.console import Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
 
 from sale_graph.state import UsageEntry
 
@@ -62,63 +67,93 @@ def ledger_totals(ledger: Iterable[UsageEntry]) -> LedgerTotals:
 
 def render_report(state: Mapping[str, Any], timings: Mapping[str, float] | None = None) -> Any:
     """A rich renderable with the bid table, the winner, the answer and the ledger."""
-    from rich.console import Group
-    from rich.panel import Panel
-    from rich.table import Table
-
     scores = list(state.get("scores", []))
     judges = sorted({j for r in scores for j in r["jury"]})
+    by_bid = {(b["agent"], b["round"]): b for b in state.get("bids", [])}
+    thinking = any(b.get("reasoning_tokens") for b in by_bid.values())
     bids = Table(title=f"Bids (auction {state.get('auction_id', '')[:8]})", show_lines=False)
-    for col in ("agent", "round", "price $/1M", "tokens", "cost C", "entropy H", *[f"jury:{j}" for j in judges], "value V", "C - V"):
-        bids.add_column(col, justify="left" if col in ("agent", "round") else "right")
+    columns = ("agent", "round", "price $/1M", "tokens", *(("think tok",) if thinking else ()), "cost C", "entropy H",
+               *[f"jury:{j}" for j in judges], "value V", "C - V")
+    for col in columns:
+        bids.add_column(escape(col), justify="left" if col in ("agent", "round") else "right")
     winner = state.get("selection", {})
     for r in sorted(scores, key=lambda r: r["net"]):
+        bid = by_bid.get((r["agent"], r["round"]), {})
         mark = " *" if (r["agent"], r["round"]) == (winner.get("winner"), winner.get("round")) else ""
         jury = [("-" if r["jury"].get(j) is None else f"{r['jury'][j] * 5:.0f}/5") for j in judges]
+        tokens = f"{r['tokens']}{' (cut)' if bid.get('truncated') else ''}{'~' if bid.get('token_source') == 'estimate' else ''}"
+        think = (str(bid.get("reasoning_tokens", 0)),) if thinking else ()
         bids.add_row(
-            r["agent"] + mark, r["round"], f"{r['price']:.3f}", str(r["tokens"]), f"{r['cost']:.4f}",
+            escape(r["agent"] + mark), r["round"], f"{r['price']:.3f}", tokens, *think, f"{r['cost']:.4f}",
             f"{r['entropy']:.3f} ({r['entropy_source']})", *jury, f"{r['value']:.4f}", f"{r['net']:+.4f}",
         )
-    failed = [b for b in state.get("bids", []) if b["status"] != "ok"]
-    parts: list[Any] = [bids]
-    for b in failed:
-        parts.append(f"[red]bid of {b['agent']} ({b['round']}) failed:[/red] {b.get('error', '')}")
-    missing = [v for v in state.get("votes", []) if v["status"] != "ok"]
-    if missing:
-        parts.append(f"[yellow]{len(missing)} of {len(state.get('votes', []))} jury scores missing[/yellow] "
-                     f"(e.g. {missing[0]['judge']} on {missing[0]['bidder']}: {missing[0]['reason']})")
+    parts: list[Any] = []
+    degraded = state.get("degraded")
+    if degraded:
+        parts.append(f"[bold red]DEGRADED auction[/bold red] (allow_degraded): {escape(str(degraded.get('reason', '')))}")
+    parts.append(bids)
+    if thinking or any(b.get("token_source") == "estimate" for b in by_bid.values()):
+        parts.append("[dim]tokens: the visible strategy (|s|); think tok: reasoning, billed in the ledger but never in |s|; "
+                     "~ estimated from the text; (cut) hit the token cap[/dim]")
+    if state.get("entropy_policy", "").startswith("mixed"):
+        parts.append(f"[dim]entropy scale: {escape(state['entropy_policy'])}[/dim]")
+    for b in (b for b in state.get("bids", []) if b["status"] != "ok"):
+        parts.append(f"[red]bid of {escape(b['agent'])} ({b['round']}) failed:[/red] {escape(b.get('error', ''))}")
+    parts.extend(_jury_lines(state.get("votes", [])))
     if winner:
-        parts.append(f"[bold]Winner:[/bold] {winner['winner']} ({winner['round']} bid), margin {winner['margin']:.4f}. {winner['reason']}")
+        parts.append(f"[bold]Winner:[/bold] {escape(winner['winner'])} ({winner['round']} bid), margin {winner['margin']:.4f}. "
+                     f"{escape(winner['reason'])}")
     ref = state.get("refinement") or {}
     if ref:
         detail = ref.get("reason") or ref.get("outcome") or ""
-        parts.append(f"Refinement: {ref.get('status', '-')}" + (f" ({detail})" if detail else ""))
+        parts.append(escape(f"Refinement: {ref.get('status', '-')}" + (f" ({detail})" if detail else "")))
     execution = state.get("execution") or {}
     if execution:
         answer = state.get("answer") or f"(no answer: {execution.get('detail', '')})"
         if len(answer) > 1200:
             answer = answer[:1200] + f" ... [{len(answer) - 1200} more characters; --json shows all]"
-        parts.append(Panel(answer,
-                           title=f"Answer by {execution['agent']} [{execution['status']}, {execution['steps']} steps]"))
+        parts.append(Panel(escape(answer),
+                           title=escape(f"Answer by {execution['agent']} [{execution['status']}, {execution['steps']} steps]")))
         if execution.get("outcome"):
             detail = execution.get("outcome_detail", "")
-            parts.append(f"Outcome: {execution['outcome']}" + (f" ({detail})" if detail else ""))
+            parts.append(escape(f"Outcome: {execution['outcome']}" + (f" ({detail})" if detail else "")))
 
     totals = ledger_totals(state.get("ledger", []))
     ledger = Table(title="Ledger")
     for col in ("phase", "agent", "calls", "in tok", "out tok", "cost $", "call s"):
         ledger.add_column(col, justify="left" if col in ("phase", "agent") else "right")
-    for (phase, agent), v in sorted(totals.by_phase_agent.items(), key=lambda kv: (("bid", "jury", "refine", "execute").index(kv[0][0]), kv[0][1])):
-        ledger.add_row(phase, agent, f"{v['calls']:.0f}", f"{v['input_tokens']:.0f}", f"{v['output_tokens']:.0f}", f"{v['cost_usd']:.8f}", f"{v['seconds']:.1f}")
+    order = ("bid", "jury", "refine", "execute")
+    for (phase, agent), v in sorted(totals.by_phase_agent.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
+        ledger.add_row(phase, escape(agent), f"{v['calls']:.0f}", f"{v['input_tokens']:.0f}", f"{v['output_tokens']:.0f}",
+                       f"{v['cost_usd']:.8f}", f"{v['seconds']:.1f}")
     ledger.add_row("total", "", "", "", "", f"{totals.total_cost_usd:.8f}", "")
     parts.append(ledger)
     line = (f"Auction overhead: {totals.auction_token_share:.1%} of tokens, {totals.auction_cost_share:.1%} of cost")
     if timings and timings.get("total"):
-        line += f", {timings.get('auction', 0.0) / timings['total']:.1%} of wall time ({timings.get('auction', 0.0):.1f} s of {timings['total']:.1f} s)"
+        auction_s = timings.get("auction", 0.0)
+        line += f", {auction_s / timings['total']:.1%} of wall time ({auction_s:.1f} s of {timings['total']:.1f} s)"
     parts.append(line)
     estimated = sum(1 for e in state.get("ledger", []) if e.get("estimated"))
     if estimated:
         parts.append(f"[yellow]{estimated} ledger entries are estimates: the endpoint reported no token usage[/yellow]")
+    if state.get("memory_error"):
+        parts.append(f"[bold red]memory write failed:[/bold red] {escape(state['memory_error'])}")
     for note in state.get("notes", []):
-        parts.append(f"[dim]note: {note}[/dim]")
+        parts.append(f"[dim]note: {escape(note)}[/dim]")
     return Group(*parts)
+
+
+def _jury_lines(votes: list[Mapping[str, Any]]) -> list[str]:
+    """How the jury answered: formats asked, missing scores with an example reason, answers cut at the cap."""
+    lines = []
+    formats = Counter(str(v.get("answer_format", "text")) for v in votes)
+    if formats:
+        lines.append("[dim]jury answers asked as: " + ", ".join(f"{k} x{n}" for k, n in sorted(formats.items())) + "[/dim]")
+    missing = [v for v in votes if v["status"] != "ok"]
+    if missing:
+        lines.append(f"[yellow]{len(missing)} of {len(votes)} jury scores missing[/yellow] "
+                     f"(e.g. {escape(missing[0]['judge'])} on {escape(missing[0]['bidder'])}: {escape(missing[0]['reason'])})")
+    cut = sum(1 for v in votes if v.get("truncated"))
+    if cut:
+        lines.append(f"[yellow]{cut} jury answer(s) hit the jury token cap[/yellow]")
+    return lines

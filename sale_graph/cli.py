@@ -9,8 +9,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.markup import escape
+
+from sale_graph.auction_report import render_report
+from sale_graph.bench.commands import register_bench_commands
 from sale_graph.context import SaleContext
-from sale_graph.pool import PoolError, check_pool, load_pool
+from sale_graph.embedded import EmbeddedServer, embedded_pool
+from sale_graph.errors import SaleError
+from sale_graph.memory.commands import register_memory_commands
+from sale_graph.pool import check_pool, load_pool, ping_agent
 
 
 def _read_task_file(path: str) -> dict[str, Any]:
@@ -38,8 +46,13 @@ def _describe(event: dict[str, Any]) -> str | None:
     if name == "auction_start":
         return f"auction {event['auction_id'][:8]}: {len(event['agents'])} agents bidding"
     if name == "bid":
-        extra = f" FAILED {event.get('error')}" if event.get("status") != "ok" else f", {event['tokens']} tokens, H={event['entropy']:.3f} ({event['entropy_source']})"
-        return f"bid from {event['agent']}{extra}"
+        if event.get("status") != "ok":
+            return f"bid from {event['agent']} FAILED {event.get('error')}"
+        think = f" (+{event['reasoning_tokens']} thinking)" if event.get("reasoning_tokens") else ""
+        cut = ", CUT at the cap" if event.get("truncated") else ""
+        retried = f", {len(event['retries'])} retried call(s)" if event.get("retries") else ""
+        return (f"bid from {event['agent']}, {event['tokens']} tokens{think}, "
+                f"H={event['entropy']:.3f} ({event['entropy_source']}){cut}{retried}")
     if name == "jury":
         score = f"{event['likert']:g}/5" if event.get("likert") is not None else f"missing ({event['reason']})"
         return f"jury: {event['judge']} scores {event['bidder']} ({event['round']}): {score}"
@@ -59,11 +72,7 @@ def _describe(event: dict[str, Any]) -> str | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one auction and execution; print the bid table, winner, answer and ledger."""
-    from rich.console import Console
-
-    from sale_graph.embedded import EmbeddedServer, ServerError
-    from sale_graph.auction_report import render_report
-    from sale_graph.runner import run_auction
+    from sale_graph.runner import run_auction  # heavy (LangGraph, the OpenAI client): only `sale run` needs it
 
     err = Console(stderr=True)
     out = Console() if sys.stdout.isatty() else Console(width=160)
@@ -96,13 +105,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             def on_event(event: dict[str, Any]) -> None:
                 line = _describe(event)
                 if line:
-                    err.print(f"[dim]{event['t']:6.1f}s[/dim] {line}")
-                    status.update(line)
+                    err.print(f"[dim]{event['t']:6.1f}s[/dim] {escape(line)}")
+                    status.update(escape(line))
 
             result = run_auction(task, context, on_event=on_event)
-    except (PoolError, ServerError) as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        return 2
     finally:
         if server is not None:
             server.stop()
@@ -115,14 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_pool_check(args: argparse.Namespace) -> int:
     """Ping every agent of the pool and print one line each."""
-    from sale_graph.embedded import embedded_pool
-    from sale_graph.pool import ping_agent
-
-    try:
-        pool = embedded_pool() if args.pool is None else load_pool(args.pool)
-    except PoolError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    pool = embedded_pool() if args.pool is None else load_pool(args.pool)
     bad = 0
     for agent in pool.agents:
         st = ping_agent(agent)
@@ -133,14 +132,8 @@ def cmd_pool_check(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the embedded pool in the foreground until Ctrl-C."""
-    from sale_graph.embedded import EmbeddedServer, ServerError, embedded_pool
-
     server = EmbeddedServer()
-    try:
-        started = server.start()
-    except ServerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    started = server.start()
     for a in embedded_pool().agents:
         print(f"serving {a.name} at {a.base_url} (${a.price_output}/1M tokens)" + ("" if a.name in started else " [already running]"))
     if not started:
@@ -185,19 +178,30 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the embedded local pool (llama.cpp on loopback) until Ctrl-C")
     serve.set_defaults(func=cmd_serve)
 
-    from sale_graph.bench.commands import register_bench_commands
-    from sale_graph.memory.commands import register_memory_commands
-
     register_memory_commands(sub)
     register_bench_commands(sub)
     return parser
 
 
+def error_line(exc: BaseException) -> str:
+    """A library error as the one line the CLI prints: its message, whitespace folded."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``sale`` console script."""
+    """Entry point of the ``sale`` console script.
+
+    A library error (:class:`~sale_graph.errors.SaleError`: bad input or an unusable
+    endpoint) prints one line naming the input at fault and what to do, and exits with 2;
+    anything else is a bug and keeps its traceback.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SaleError as exc:
+        print(f"error: {error_line(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,14 +50,15 @@ subgraph's namespace).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NotRequired, Required, TypeVar, cast, get_args, get_origin
 
-from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_config
 from langgraph.runtime import Runtime
-from typing_extensions import NotRequired, ReadOnly, Required, get_args, get_origin, get_type_hints
+from typing_extensions import ReadOnly, get_type_hints
 
-from sale_graph.context import SaleContext
+from sale_graph.context import SaleContext, context_from
 from sale_graph.graph import build_sale_graph
+from sale_graph.nodes import Node
 from sale_graph.state import SaleInput, SaleOutput
 
 ParentState = TypeVar("ParentState")
@@ -116,7 +117,7 @@ def sale_as_node(
     *,
     context: ContextSpec = None,
     **build_kwargs: Any,
-) -> Callable[[ParentState, RunnableConfig, Runtime[Any]], dict[str, Any]]:
+) -> Node:
     """Wrap the auction in a node with the parent's own schema (way b).
 
     Args:
@@ -138,11 +139,11 @@ def sale_as_node(
     """
     subgraph = build_sale_graph(**build_kwargs).compile(name="sale")
 
-    def sale(state: ParentState, config: RunnableConfig, runtime: Runtime[Any]) -> dict[str, Any]:
+    def sale(state: ParentState, runtime: Runtime[Any]) -> dict[str, Any]:
         """Run one SALE auction on the task mapped from the parent's state."""
-        inputs = dict(input_map(state))
-        ctx = _resolve_context(context, runtime.context)
-        out: SaleOutput = subgraph.invoke(inputs, config=config, context=ctx)
+        inputs = cast(SaleInput, dict(input_map(state)))  # the auction validates the task itself (prepare)
+        ctx = context_from(_resolve_context(context, runtime.context))
+        out = cast(SaleOutput, subgraph.invoke(inputs, config=get_config(), context=ctx))
         return output_map(out)
 
     sale.subgraph = subgraph  # type: ignore[attr-defined]

@@ -16,7 +16,6 @@ from sale_graph.embedded.models import embedded_pool
 from sale_graph.pool import AgentPool, AgentSpec, load_pool, pool_from_dict
 from sale_graph.weights import Weights, load_weights, weights_from_dict
 
-
 CapPhase = Literal["bid", "jury", "execute_step"]
 DEFAULT_CAPS: dict[str, int] = {"bid": 1024, "jury": 512, "execute_step": 4096}
 """Token caps for real models (room for a reasoning model's thinking); the embedded pool sets smaller ones."""

@@ -12,7 +12,8 @@ Any LangChain :class:`~langchain_core.embeddings.Embeddings` can replace it.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
@@ -103,7 +104,7 @@ class ChromaEmbeddingAdapter:
         return {"embeddings": self._name}
 
     @staticmethod
-    def build_from_config(config: dict[str, Any]) -> "ChromaEmbeddingAdapter":
+    def build_from_config(config: dict[str, Any]) -> ChromaEmbeddingAdapter:
         return ChromaEmbeddingAdapter(default_embeddings(), name=config.get("embeddings"))
 
 

@@ -19,6 +19,7 @@ from langgraph.types import Send
 
 from sale_graph.context import SaleContext
 from sale_graph.llm import ModelFactory, openai_factory
+from sale_graph.memory import AuctionMemory
 from sale_graph.nodes.approve import approve
 from sale_graph.nodes.bid import BidTask, make_bid_node
 from sale_graph.nodes.execute import make_execute_node
@@ -49,7 +50,8 @@ def _route_after_select(state: SaleState) -> list[Send] | str:
     if refinement.get("status") == "running":
         originals = {b["agent"]: b["strategy"] for b in state.get("bids", []) if b["round"] == "original" and b["status"] == "ok"}
         return [
-            Send("refine", RefineTask(agent=a, auction_id=state["auction_id"], task=state["task"], own_strategy=originals[a], domain=state.get("domain")))
+            Send("refine", RefineTask(agent=a, auction_id=state["auction_id"], task=state["task"], own_strategy=originals[a],
+                                      domain=state.get("domain")))
             for a in refinement.get("refiners", [])
         ]
     return "approve"
@@ -59,8 +61,8 @@ def build_sale_graph(
     *,
     model_factory: ModelFactory | None = None,
     tools: list[Any] | None = None,
-    memory: Any | None = None,
-) -> StateGraph:
+    memory: AuctionMemory | None = None,
+) -> StateGraph[SaleState, SaleContext, SaleInput, SaleOutput]:
     """Build the SALE auction graph (uncompiled).
 
     Args:

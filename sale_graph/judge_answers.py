@@ -76,12 +76,12 @@ def parse_judge_answer(answer: str, strategy: str = "", nonce: str | None = None
     leading = _LEADING.match(own)
     if leading:
         found.insert(0, _to_likert(leading.group(1), leading.group(2)))
-    found = [f for f in found if f is not None]
-    if not found:
+    scores = [f for f in found if f is not None]
+    if not scores:
         if _REFUSAL.search(own):
             return ParsedScore(None, "refused to score")
         return ParsedScore(None, "no SCORE line in the answer")
-    distinct = sorted(set(found))
+    distinct = sorted(set(scores))
     if len(distinct) > 1:
         return ParsedScore(None, f"conflicting scores {distinct}")
     value = distinct[0]

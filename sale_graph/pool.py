@@ -46,6 +46,7 @@ from urllib.parse import urlparse
 import httpx
 
 from sale_graph.chat_model import SaleChatOpenAI
+from sale_graph.errors import SaleError
 
 TokenLimitField = Literal["max_tokens", "max_completion_tokens"]
 ToolCalling = Literal["native", "text"]
@@ -54,7 +55,7 @@ STRUCTURED_OUTPUT_MODES = ("auto", "json_schema", "json_object", "none")
 AUCTION_PHASES = ("bid", "jury", "refine")
 
 
-class PoolError(ValueError):
+class PoolError(SaleError, ValueError):
     """A pool config is malformed or one of its endpoints cannot be used."""
 
 

@@ -23,6 +23,7 @@ still bills every generated token (``usage.completion_tokens``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -120,7 +121,8 @@ def _visible_start(entries: list[dict[str, Any]]) -> int | None:
 
 
 def _reported_reasoning(message: AIMessage) -> int | None:
-    details = (message.usage_metadata or {}).get("output_token_details") or {}
+    usage = message.usage_metadata
+    details: Mapping[str, Any] = (usage.get("output_token_details") if usage else None) or {}
     value = details.get("reasoning")
     return int(value) if isinstance(value, int) and value >= 0 else None
 
@@ -140,17 +142,18 @@ def split_output(message: AIMessage, text: str, output_tokens: int) -> VisibleOu
     if not reasoning and not reported:
         tops = _tops(entries) if entries else None
         return VisibleOutput(visible, "", output_tokens, 0, "usage", tops)
-    if entries and inline:
-        start = _visible_start(entries)
-        if start is not None:
-            tops = _tops(entries[start:])
-            return VisibleOutput(visible, reasoning, len(tops), max(0, output_tokens - len(tops)), "logprobs", tops or None)
+    start = _visible_start(entries) if entries else None
+    if entries and start is not None:
+        # Log-probs of every generated token, thinking included (vLLM builds them before its
+        # reasoning parser splits the text): the visible part starts after the last </think>.
+        tops = _tops(entries[start:])
+        return VisibleOutput(visible, reasoning, len(tops), max(0, output_tokens - len(tops)), "logprobs", tops or None)
     if reported is not None and reported <= output_tokens and not inline:
         n_visible = output_tokens - reported
         tops = _tops(entries[-n_visible:]) if entries and n_visible else None
         return VisibleOutput(visible, reasoning, n_visible, reported, "usage", tops)
     if entries and separated and not inline:
-        # Log-probs cover the content only (vLLM leaves the reasoning out of them).
+        # No </think> among the log-prob tokens: they cover the visible content only.
         tops = _tops(entries)
         return VisibleOutput(visible, reasoning, len(tops), max(0, output_tokens - len(tops)), "logprobs", tops)
     total_chars = len(visible) + len(reasoning)

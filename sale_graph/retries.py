@@ -29,6 +29,8 @@ import httpx
 import openai
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from sale_graph.errors import SaleError
+
 T = TypeVar("T")
 Endpoint = tuple[str, str, str]
 """(agent name, base URL, model): what a fatal error names."""
@@ -40,7 +42,7 @@ BACKOFF_MAX_S = 20.0
 RETRY_AFTER_MAX_S = 60.0
 
 
-class EndpointError(RuntimeError):
+class EndpointError(SaleError, RuntimeError):
     """An agent's endpoint refuses every call (bad key, wrong URL, unknown model): fix the pool file."""
 
 

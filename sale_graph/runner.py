@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StreamMode
 
 from sale_graph.context import SaleContext
 from sale_graph.graph import build_sale_graph
@@ -33,12 +36,14 @@ def run_auction(
     happens (bids, jury scores, selection, execution steps).
     """
     inputs = {"task": task} if isinstance(task, str) else dict(task)
-    compiled = graph if graph is not None else build_sale_graph().compile()
+    compiled: CompiledStateGraph[Any, SaleContext, Any, Any] = graph if graph is not None else build_sale_graph().compile()
     start = time.perf_counter()
     marks: dict[str, float] = {}
     final: dict[str, Any] = {}
     events: list[dict[str, Any]] = []
-    for mode, payload in compiled.stream(inputs, context=context, stream_mode=["custom", "values"]):
+    modes: list[StreamMode] = ["custom", "values"]
+    for item in compiled.stream(inputs, context=context, stream_mode=modes):
+        mode, payload = cast(tuple[str, dict[str, Any]], item)
         if mode == "values":
             final = payload
             continue

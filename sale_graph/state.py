@@ -10,9 +10,9 @@ end of a run so the next task on the thread never inherits them.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired
 
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 Phase = Literal["bid", "jury", "refine", "execute"]
 Round = Literal["original", "refined"]

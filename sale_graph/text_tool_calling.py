@@ -113,7 +113,7 @@ class TextToolCallingModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "text-tool-calling"
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> "TextToolCallingModel":  # type: ignore[override]
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> TextToolCallingModel:
         """Remember the tools to describe in the prompt (``tool_choice`` and the like are ignored)."""
         return self.model_copy(update={"specs": tool_specs(tools)})
 

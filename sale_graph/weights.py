@@ -23,12 +23,15 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from sale_graph.errors import SaleError
 
 
-class WeightsError(ValueError):
+class WeightsError(SaleError, ValueError):
     """A weights file or value is malformed."""
 
 
@@ -47,8 +50,26 @@ class Weights:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise WeightsError(f"{self.source}: weight {name!r} must be a finite non-negative number, got {v!r}")
 
+    def check_judges(self, judges: Sequence[str]) -> None:
+        """Fail when a file names some judges but not these: a judge silently weighted 1/n is a wrong result.
+
+        A weights file with a ``jury`` table must name every agent of the pool, or set
+        ``default_jury_weight`` to say explicitly what the others get. Weights with no
+        ``jury`` table (the defaults) weigh every judge equally.
+        """
+        missing = [j for j in judges if j not in self.jury]
+        if self.jury and missing and self.default_jury_weight is None:
+            raise WeightsError(
+                f"{self.source}: the jury weights name {', '.join(sorted(self.jury))} but not pool agent(s) "
+                f"{', '.join(missing)}; add them to 'jury' (refit with `sale bench fit` on this pool), or set "
+                "default_jury_weight to give unnamed judges that weight"
+            )
+
     def jury_weights(self, judges: Sequence[str]) -> list[float]:
-        """Weights for these judges in order; unnamed judges get the default (``1/len(judges)`` if unset)."""
+        """Weights for these judges in order; unnamed judges get the default (``1/len(judges)`` if unset).
+
+        A live auction first checks that a weights file names every judge (:meth:`check_judges`).
+        """
         if not judges:
             return []
         default = self.default_jury_weight if self.default_jury_weight is not None else 1.0 / len(judges)

@@ -37,7 +37,7 @@ class ScriptedChatModel(GenericFakeChatModel):
             out = AIMessage(content=out, usage_metadata={"input_tokens": n_in, "output_tokens": n_out, "total_tokens": n_in + n_out})
         return ChatResult(generations=[ChatGeneration(message=out)])
 
-    def bind_tools(self, tools: Any, **kwargs: Any) -> "ScriptedChatModel":
+    def bind_tools(self, tools: Any, **kwargs: Any) -> ScriptedChatModel:
         return self
 
 

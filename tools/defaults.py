@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sale_graph.errors import SaleError
+
 CODE_TOOLS = ["run_python", "run_tests"]
 SEARCH_TOOLS = ["web_search", "fetch_page"]
 
@@ -23,7 +25,7 @@ def default_tool_names(domain: str | None, search: dict[str, Any] | None = None)
     return ["run_python"] + (list(SEARCH_TOOLS) if search else [])
 
 
-class SearchUnavailableError(RuntimeError):
+class SearchUnavailableError(SaleError, RuntimeError):
     """A search task came with no search backend configured and no default corpus installed."""
 
 

@@ -23,6 +23,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from sale_graph.errors import SaleError
 from sale_graph.paths import data_path
 from sale_graph.pool import AgentPool, AgentSpec
 
@@ -31,7 +32,7 @@ DEFAULT_BASE_PORT = 8741
 PORT_ENV = "SALE_EMBEDDED_PORT"
 
 
-class ServerError(RuntimeError):
+class ServerError(SaleError, RuntimeError):
     """The embedded model server could not be started or is not healthy."""
 
 

@@ -135,7 +135,7 @@ class EmbeddedServer:
                     proc.wait(timeout=10)
             del self.procs[alias]
 
-    def __enter__(self) -> "EmbeddedServer":
+    def __enter__(self) -> EmbeddedServer:
         self.start()
         return self
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sale_graph.errors import SaleError
 
-class MemoryStoreError(RuntimeError):
+
+class MemoryStoreError(SaleError, RuntimeError):
     """The memory store cannot do what was asked (unreachable server, wrong embedder, bad file)."""

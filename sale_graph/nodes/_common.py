@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import openai
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext, context_from
+from sale_graph.errors import SaleError
 from sale_graph.pool import PoolError
 
-Node = Callable[[Any, Runtime[SaleContext]], dict[str, Any]]
-"""A node function: (state or ``Send`` payload, runtime) -> state update."""
+
+class Node(Protocol):
+    """A node function: (state or ``Send`` payload, runtime) -> state update (LangGraph's runtime-node shape)."""
+
+    def __call__(self, state: Any, *, runtime: Runtime[SaleContext]) -> Any: ...
 
 # Failures of one model call that the auction records and survives (the agent's
 # bid or vote is marked failed/missing, visibly); anything else is a bug and raises.
@@ -48,7 +51,7 @@ TASK_INPUT_KEYS = ("task_id", "domain", "gold", "tests", "entry_point")
 """Optional per-task input keys: they describe one task and must never carry over to the next run."""
 
 
-class ResumeError(RuntimeError):
+class ResumeError(SaleError, RuntimeError):
     """A paused run was resumed with a different runtime context than it started with."""
 
 

@@ -18,11 +18,12 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from sale_graph.context import SaleContext
+from sale_graph.errors import SaleError
 from sale_graph.nodes._common import check_run_context, ctx_of, emit
 from sale_graph.state import SaleState, SelectionInfo
 
 
-class ApprovalError(ValueError):
+class ApprovalError(SaleError, ValueError):
     """The human's answer to the approval step names no agent that bid."""
 
 

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
 from sale_graph.llm import CallResult, call_model, ledger_entry
-from sale_graph.nodes._common import Node, CALL_ERRORS, ctx_of, describe_error, emit
+from sale_graph.nodes._common import CALL_ERRORS, Node, ctx_of, describe_error, emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import bid_messages
 from sale_graph.scoring import logprob_entropy, text_entropy
 from sale_graph.services import SaleServices
 from sale_graph.state import Bid, Phase, Round, UsageEntry
-
 
 BID_EVENT_KEYS = ("agent", "tokens", "reasoning_tokens", "entropy", "entropy_source", "status", "error", "truncated", "retries")
 
@@ -29,7 +28,7 @@ class BidTask(TypedDict):
     tool_names: list[str]
 
 
-def bid_entropy(text: str, top_logprobs: list[list[float]] | None) -> tuple[float, str]:
+def bid_entropy(text: str, top_logprobs: list[list[float]] | None) -> tuple[float, Literal["logprobs", "text"]]:
     """``H(s)`` and its source: the model's log-probs when present, else the text-level estimate."""
     if top_logprobs:
         return logprob_entropy(top_logprobs), "logprobs"

@@ -28,12 +28,13 @@ from sale_graph.services import SaleServices
 from sale_graph.state import Execution, SaleState, UsageEntry
 from sale_graph.text_tool_calling import TextToolCallingModel
 
+
 def final_answer(text: str) -> str:
     """The answer in the executor's last message: the one extractor the bench uses too."""
     return extract_final_answer(text)
 
 
-class EndpointRetries(AgentMiddleware):  # type: ignore[type-arg]
+class EndpointRetries(AgentMiddleware):
     """Retries each executor model call by the agent's policy and records every retried failure."""
 
     def __init__(self, agent: AgentSpec, on_retry: Callable[[str], None]) -> None:
@@ -41,12 +42,12 @@ class EndpointRetries(AgentMiddleware):  # type: ignore[type-arg]
         self.agent = agent
         self.on_retry = on_retry
 
-    def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:  # type: ignore[type-arg]
+    def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:
         """Call the model, retrying failures another attempt may fix."""
         endpoint = (self.agent.name, self.agent.base_url, self.agent.model)
         return call_with_retries(lambda: handler(request), max_retries=self.agent.max_retries, on_retry=self.on_retry, endpoint=endpoint)
 
-    async def awrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]) -> Any:  # type: ignore[type-arg]
+    async def awrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]) -> Any:
         """Await the model, retrying failures another attempt may fix."""
         endpoint = (self.agent.name, self.agent.base_url, self.agent.model)
         return await acall_with_retries(lambda: handler(request), max_retries=self.agent.max_retries, on_retry=self.on_retry,

@@ -19,7 +19,7 @@ from sale_graph.jury_format import (
     response_format,
 )
 from sale_graph.llm import CallResult, call_model, ledger_entry
-from sale_graph.nodes._common import Node, CALL_ERRORS, ctx_of, describe_error, emit
+from sale_graph.nodes._common import CALL_ERRORS, Node, ctx_of, describe_error, emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import jury_messages
 from sale_graph.scoring import jury_gamma

@@ -9,13 +9,14 @@ from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
 from sale_graph.context import SaleContext
+from sale_graph.errors import SaleError
 from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, emit, run_fingerprint
 from sale_graph.pool import check_pool
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
 
 
-class TaskError(ValueError):
+class TaskError(SaleError, ValueError):
     """The task given to the auction is unusable."""
 
 
@@ -69,7 +70,7 @@ def prepare(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         raise TaskError("the task has no text: pass {'task': 'your question or problem'}")
     ctx = ctx_of(runtime)
     pool = ctx.resolved_pool()
-    ctx.resolved_weights()  # fail early on a bad weights file
+    ctx.resolved_weights().check_judges(pool.names)  # fail early on a bad weights file or a missing judge
     if ctx.check_endpoints:
         check_pool(pool)
     auction_id = state.get("request_id") or uuid.uuid4().hex

@@ -8,6 +8,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
+from sale_graph.errors import SaleError
 from sale_graph.nodes._common import ctx_of, emit
 from sale_graph.pool import AgentPool
 from sale_graph.scoring import EntropyScale, common_entropy_scale, strategy_cost, strategy_value
@@ -15,7 +16,7 @@ from sale_graph.state import Bid, JuryVote, SaleState, ScoreRow
 from sale_graph.weights import Weights
 
 
-class AuctionError(RuntimeError):
+class AuctionError(SaleError, RuntimeError):
     """The auction cannot go on (for example, no agent produced a bid)."""
 
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import operator
 import time
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, NotRequired
 
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command
-from typing_extensions import NotRequired, TypedDict
+from typing_extensions import TypedDict
 
 from sale_graph import SaleContext
 from sale_graph.compose import SHARED_INPUT_KEYS, SHARED_OUTPUT_KEYS, sale_as_node, sale_subgraph, shared_key_problems

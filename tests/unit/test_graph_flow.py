@@ -187,7 +187,7 @@ def test_human_override_before_execute() -> None:
     assert done["execution"]["agent"] == "small"
 
 
-def _with_logprobs(text: str) -> "AIMessage":
+def _with_logprobs(text: str) -> AIMessage:
     import math
 
     from langchain_core.messages import AIMessage

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from sale_graph.errors import SaleError
+
 __all__ = ["CorpusError", "MissingExtraError"]
 
 
-class CorpusError(ValueError):
+class CorpusError(SaleError, ValueError):
     """A corpus source or setting is invalid; the message names the input at fault and the fix."""
 
 

@@ -9,6 +9,8 @@ import signal
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from sale_graph.errors import SaleError
+
 LimitName = Literal["wall_time", "cpu_time", "memory", "file_size", "processes", "output"]
 
 #: Name of the script the sandbox writes the code to, inside the work dir.
@@ -64,7 +66,7 @@ _LIMIT_EXPLANATIONS: dict[str, str] = {
 }
 
 
-class SandboxError(RuntimeError):
+class SandboxError(SaleError, RuntimeError):
     """The sandbox itself could not run the code (not a failure of the code)."""
 
 

@@ -15,6 +15,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
+from sale_graph.errors import SaleError
+
 __all__ = [
     "DEFAULT_TIMEOUT_S",
     "MAX_RESULTS_LIMIT",
@@ -35,7 +37,7 @@ DEFAULT_TIMEOUT_S = 20.0
 MAX_RESULTS_LIMIT = 20
 
 
-class SearchConfigError(ValueError):
+class SearchConfigError(SaleError, ValueError):
     """A search backend config is invalid; the message names the field at fault and the accepted values."""
 
 
