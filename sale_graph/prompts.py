@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 BID_INSTRUCTIONS = (
     "Do not solve the task. Write a short plan for how you would solve it: a few numbered steps "
@@ -24,7 +25,7 @@ def _tools_phrase(tools: Sequence[str]) -> str:
 
 
 def bid_messages(task: str, tools: Sequence[str] = ()) -> list[tuple[str, str]]:
-    """One user message asking for a strategy (not a solution) for ``task``.
+    r"""One user message asking for a strategy (not a solution) for ``task``.
 
     Everything is in the user turn, ending with the cue ``Plan:\n1.``: small chat
     models follow a single turn better than a system prompt, and base models
@@ -88,18 +89,38 @@ def jury_messages(task: str, strategy: str, nonce: str | None = None, json_answe
     return JuryPrompt(messages=messages, nonce=nonce)
 
 
-def refine_messages(task: str, own_strategy: str, pairs: Sequence[tuple[str, str, str]]) -> list[tuple[str, str]]:
-    """Contrastive refinement: past (task, winning strategy, losing strategy) triples, then a new bid.
+class RefineExample(NamedTuple):
+    """One contrastive pair shown to a refining agent; ``own_*`` mark its own past bids."""
 
-    The agent is asked why the loser lost and the winner won, and then to write a
-    better strategy for the current task (still not solving it).
+    past_task: str
+    winner: str
+    loser: str
+    own_winner: bool = False
+    own_loser: bool = False
+
+
+def _label(kind: str, own: bool) -> str:
+    return f"{kind} strategy (yours)" if own else f"{kind} strategy"
+
+
+def refine_messages(
+    task: str, own_strategy: str, pairs: Sequence[RefineExample | tuple[str, str, str]]
+) -> list[tuple[str, str]]:
+    """Contrastive refinement: past (task, winning strategy, losing strategy) pairs, then a new bid.
+
+    Each pair is a :class:`RefineExample` or a plain (task, winner, loser) tuple
+    (no side marked). The agent's own past bids are labelled ``WINNING strategy
+    (yours)`` / ``LOSING strategy (yours)``, so it learns from its own record. It
+    is asked why the loser lost and the winner won, and then to write a better
+    strategy for the current task (still not solving it).
     """
     examples = []
-    for i, (past_task, winner, loser) in enumerate(pairs, 1):
+    for i, pair in enumerate(pairs, 1):
+        ex = RefineExample(*pair)
         examples.append(
-            f"Example {i}. Past task: {past_task}\n"
-            f"  WINNING strategy: {winner}\n"
-            f"  LOSING strategy: {loser}"
+            f"Example {i}. Past task: {ex.past_task}\n"
+            f"  {_label('WINNING', ex.own_winner)}: {ex.winner}\n"
+            f"  {_label('LOSING', ex.own_loser)}: {ex.loser}"
         )
     body = "\n\n".join(examples)
     user = (

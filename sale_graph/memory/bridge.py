@@ -38,7 +38,9 @@ def store_auction(memory: AuctionMemory, state: Mapping[str, Any]) -> int:
     """Upsert the auction and every bid into ``memory``; returns how many bids were written.
 
     Idempotent: ids are (auction id, agent, round), so calling it after each
-    selection and again with the outcome never duplicates.
+    selection and again with the outcome never duplicates. The state's
+    ``degraded`` record (set when the auction went on below its jury quorum,
+    else ``None``) is stored as the auction's ``degraded`` flag and reason.
 
     Args:
         memory: the auction memory.
@@ -51,8 +53,10 @@ def store_auction(memory: AuctionMemory, state: Mapping[str, Any]) -> int:
     if not records:
         return 0
     outcome = (state.get("execution") or {}).get("outcome")
+    degraded = state.get("degraded")
     ids = memory.record_auction(
         state["auction_id"], state["task"], state.get("domain") or "", records,
         task_id=state.get("task_id") or "", outcome=outcome,
+        degraded=degraded is not None, degraded_reason=str(degraded.get("reason") or "") if degraded else "",
     )
     return len(ids)

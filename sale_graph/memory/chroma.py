@@ -7,7 +7,7 @@ CLI's argument parser) must not pay for it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -155,6 +155,27 @@ def scan(collection: Any, include: list[str]) -> Iterator[tuple[str, str | None,
         metas = page.get("metadatas") or [{}] * len(ids)
         yield from zip(ids, docs, metas, strict=True)
         offset += len(ids)
+
+
+def task_filter(domain: str | None, exclude: Sequence[str]) -> dict[str, Any] | None:
+    """The ``where`` filter of a similarity query on the tasks collection.
+
+    Args:
+        domain: only past tasks recorded with this domain ("" matches only those
+            recorded with no domain); ``None`` for every domain.
+        exclude: auction ids to leave out.
+
+    Returns:
+        The filter, or ``None`` when nothing is filtered.
+    """
+    clauses: list[dict[str, Any]] = []
+    if domain is not None:
+        clauses.append({"domain": domain})
+    if exclude:
+        clauses.append({"auction_id": {"$nin": list(exclude)}})
+    if len(clauses) > 1:
+        return {"$and": clauses}
+    return clauses[0] if clauses else None
 
 
 def max_batch(client: Any) -> int:

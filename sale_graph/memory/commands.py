@@ -76,6 +76,7 @@ def _print_stats(stats: dict[str, Any]) -> None:
     print(f"memory:     {stats['location']}")
     print(f"embedder:   {stats['embedder']}")
     print(f"auctions:   {stats['auctions']}")
+    print(f"degraded:   {stats.get('degraded', 0)} (went on below the jury quorum)")
     print(f"strategies: {stats['strategies']}")
     outcomes = ", ".join(f"{k} {v}" for k, v in stats["outcomes"].items())
     print(f"outcomes:   {outcomes}")
@@ -89,7 +90,7 @@ def _print_stats(stats: dict[str, Any]) -> None:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    """Print counts of auctions, bids, per-agent wins/losses and outcomes.
+    """Print counts of auctions (and how many were degraded), bids, per-agent wins/losses and outcomes.
 
     Args:
         args: the parsed command line.
@@ -173,7 +174,7 @@ def register_memory_commands(subparsers: Any) -> argparse.ArgumentParser:
     memory = subparsers.add_parser("memory", help="inspect, export, import or clear the shared auction memory")
     actions = memory.add_subparsers(dest="memory_command", metavar="{stats,export,import,clear}", required=True)
 
-    stats = actions.add_parser("stats", parents=[common], help="counts of auctions, bids, wins/losses, outcomes")
+    stats = actions.add_parser("stats", parents=[common], help="counts of auctions, degraded auctions, bids, wins/losses, outcomes")
     stats.add_argument("--json", action="store_true", help="print the counts as JSON")
     stats.set_defaults(func=_guarded(cmd_stats))
 

@@ -24,7 +24,10 @@ def select_contrastive_pairs(
     bid first, then its own winning bid, then other agents' bids; then by
     winner outcome; then by task similarity (highest first); then the loser
     closest to winning (highest value minus cost: the most informative
-    contrast).
+    contrast). Because the agent's own pairs rank before every other pair, the
+    first pair involves the agent's own past bid whenever the similar auctions
+    hold one that can be paired (a usable winner and a loser, one of the two
+    its own), however much more similar the other agents' auctions are.
 
     Args:
         similar: the similar past auctions.
@@ -62,32 +65,27 @@ def select_contrastive_pairs(
         if not losers:
             no_loser += 1
             continue
-        for w in usable:
-            for lo in losers:
-                if lo.agent == agent:
-                    involves: Literal["loser", "winner"] | None = "loser"
-                    tier = 0
-                elif w.agent == agent:
-                    involves, tier = "winner", 1
-                else:
-                    involves, tier = None, 2
-                key = (
-                    tier,
-                    _OUTCOME_RANK[w.outcome],
-                    -sim.similarity,
-                    -(lo.value - lo.cost),
-                    sim.auction_id,
-                    lo.agent,
-                    lo.round,
-                    w.agent,
-                    w.round,
-                )
-                candidates.append((key, ContrastivePair(sim.auction_id, sim.task, sim.similarity, w, lo, involves)))
+        candidates += [_ranked_pair(sim, w, lo, agent) for w in usable for lo in losers]
     candidates.sort(key=lambda item: item[0])
     pairs = [pair for _, pair in candidates[:max_pairs]]
     if pairs:
         return pairs, ""
     return [], _no_pair_reason(len(similar), no_bids, no_winner, failed, no_loser)
+
+
+def _ranked_pair(
+    sim: SimilarTask, w: StrategyRecord, lo: StrategyRecord, agent: str
+) -> tuple[tuple[Any, ...], ContrastivePair]:
+    """One candidate pair and its sort key (the order :func:`select_contrastive_pairs` documents)."""
+    involves: Literal["loser", "winner"] | None
+    if lo.agent == agent:
+        involves, tier = "loser", 0
+    elif w.agent == agent:
+        involves, tier = "winner", 1
+    else:
+        involves, tier = None, 2
+    key = (tier, _OUTCOME_RANK[w.outcome], -sim.similarity, -(lo.value - lo.cost), sim.auction_id, lo.agent, lo.round, w.agent, w.round)
+    return key, ContrastivePair(sim.auction_id, sim.task, sim.similarity, w, lo, involves, agent)
 
 
 def _no_pair_reason(n_similar: int, no_bids: int, no_winner: int, failed: int, no_loser: int) -> str:

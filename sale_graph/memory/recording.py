@@ -111,3 +111,32 @@ def auction_labels(
         if len(values) > 1:
             raise ValueError(f"auction {auction_id!r}: records disagree on {name}: {sorted(values)}")
     return task_id, domain
+
+
+def auction_degraded(auction_id: str, degraded: bool | None, reason: str, old: Mapping[str, Any]) -> tuple[bool, str]:
+    """Whether the auction went on below its jury quorum, and why: as given, else as stored, else not.
+
+    Args:
+        auction_id: the auction's id, for messages.
+        degraded: the flag given for the auction; ``None`` keeps what is stored
+            (``False`` for a new auction).
+        reason: why it was degraded (the graph's ``degraded["reason"]``); only
+            with ``degraded=True``.
+        old: the auction's stored task-entry metadata (empty when new).
+
+    Returns:
+        The flag and the reason ("" when not degraded) to store on the auction.
+
+    Raises:
+        ValueError: ``degraded`` is not a bool or None, ``reason`` is not a string,
+            or a reason is given without ``degraded=True``.
+    """
+    if degraded is not None and not isinstance(degraded, bool):
+        raise ValueError(f"auction {auction_id!r}: degraded must be True, False or None, got {degraded!r}")
+    if not isinstance(reason, str):
+        raise ValueError(f"auction {auction_id!r}: degraded_reason must be a string, got {reason!r}")
+    if reason and degraded is not True:
+        raise ValueError(f"auction {auction_id!r}: degraded_reason {reason!r} given without degraded=True")
+    if degraded is None:
+        return bool(old.get("degraded", False)), str(old.get("degraded_reason", ""))
+    return degraded, reason if degraded else ""

@@ -209,6 +209,9 @@ class ContrastivePair:
 
     ``involves`` says how the retrieving agent took part: ``"loser"`` (its own
     losing bid), ``"winner"`` (its own winning bid) or ``None`` (other agents).
+    ``agent`` is the retrieving agent ("" when unknown); :attr:`own_winner` and
+    :attr:`own_loser` say which side of the pair is its own bid (both, when its
+    refined bid won over its own original one), so the refine prompt can mark them.
     """
 
     auction_id: str
@@ -217,6 +220,17 @@ class ContrastivePair:
     winner: StrategyRecord
     loser: StrategyRecord
     involves: Literal["loser", "winner"] | None
+    agent: str = ""
+
+    @property
+    def own_winner(self) -> bool:
+        """True when the winning bid is the retrieving agent's own."""
+        return bool(self.agent) and self.winner.agent == self.agent
+
+    @property
+    def own_loser(self) -> bool:
+        """True when the losing bid is the retrieving agent's own."""
+        return bool(self.agent) and self.loser.agent == self.agent
 
     @property
     def past_task(self) -> str:

@@ -4,8 +4,11 @@ Layout: two Chroma collections, both in cosine space.
 
 ``<prefix>_tasks``
     One entry per auction. Id = the auction id, document = the task text,
-    embedding = the task-text embedding. Similarity search runs here, so the
-    top k are k distinct past auctions (a single collection of bids would
+    embedding = the task-text embedding, metadata = task id, domain ("" for
+    none), timestamp, outcome, and ``degraded`` / ``degraded_reason`` (the
+    auction went on below its jury quorum). Similarity search runs here, with
+    the domain as a ``where`` filter of the query itself, so the top k are k
+    distinct past auctions of that domain (a single collection of bids would
     return up to 8 bids of the same auction and need over-fetching and
     de-duplication, with a k that silently shrinks).
 
@@ -41,9 +44,9 @@ from pathlib import Path
 from typing import Any
 
 from sale_graph.embeddings import as_chroma_function, default_embeddings
-from sale_graph.memory.chroma import embedder_id, http_client, max_batch, open_collections, persistent_client, scan
+from sale_graph.memory.chroma import embedder_id, http_client, max_batch, open_collections, persistent_client, scan, task_filter
 from sale_graph.memory.pairs import no_similar_reason, select_contrastive_pairs
-from sale_graph.memory.recording import auction_labels, auction_outcome, checked_records
+from sale_graph.memory.recording import auction_degraded, auction_labels, auction_outcome, checked_records
 from sale_graph.memory.records import (
     OUTCOMES,
     ROUNDS,
@@ -52,7 +55,7 @@ from sale_graph.memory.records import (
     SimilarTask,
     StrategyRecord,
 )
-from sale_graph.memory.transfer import read_export, write_export
+from sale_graph.memory.transfer import AUCTION_FIELDS, read_export, write_export
 from sale_graph.memory.vectors import TaskVectors
 from sale_graph.paths import data_path
 
@@ -148,6 +151,8 @@ class AuctionMemory:
         *,
         task_id: str = "",
         outcome: Outcome | None = None,
+        degraded: bool | None = None,
+        degraded_reason: str = "",
     ) -> list[str]:
         """Write (upsert) an auction and its bids; returns the ids of the stored bids.
 
@@ -158,7 +163,9 @@ class AuctionMemory:
         Records' empty ``auction_id``/``task``/``task_id``/``domain`` are filled
         from the arguments; conflicting values are an error. The outcome is,
         in order: ``outcome`` if given, the outcome already stored for this
-        auction if known, the records' own outcome, else "unknown".
+        auction if known, the records' own outcome, else "unknown". The
+        ``degraded`` flag (the auction went on below its jury quorum) is the one
+        given, else the one stored, else ``False``.
 
         Args:
             auction_id: the auction's id.
@@ -167,13 +174,17 @@ class AuctionMemory:
             records: the bids, as records or :meth:`StrategyRecord.to_dict` dicts.
             task_id: the task's id in its task set, if any.
             outcome: the execution outcome of the auction's winner, if known.
+            degraded: whether the auction went on below its jury quorum
+                (``None``: keep what is stored).
+            degraded_reason: why, with ``degraded=True``.
 
         Returns:
             The ids of the stored bids, in the order of ``records``.
 
         Raises:
             ValueError: a bad argument, records that conflict with the arguments
-                or with each other, or two bids of one agent in one round.
+                or with each other, two bids of one agent in one round, or a
+                ``degraded_reason`` without ``degraded=True``.
         """
         if not isinstance(auction_id, str) or not auction_id.strip():
             raise ValueError(f"auction_id must be a non-empty string, got {auction_id!r}")
@@ -188,6 +199,7 @@ class AuctionMemory:
         old: Mapping[str, Any] = existing["metadatas"][0] if existing["ids"] else {}
         outcome = auction_outcome(auction_id, outcome, old, checked)
         task_id, domain = auction_labels(auction_id, task_id, domain, old, checked)
+        degraded, degraded_reason = auction_degraded(auction_id, degraded, degraded_reason, old)
         timestamp = float(old["timestamp"]) if old else min([r.timestamp for r in checked], default=time.time())
         bids = [
             replace(r, auction_id=auction_id, task=task, task_id=task_id, domain=domain, outcome=outcome)
@@ -200,9 +212,10 @@ class AuctionMemory:
             ids=[auction_id],
             embeddings=[vector],
             documents=[task],
-            metadatas=[
-                {"auction_id": auction_id, "task_id": task_id, "domain": domain, "timestamp": timestamp, "outcome": outcome}
-            ],
+            metadatas=[{
+                "auction_id": auction_id, "task_id": task_id, "domain": domain, "timestamp": timestamp,
+                "outcome": outcome, "degraded": degraded, "degraded_reason": degraded_reason,
+            }],
         )
         if bids:
             self._upsert_bids(bids, [vector] * len(bids))
@@ -219,7 +232,7 @@ class AuctionMemory:
                 embeddings=list(vectors[start : start + batch]),
                 documents=[auctions[a]["task"] for a in chunk],
                 metadatas=[
-                    {"auction_id": a, **{k: auctions[a][k] for k in ("task_id", "domain", "timestamp", "outcome")}}
+                    {"auction_id": a, **{k: auctions[a][k] for k in AUCTION_FIELDS}}
                     for a in chunk
                 ],
             )
@@ -287,20 +300,10 @@ class AuctionMemory:
             raise ValueError(f"task must be a non-empty text to search the memory with, got {task!r}")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
-        clauses: list[dict[str, Any]] = []
-        if domain is not None:
-            clauses.append({"domain": domain})
-        if exclude:
-            clauses.append({"auction_id": {"$nin": list(exclude)}})
-        where: dict[str, Any] | None = None
-        if len(clauses) == 1:
-            where = clauses[0]
-        elif clauses:
-            where = {"$and": clauses}
         result = self._tasks.query(
             query_embeddings=[self._vectors.query(task)],
             n_results=k,
-            where=where,
+            where=task_filter(domain, exclude),
             include=["documents", "metadatas", "distances"],
         )
         out = []
@@ -333,7 +336,8 @@ class AuctionMemory:
             task: the new task's text.
             k: how many nearest past tasks to consider.
             min_similarity: the cosine floor.
-            domain: restrict the search to one domain.
+            domain: restrict the search to past tasks of this domain ("": only
+                those recorded with no domain; ``None``: every domain).
             exclude_auction_ids: auctions to leave out (typically the current
                 one, already recorded because bids are written as soon as they exist).
 
@@ -356,9 +360,14 @@ class AuctionMemory:
         """Winner/loser strategy pairs from the ``k`` most similar past auctions, for ``agent`` to refine.
 
         See :func:`~sale_graph.memory.select_contrastive_pairs` for the ordering
-        (own losing bids first, never a winner that failed). When there are no
-        pairs, the result says why: the memory is empty, no past task clears the
-        similarity floor, or the similar tasks have no usable winner/loser pair.
+        (own losing bids first, never a winner that failed). Domain rule: with a
+        ``domain``, only past tasks recorded with exactly that domain count, and
+        a task with no domain (``""``) matches only past tasks recorded with no
+        domain; the filter is part of the Chroma query, so the top ``k`` are all
+        of that domain. ``None`` searches every domain. When there are no
+        pairs, the result says why: the memory is empty, no past task (of the
+        domain) clears the similarity floor, or the similar tasks have no usable
+        winner/loser pair.
 
         Args:
             task: the new task's text.
@@ -366,7 +375,7 @@ class AuctionMemory:
             k: how many nearest past tasks to consider.
             min_similarity: the cosine floor for a similar task.
             max_pairs: the most pairs to return.
-            domain: restrict the search to one domain.
+            domain: the new task's domain ("" for none); ``None`` searches every domain.
             exclude_auction_ids: auctions to leave out (typically the current one).
 
         Returns:
@@ -392,7 +401,7 @@ class AuctionMemory:
     # ----------------------------------------------------------------- scanning
 
     def stats(self) -> dict[str, Any]:
-        """Counts: auctions, bids, per-agent bids/wins/losses/refined bids, auction outcomes, domains."""
+        """Counts: auctions, degraded auctions, bids, per-agent bids/wins/losses/refined bids, outcomes, domains."""
         agents: dict[str, Counter[str]] = {}
         for _id, _doc, meta in scan(self._strategies, ["metadatas"]):
             c = agents.setdefault(str(meta.get("agent")), Counter())
@@ -402,15 +411,17 @@ class AuctionMemory:
                 c["refined"] += 1
         outcomes: Counter[str] = Counter({o: 0 for o in OUTCOMES})
         domains: Counter[str] = Counter()
-        auctions = 0
+        auctions = degraded = 0
         for _id, _doc, meta in scan(self._tasks, ["metadatas"]):
             auctions += 1
+            degraded += bool(meta.get("degraded", False))
             outcomes[str(meta.get("outcome", "unknown"))] += 1
             domains[str(meta.get("domain", ""))] += 1
         return {
             "location": self.location,
             "embedder": self.embedder_id,
             "auctions": auctions,
+            "degraded": degraded,
             "strategies": sum(c["bids"] for c in agents.values()),
             "agents": {
                 name: {key: c[key] for key in ("bids", "wins", "losses", "refined")} for name, c in sorted(agents.items())

@@ -4,6 +4,10 @@ Line 1 is a header (``{"kind": "header", "format": "sale-graph-memory",
 "version": 1}``); then each auction line (``"kind": "auction"``) is followed by
 its bids (``"kind": "strategy"``, every :class:`StrategyRecord` field), in a
 deterministic order, so export -> import -> export is byte-identical.
+An auction line carries ``degraded`` (bool) and ``degraded_reason`` (the
+auction went on below its jury quorum); files written before these fields
+existed import as not degraded, and readers ignore them otherwise, so the
+format version stays 1.
 Embeddings are not exported: an import re-embeds the task texts, which also
 lets a memory move to another embedder. This module knows the file format
 only; :class:`~sale_graph.memory.AuctionMemory` reads and writes the store.
@@ -22,6 +26,9 @@ from sale_graph.memory.records import OUTCOMES, ROUNDS, StrategyRecord, require_
 
 EXPORT_FORMAT = "sale-graph-memory"
 EXPORT_VERSION = 1
+
+AUCTION_FIELDS: tuple[str, ...] = ("task_id", "domain", "timestamp", "outcome", "degraded", "degraded_reason")
+"""The fields of an auction besides its id and task text (stored as task-entry metadata)."""
 
 TaskEntry = tuple[str, str | None, Mapping[str, Any]]
 """One entry of the tasks collection: (auction id, task text, metadata)."""
@@ -51,6 +58,8 @@ def auction_lines(task_entries: Iterable[TaskEntry]) -> list[dict[str, Any]]:
             "domain": str(meta.get("domain", "")),
             "timestamp": float(meta.get("timestamp", 0.0)),
             "outcome": str(meta.get("outcome", "unknown")),
+            "degraded": bool(meta.get("degraded", False)),
+            "degraded_reason": str(meta.get("degraded_reason", "")),
         }
     return sorted(auctions.values(), key=lambda a: (a["timestamp"], a["auction_id"]))
 
@@ -100,8 +109,8 @@ def read_export(path: Path) -> tuple[dict[str, dict[str, Any]], list[StrategyRec
         path: the export file.
 
     Returns:
-        The auctions (auction id -> task, task_id, domain, timestamp, outcome;
-        auctions that only appear in bid lines included) and the bids.
+        The auctions (auction id -> task and :data:`AUCTION_FIELDS`; auctions
+        that only appear in bid lines included, not degraded) and the bids.
 
     Raises:
         FileNotFoundError: ``path`` is not a file.
@@ -148,6 +157,11 @@ def _auction_entry(data: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("auction line needs a non-empty auction_id and task")
     if not isinstance(data["auction_id"], str):
         raise ValueError(f"auction_id must be a string, got {data['auction_id']!r}")
+    degraded, reason = data.get("degraded", False), data.get("degraded_reason", "")
+    if not isinstance(degraded, bool):
+        raise ValueError(f"degraded must be true or false, got {degraded!r}")
+    if not isinstance(reason, str) or (reason and not degraded):
+        raise ValueError(f"degraded_reason must be a string, and empty unless degraded is true, got {reason!r}")
     return {
         "task": str(data["task"]),
         "task_id": str(data.get("task_id", "")),
@@ -155,6 +169,8 @@ def _auction_entry(data: Mapping[str, Any]) -> dict[str, Any]:
         # The caller prefixes FILE:LINE to the message; "where" names the line's kind only.
         "timestamp": require_finite("timestamp", data.get("timestamp", 0.0), "auction line"),
         "outcome": outcome,
+        "degraded": degraded,
+        "degraded_reason": reason,
     }
 
 
@@ -180,6 +196,8 @@ def _add_auctions_of_bids(path: Path, auctions: dict[str, dict[str, Any]], bids:
                 "domain": rec.domain,
                 "timestamp": first_seen[rec.auction_id],
                 "outcome": rec.outcome,
+                "degraded": False,
+                "degraded_reason": "",
             },
         )
         if entry["task"] != rec.task:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from sale_graph import SaleContext, build_sale_graph
 from sale_graph.memory import AuctionMemory, StrategyRecord
+from sale_graph.nodes.refine import RefineTask, make_refine_node
+from sale_graph.prompts import RefineExample, refine_messages
+from sale_graph.services import SaleServices
 from tests.fakes import FakeFactory, pool_of, prompt_text
 
 POOL = pool_of(("small", 0.05), ("large", 0.36))
@@ -41,10 +45,10 @@ def bids(agent: str, messages) -> str:
     return WEAK if agent == "small" else LARGE
 
 
-def run(memory: AuctionMemory, refine_responder) -> tuple[dict, FakeFactory]:
+def run(memory: AuctionMemory, refine_responder, domain: str = "search") -> tuple[dict, FakeFactory]:
     factory = FakeFactory({"bid": bids, "jury": judge, "refine": refine_responder, "execute": lambda a, m: "Final Answer: Canberra"})
     graph = build_sale_graph(model_factory=factory, memory=memory, tools=[]).compile()
-    out = graph.invoke({"task": TASK, "domain": "search", "gold": ["Canberra"]},
+    out = graph.invoke({"task": TASK, "domain": domain, "gold": ["Canberra"]},
                        context=SaleContext(pool=POOL, check_endpoints=False))
     return out, factory
 
@@ -101,3 +105,51 @@ def test_cheapest_winner_pays_nothing_for_refinement(tmp_path: Path) -> None:
     assert out["selection"]["winner"] == "small"
     assert out["refinement"] == {"status": "skipped", "reason": "the provisional winner is the cheapest agent"}
     assert not [c for c in factory.calls if c[1] == "refine"]
+
+
+def test_refine_prompt_marks_the_agents_own_strategies(memory: AuctionMemory) -> None:
+    seen: list[str] = []
+
+    def refine(agent: str, messages) -> str:
+        seen.append(prompt_text(messages))
+        return STRONG
+
+    run(memory, refine)
+    # past-2: the agent ("small") lost to large; past-1: it won against large.
+    assert f"WINNING strategy: {LARGE}\n  LOSING strategy (yours): {WEAK}" in seen[0]
+    assert f"WINNING strategy (yours): {STRONG}\n  LOSING strategy: {WEAK}" in seen[0]
+    assert seen[0].index("LOSING strategy (yours)") < seen[0].index("WINNING strategy (yours)")  # own losing bid first
+
+
+def test_refine_messages_render_own_sides_and_accept_plain_triples() -> None:
+    text = refine_messages("new task", "my plan", [
+        RefineExample("past one", "plan W", "plan L", own_loser=True),
+        RefineExample("past two", "plan W2", "plan L2", own_winner=True, own_loser=True),
+        ("past three", "plan W3", "plan L3"),
+    ])[0][1]
+    assert "Example 1. Past task: past one\n  WINNING strategy: plan W\n  LOSING strategy (yours): plan L" in text
+    assert "Example 2. Past task: past two\n  WINNING strategy (yours): plan W2\n  LOSING strategy (yours): plan L2" in text
+    assert "Example 3. Past task: past three\n  WINNING strategy: plan W3\n  LOSING strategy: plan L3" in text
+    assert text.endswith("Improved plan:\n1.")
+
+
+def test_refinement_only_uses_past_tasks_of_the_same_domain(memory: AuctionMemory) -> None:
+    out, factory = run(memory, lambda a, m: STRONG, domain="coding")  # the memory holds search tasks only
+    entry = out["refinement"]["agents"]["small"]
+    assert entry["status"] == "skipped" and "in domain 'coding'" in entry["reason"]
+    assert not [c for c in factory.calls if c[1] == "refine"]
+
+
+def test_failed_refined_bid_is_noted(memory: AuctionMemory) -> None:
+    out, _ = run(memory, lambda agent, messages: "")
+    assert out["refinement"]["agents"]["small"]["status"] == "error"
+    assert "refined bid of small failed: the agent returned an empty strategy" in out["notes"]
+    assert out["selection"]["winner"] == "large"
+
+
+def test_refine_node_refuses_to_run_without_memory() -> None:
+    node = make_refine_node(SaleServices(model_factory=FakeFactory({})))
+    runtime = SimpleNamespace(context=SaleContext(pool=POOL, check_endpoints=False, use_memory=False))
+    payload = RefineTask(agent="small", auction_id="a1", task=TASK, own_strategy=WEAK, domain=None)
+    with pytest.raises(RuntimeError, match="auction memory off"):
+        node(payload, runtime)

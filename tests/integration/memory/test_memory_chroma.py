@@ -199,6 +199,38 @@ def test_export_import_round_trip(memory: AuctionMemory, tmp_path: Path) -> None
     assert result.reason_code == "no_pair" and "winner failed" in result.reason
 
 
+def test_domain_filter_is_part_of_the_query(memory: AuctionMemory) -> None:
+    # Exact matches in another domain and with no domain; the search-domain task is only a paraphrase.
+    memory.record_auction("a-coding", "What is the capital city of Peru?", "coding", _bids())
+    memory.record_auction("a-none", "What is the capital city of Peru?", "", _bids())
+    memory.record_auction("a-search", "Name the capital of Peru.", "search", _bids())
+    task = "What is the capital city of Peru?"
+    search = memory.contrastive_pairs(task, "qwen-4b", k=1, min_similarity=0.5, domain="search")
+    assert search.reason_code == "ok", search.reason
+    assert [s.auction_id for s in search.similar] == ["a-search"] and {p.auction_id for p in search} == {"a-search"}
+    none = memory.contrastive_pairs(task, "qwen-4b", k=3, min_similarity=0.5, domain="")
+    assert [s.auction_id for s in none.similar] == ["a-none"]
+    assert none.pairs[0].own_loser and not none.pairs[0].own_winner
+    assert memory.contrastive_pairs(task, "qwen-4b", domain="math").reason_code == "no_similar_task"
+
+
+def test_degraded_flag_survives_export_and_import(memory: AuctionMemory, tmp_path: Path) -> None:
+    memory.record_auction("a1", "Who discovered penicillin?", "search", _bids(), degraded=True, degraded_reason="quorum 1/3")
+    memory.record_auction("a2", "Implement quicksort in Python.", "coding", _bids())
+    memory.update_outcome("a1", "passed")  # a metadata update keeps the flag
+    assert memory.stats()["degraded"] == 1
+    first, second = tmp_path / "1.jsonl", tmp_path / "2.jsonl"
+    memory.export_jsonl(first)
+    memory.clear()
+    assert memory.stats()["degraded"] == 0
+    memory.import_jsonl(first)
+    assert memory.stats()["degraded"] == 1
+    memory.export_jsonl(second)
+    assert first.read_bytes() == second.read_bytes()
+    auction = json.loads(first.read_text(encoding="utf-8").splitlines()[1])
+    assert (auction["auction_id"], auction["degraded"], auction["degraded_reason"]) == ("a1", True, "quorum 1/3")
+
+
 # ----------------------------------------------------------------- processes
 
 
@@ -253,13 +285,14 @@ def _cli(argv: list[str]) -> int:
 def test_cli_stats_export_import_clear(tmp_path: Path, chroma_server: str, capsys: pytest.CaptureFixture[str]) -> None:
     local = tmp_path / "cli-memory"
     memory = AuctionMemory(local)
-    memory.record_auction("a1", "Who wrote Don Quixote?", "search", _bids())
+    memory.record_auction("a1", "Who wrote Don Quixote?", "search", _bids(), degraded=True, degraded_reason="quorum")
     del memory
     dump = tmp_path / "dump.jsonl"
 
     assert _cli(["memory", "stats", "--memory-dir", str(local), "--json"]) == 0
     stats = json.loads(capsys.readouterr().out)
     assert (stats["auctions"], stats["strategies"]) == (1, 3)
+    assert stats["degraded"] == 1
 
     assert _cli(["memory", "export", str(dump), "--memory-dir", str(local)]) == 0
     remote = ["--chroma-url", chroma_server, "--collection-prefix", "cli"]
@@ -269,6 +302,7 @@ def test_cli_stats_export_import_clear(tmp_path: Path, chroma_server: str, capsy
     assert _cli(["memory", "stats", *remote]) == 0
     out = capsys.readouterr().out
     assert "auctions:   1" in out and "strategies: 3" in out and "qwen-32b" in out
+    assert "degraded:   1" in out
 
     assert _cli(["memory", "clear", *remote]) == 2
     assert "without --yes" in capsys.readouterr().err

@@ -79,3 +79,35 @@ def test_empty_selection_says_why() -> None:
     assert pairs == []
     for fragment in ("4 similar", "1 with no stored bids", "1 with no winning bid", "1 whose winner failed", "1 with no losing bid"):
         assert fragment in why
+
+
+def test_own_pair_is_kept_when_others_are_more_similar() -> None:
+    # Three auctions of other agents, all more similar than the one auction where "small" bid.
+    bids = [bid("big", won=True, auction_id=a, outcome="passed") for a in ("X", "Y", "Z")]
+    bids += [bid("mid", auction_id=a, outcome="passed", value=0.9) for a in ("X", "Y", "Z")]
+    bids += [bid("big", won=True, auction_id="OWN"), bid("small", auction_id="OWN", value=0.1)]
+    similar = [sim("X", 0.99), sim("Y", 0.98), sim("Z", 0.97), sim("OWN", 0.80)]
+    # Ranked for an agent that never bid, the own auction's pair is crowded out of the top 2.
+    others, _ = select_contrastive_pairs(similar, bids, agent="nobody", max_pairs=2)
+    assert [p.auction_id for p in others] == ["X", "Y"] and all(p.involves is None for p in others)
+    pairs, _ = select_contrastive_pairs(similar, bids, agent="small", max_pairs=2)
+    assert [(p.auction_id, p.involves) for p in pairs] == [("OWN", "loser"), ("X", None)]
+    assert (pairs[0].own_loser, pairs[0].own_winner, pairs[1].own_loser, pairs[1].own_winner) == (True, False, False, False)
+
+
+def test_pairs_say_which_side_is_the_agents_own() -> None:
+    bids = [
+        bid("small", auction_id="A", round_="original"),
+        bid("small", won=True, auction_id="A", round_="refined"),
+        bid("big", won=True, auction_id="B"),
+        bid("mid", auction_id="B"),
+        bid("small", won=True, auction_id="C"),
+        bid("big", auction_id="C"),
+    ]
+    pairs, _ = select_contrastive_pairs([sim("A", 0.9), sim("B", 0.9), sim("C", 0.9)], bids, agent="small", max_pairs=5)
+    sides = {(p.auction_id, p.loser.agent): (p.agent, p.own_winner, p.own_loser) for p in pairs}
+    assert sides == {
+        ("A", "small"): ("small", True, True),  # its refined bid won over its own original one
+        ("C", "big"): ("small", True, False),
+        ("B", "mid"): ("small", False, False),
+    }

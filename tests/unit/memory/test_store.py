@@ -101,3 +101,54 @@ def test_switching_embedder_on_a_memory_is_refused(memory: AuctionMemory) -> Non
 
     with pytest.raises(MemoryStoreError, match="holds embeddings from 'test-bag-of-words-64'"):
         AuctionMemory(client=memory.client, embeddings=Other(), collection_prefix=memory.collection_prefix)
+
+
+def test_contrastive_pairs_only_search_the_tasks_domain(memory: AuctionMemory) -> None:
+    # The other-domain and no-domain tasks are exact matches; the search one is less similar.
+    memory.record_auction("a-coding", "capital city of peru", "coding", [bid("big", won=True), bid("small")])
+    memory.record_auction("a-none", "capital city of peru", "", [bid("big", won=True), bid("mid")])
+    memory.record_auction("a-search", "capital city of peru today please", "search", [bid("big", won=True), bid("small")])
+    task = "capital city of peru"
+    # k=1: the domain is a filter of the query itself, so the top 1 is never an excluded task.
+    search = memory.contrastive_pairs(task, "small", k=1, min_similarity=0.3, domain="search")
+    assert [s.auction_id for s in search.similar] == ["a-search"]
+    assert {p.auction_id for p in search} == {"a-search"}
+    # No domain matches only the tasks recorded with none.
+    none = memory.contrastive_pairs(task, "small", k=5, min_similarity=0.3, domain="")
+    assert [s.auction_id for s in none.similar] == ["a-none"]
+    assert memory.similar_tasks(task, k=5, min_similarity=0.3, domain="coding")[0].auction_id == "a-coding"
+    other = memory.contrastive_pairs(task, "small", k=5, min_similarity=0.3, domain="zoology")
+    assert other.reason_code == "no_similar_task" and "in domain 'zoology'" in other.reason
+    # None still searches every domain.
+    assert {s.auction_id for s in memory.similar_tasks(task, k=5, min_similarity=0.3)} == {"a-coding", "a-none", "a-search"}
+
+
+def test_own_pair_survives_more_similar_pairs_of_others(memory: AuctionMemory) -> None:
+    task = "reverse a linked list in python"
+    for i in range(3):  # exact matches, bids of other agents only
+        memory.record_auction(f"x{i}", task, "coding", [bid("big", won=True), bid("mid", value=0.9)], outcome="passed")
+    memory.record_auction("own", task + " without recursion quickly", "coding", [bid("big", won=True), bid("small", value=0.1)])
+    crowded = memory.contrastive_pairs(task, "nobody", k=5, min_similarity=0.3, max_pairs=2, domain="coding")
+    assert all(p.auction_id != "own" for p in crowded) and not crowded.has_own_pair
+    result = memory.contrastive_pairs(task, "small", k=5, min_similarity=0.3, max_pairs=2, domain="coding")
+    assert result.has_own_pair and "1 with 'small'" in result.reason
+    own = [p for p in result if p.involves is not None]
+    assert [(p.auction_id, p.loser.agent, p.own_loser, p.own_winner) for p in own] == [("own", "small", True, False)]
+    assert result.similar[-1].auction_id == "own"  # it really was the least similar task retrieved
+
+
+def test_degraded_flag_is_stored_kept_and_counted(memory: AuctionMemory) -> None:
+    memory.record_auction("a1", "t one", "search", [bid("big", won=True), bid("small")], degraded=True, degraded_reason="quorum 1/3")
+    memory.record_auction("a2", "t two", "search", [bid("big", won=True), bid("small")])
+    assert memory.stats()["degraded"] == 1
+    memory.record_auction("a1", "t one", "search", [bid("big", won=True)])  # None keeps the stored flag
+    memory.update_outcome("a1", "passed")
+    assert memory.stats()["degraded"] == 1
+    memory.record_auction("a2", "t two", "search", [], degraded=True, degraded_reason="r")
+    memory.record_auction("a1", "t one", "search", [], degraded=False)
+    assert memory.stats()["degraded"] == 1
+    with pytest.raises(ValueError, match="without degraded=True"):
+        memory.record_auction("a3", "t three", "search", [bid("big")], degraded_reason="why")
+    with pytest.raises(ValueError, match="degraded must be"):
+        memory.record_auction("a3", "t three", "search", [bid("big")], degraded="yes")  # type: ignore[arg-type]
+    assert memory.count_auctions() == 2

@@ -66,3 +66,38 @@ def test_auction_id_must_be_a_string(tmp_path: Path) -> None:
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     with pytest.raises(MemoryStoreError, match=r"ids.jsonl:1: auction_id must be a string, got 5"):
         read_export(path)
+
+
+def test_degraded_round_trips_and_old_files_import_as_not_degraded(memory: AuctionMemory, tmp_path: Path) -> None:
+    memory.record_auction("a1", "first task", "search", [bid("big", won=True, timestamp=1.0)], degraded=True, degraded_reason="1/3 judges")
+    memory.record_auction("a2", "second task", "search", [bid("big", won=True, timestamp=2.0)])
+    first, second = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    memory.export_jsonl(first)
+    auctions = [json.loads(x) for x in first.read_text(encoding="utf-8").splitlines() if '"auction"' in x]
+    assert [(a["auction_id"], a["degraded"], a["degraded_reason"]) for a in auctions] == [("a1", True, "1/3 judges"), ("a2", False, "")]
+    memory.clear()
+    memory.import_jsonl(first)
+    assert memory.stats()["degraded"] == 1
+    memory.export_jsonl(second)
+    assert first.read_bytes() == second.read_bytes()
+
+    # A file written before the flag existed: no degraded fields on its auction line.
+    old = tmp_path / "old.jsonl"
+    lines = [json.loads(x) for x in first.read_text(encoding="utf-8").splitlines()]
+    for line in lines:
+        line.pop("degraded", None)
+        line.pop("degraded_reason", None)
+    old.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    memory.clear()
+    assert memory.import_jsonl(old) == (2, 2)
+    assert memory.stats()["degraded"] == 0
+    read, _ = read_export(old)
+    assert {(a["degraded"], a["degraded_reason"]) for a in read.values()} == {(False, "")}
+
+
+def test_bad_degraded_fields_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "deg.jsonl"
+    for bad, message in (({"degraded": "yes"}, "degraded must be true or false"), ({"degraded_reason": "why"}, "empty unless degraded")):
+        path.write_text(json.dumps({"kind": "auction", "auction_id": "a1", "task": "t", **bad}) + "\n")
+        with pytest.raises(MemoryStoreError, match=rf"deg.jsonl:1: .*{message}"):
+            read_export(path)
