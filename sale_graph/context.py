@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sale_graph.embedded.models import embedded_pool
+from sale_graph.limits import Limiter, run_limiter
 from sale_graph.pool import AgentPool, AgentSpec, load_pool, pool_from_dict
 from sale_graph.weights import Weights, load_weights, weights_from_dict
 
@@ -28,7 +29,8 @@ class SaleContext:
     Attributes:
         pool: an :class:`AgentPool`, a path to a pool TOML, or ``None`` for the embedded local pool.
         weights: a :class:`Weights`, a path to a weights file, or ``None`` for the documented defaults.
-        max_concurrency: most model calls in flight at once (bids, jury and refinement fan-outs).
+        max_concurrency: most model calls of this run in flight at once (its bid, jury and refinement
+            fan-outs). Each endpoint has its own process-wide bound too (the agent's ``max_concurrency``).
         check_endpoints: ping every agent's endpoint before the auction (clear error naming the agent and URL).
         bid_max_tokens: cap on one bid's generation (reasoning included), for every agent; ``None``: each
             agent's own ``bid_max_tokens`` from the pool, else 1024.
@@ -113,14 +115,13 @@ class SaleContext:
             return weights_from_dict(self.weights, source="context.weights")
         return _cached(load_weights, self.weights)
 
-    def limiter(self) -> threading.BoundedSemaphore:
-        """A semaphore bounding the model calls of this run to ``max_concurrency``."""
-        return _limiter(self.max_concurrency)
+    def run_limiter(self, run_id: str) -> Limiter:
+        """This run's fan-out bound (``max_concurrency`` calls in flight), shared by the run's nodes."""
+        return run_limiter(run_id, self.max_concurrency)
 
 
 _cache: dict[tuple[Any, ...], Any] = {}
 _cache_lock = threading.Lock()
-_limiters: dict[int, threading.BoundedSemaphore] = {}
 
 
 def _cached(loader: Any, path: str | None) -> Any:
@@ -133,15 +134,6 @@ def _cached(loader: Any, path: str | None) -> Any:
         if key not in _cache:
             _cache[key] = loader(path)
         return _cache[key]
-
-
-def _limiter(n: int) -> threading.BoundedSemaphore:
-    # One semaphore per setting, shared by the runs of a process: the bound is on
-    # calls in flight against the endpoints, which the runs share.
-    with _cache_lock:
-        if n not in _limiters:
-            _limiters[n] = threading.BoundedSemaphore(n)
-        return _limiters[n]
 
 
 def context_from(runtime_context: Any) -> SaleContext:

@@ -20,6 +20,7 @@ from langgraph.types import Send
 from sale_graph.context import SaleContext
 from sale_graph.llm import ModelFactory, openai_factory
 from sale_graph.memory import AuctionMemory
+from sale_graph.nodes._common import inline_node, threaded_node
 from sale_graph.nodes.approve import approve
 from sale_graph.nodes.bid import BidTask, make_bid_node
 from sale_graph.nodes.execute import make_execute_node
@@ -37,7 +38,8 @@ NODE_NAMES = ("prepare", "bid", "score", "jury", "select", "refine", "approve", 
 
 def _route_bids(state: SaleState) -> list[Send]:
     tool_names = state.get("tool_names", [])
-    return [Send("bid", BidTask(agent=a, task=state["task"], tool_names=tool_names)) for a in state["agents"]]
+    return [Send("bid", BidTask(auction_id=state["auction_id"], agent=a, task=state["task"], tool_names=tool_names))
+            for a in state["agents"]]
 
 
 def _route_jury(state: SaleState) -> list[Send] | str:
@@ -81,15 +83,15 @@ def build_sale_graph(
     """
     services = SaleServices(model_factory=model_factory or openai_factory, tools=tools, memory=memory)
     g = StateGraph(SaleState, context_schema=SaleContext, input_schema=SaleInput, output_schema=SaleOutput)
-    g.add_node("prepare", make_prepare_node(services))
+    g.add_node("prepare", threaded_node(make_prepare_node(services)))
     g.add_node("bid", make_bid_node(services))
-    g.add_node("score", score)
+    g.add_node("score", inline_node(score))
     g.add_node("jury", make_jury_node(services))
-    g.add_node("select", make_select_node(services))
+    g.add_node("select", threaded_node(make_select_node(services)))
     g.add_node("refine", make_refine_node(services))
-    g.add_node("approve", approve)
+    g.add_node("approve", inline_node(approve))
     g.add_node("execute", make_execute_node(services))
-    g.add_node("remember", make_remember_node(services))
+    g.add_node("remember", threaded_node(make_remember_node(services)))
 
     g.add_edge(START, "prepare")
     g.add_conditional_edges("prepare", _route_bids, ["bid"])

@@ -1,7 +1,7 @@
 """One model call with its accounting: text, token usage, log-probs, dollars and seconds.
 
 Nodes never call a chat model directly; they go through :func:`call_model`,
-so every call is bounded by the run's concurrency limiter, retried by the
+so every call is bounded by the run's and the endpoint's limits (:mod:`sale_graph.limits`), retried by the
 agent's policy (:mod:`sale_graph.retries`), split into visible text and reasoning
 (:mod:`sale_graph.reasoning`), tagged for stream filtering, and lands in the
 ledger with the endpoint's own ``usage_metadata``.
@@ -9,7 +9,7 @@ ledger with the endpoint's own ``usage_metadata``.
 
 from __future__ import annotations
 
-import threading
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -19,9 +19,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 
+from sale_graph.limits import Limiter, acall_slot, call_slot
 from sale_graph.pool import AgentSpec
 from sale_graph.reasoning import split_output
-from sale_graph.retries import call_with_retries
+from sale_graph.retries import Endpoint, acall_with_retries, call_with_retries
 from sale_graph.state import Phase, UsageEntry
 
 
@@ -119,34 +120,72 @@ def _result(msg: Any, seconds: float, retries: list[str]) -> CallResult:
     )
 
 
+def _endpoint(agent: AgentSpec | None) -> Endpoint:
+    return (agent.name, agent.base_url, agent.model) if agent is not None else ("?", "?", "?")
+
+
+def _slot(agent: AgentSpec | None, run: Limiter | None) -> contextlib.AbstractContextManager[None]:
+    if agent is not None:
+        return call_slot(agent, run)
+    return run.hold() if run is not None else contextlib.nullcontext()
+
+
+def _aslot(agent: AgentSpec | None, run: Limiter | None) -> contextlib.AbstractAsyncContextManager[None]:
+    if agent is not None:
+        return acall_slot(agent, run)
+    return run.ahold() if run is not None else contextlib.nullcontext()
+
+
 def call_model(
     model: BaseChatModel,
     messages: Sequence[Any],
     *,
     agent: AgentSpec | None = None,
     phase: str = "bid",
-    limiter: threading.BoundedSemaphore | None = None,
+    run: Limiter | None = None,
     **kwargs: Any,
 ) -> CallResult:
-    """Invoke ``model`` once under ``limiter``, retried by the agent's policy, and measure it.
+    """Invoke ``model`` once within the run's and the endpoint's limits, retried by the agent's policy.
 
-    ``agent`` gives the retry budget (``max_retries``) and names the endpoint in a
-    fatal error (:class:`~sale_graph.retries.EndpointError`: a bad key, URL or model
-    name). Retried failures are listed in ``CallResult.retries``. ``kwargs`` go to
-    ``model.invoke`` (e.g. ``response_format``).
+    ``agent`` gives the retry budget (``max_retries``), the endpoint's concurrency
+    bound, and names the endpoint in a fatal error
+    (:class:`~sale_graph.retries.EndpointError`: a bad key, URL or model name).
+    ``run`` is the run's fan-out bound. Retried failures are listed in
+    ``CallResult.retries``. ``kwargs`` go to ``model.invoke`` (e.g. ``response_format``).
     """
     retries: list[str] = []
     config: RunnableConfig = {"tags": call_tags(phase)}
 
     def once() -> Any:
-        if limiter is None:
-            return model.invoke(list(messages), config=config, **kwargs)
-        with limiter:
+        with _slot(agent, run):
             return model.invoke(list(messages), config=config, **kwargs)
 
     start = time.perf_counter()
-    endpoint = (agent.name, agent.base_url, agent.model) if agent is not None else ("?", "?", "?")
-    msg = call_with_retries(once, max_retries=agent.max_retries if agent is not None else 0, on_retry=retries.append, endpoint=endpoint)
+    msg = call_with_retries(once, max_retries=agent.max_retries if agent is not None else 0, on_retry=retries.append,
+                            endpoint=_endpoint(agent))
+    return _result(msg, time.perf_counter() - start, retries)
+
+
+async def acall_model(
+    model: BaseChatModel,
+    messages: Sequence[Any],
+    *,
+    agent: AgentSpec | None = None,
+    phase: str = "bid",
+    run: Limiter | None = None,
+    **kwargs: Any,
+) -> CallResult:
+    """:func:`call_model` for asyncio: awaits the model (``ainvoke``) and the limits, never blocking the loop."""
+    retries: list[str] = []
+    config: RunnableConfig = {"tags": call_tags(phase)}
+
+    async def once() -> Any:
+        async with _aslot(agent, run):
+            return await model.ainvoke(list(messages), config=config, **kwargs)
+
+    start = time.perf_counter()
+    msg = await acall_with_retries(once, max_retries=agent.max_retries if agent is not None else 0, on_retry=retries.append,
+                                   endpoint=_endpoint(agent))
     return _result(msg, time.perf_counter() - start, retries)
 
 

@@ -16,6 +16,8 @@ Optional fields (see docs/pools.md for each, with a vLLM / Qwen3 example):
 
 * ``temperature``; ``timeout_s`` (per attempt); ``max_retries`` (retried failures per call:
   429 / 5xx / network, honouring ``Retry-After``; default 3, so 4 attempts);
+* ``max_concurrency``: most calls in flight to this agent's endpoint, shared by every run
+  in the process (0, the default, means no bound: set what your server can take);
 * ``logprobs`` / ``top_logprobs`` (ask for log-probs for the bid entropy);
 * phase caps ``bid_max_tokens``, ``jury_max_tokens``, ``execute_step_max_tokens``
   (the agent's own; the run's context can override them; ``max_tokens`` is a hard
@@ -90,6 +92,7 @@ class AgentSpec:
     auction_extra_body: dict[str, Any] = field(default_factory=dict)
     execute_extra_body: dict[str, Any] = field(default_factory=dict)
     structured_output: StructuredOutput = "auto"
+    max_concurrency: int = 0
 
     @property
     def price(self) -> float:
@@ -240,10 +243,11 @@ def _agent_from_dict(raw: dict[str, Any], index: int, source: str) -> AgentSpec:
             v = values[key]
             if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
                 raise PoolError(f"{label}: {key} must be a positive integer, got {v!r}")
-    if "max_retries" in values:
-        v = values["max_retries"]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise PoolError(f"{label}: max_retries must be a non-negative integer, got {v!r}")
+    for key in ("max_retries", "max_concurrency"):
+        if key in values:
+            v = values[key]
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise PoolError(f"{label}: {key} must be a non-negative integer, got {v!r}")
     for key in ("name", "model", "base_url"):
         if not isinstance(values[key], str) or not values[key].strip():
             raise PoolError(f"{label}: {key} must be a non-empty string")

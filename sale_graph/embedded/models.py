@@ -86,6 +86,8 @@ def embedded_pool() -> AgentPool:
             # llama-cpp-python's server takes {"type": "json_object", "schema": ...} and answers
             # {"type": "json_schema", ...} with HTTP 500.
             structured_output="json_object",
+            # One llama-cpp-python server per model decodes one request at a time.
+            max_concurrency=1,
         )
         for m in embedded_models()
     )

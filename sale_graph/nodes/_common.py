@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import httpx
 import openai
+from langgraph._internal._runnable import RunnableCallable
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext, context_from
@@ -83,3 +86,44 @@ def check_run_context(state: Any, ctx: SaleContext) -> None:
             f"this run started with {was} but was resumed with {', '.join(f'{k}={now[k]!r}' for k in changed)}; "
             "resume with the context the run started with: graph.invoke(Command(resume=...), config, context=<that context>)"
         )
+
+
+class DualNode(RunnableCallable):
+    """A node with a blocking and an asyncio implementation, also callable directly (blocking).
+
+    ``graph.invoke`` runs the blocking half (in LangGraph's worker threads for
+    fan-outs) and ``graph.ainvoke`` awaits the async half on the event loop, so async
+    callers never hold a thread per model call. LangGraph has no public constructor
+    for such a node: its ``RunnableCallable`` is what it builds itself from a plain
+    function, here with the async half filled in.
+    """
+
+    def __call__(self, state: Any, runtime: Runtime[SaleContext]) -> Any:
+        """Run the blocking implementation (for callers outside a graph, e.g. the benchmark recorder)."""
+        assert self.func is not None
+        return self.func(state, runtime)
+
+
+def dual_node(func: Callable[..., Any], afunc: Callable[..., Awaitable[Any]]) -> Node:
+    """One node from its blocking and asyncio implementations, both taking ``(state, runtime)``."""
+    return DualNode(func, afunc, name=func.__name__)
+
+
+def threaded_node(func: Callable[..., Any]) -> Node:
+    """A node whose work blocks (Chroma, an endpoint check, a subprocess): asyncio runs it in a worker thread."""
+
+    async def in_thread(state: Any, runtime: Runtime[SaleContext]) -> Any:
+        return await asyncio.to_thread(func, state, runtime)
+
+    in_thread.__name__ = f"a{func.__name__}"
+    return dual_node(func, in_thread)
+
+
+def inline_node(func: Callable[..., Any]) -> Node:
+    """A node that only computes (no I/O): asyncio runs it on the loop, without a thread hop."""
+
+    async def on_loop(state: Any, runtime: Runtime[SaleContext]) -> Any:
+        return func(state, runtime)
+
+    on_loop.__name__ = f"a{func.__name__}"
+    return dual_node(func, on_loop)

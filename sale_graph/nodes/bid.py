@@ -9,8 +9,9 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
-from sale_graph.llm import CallResult, call_model, ledger_entry
-from sale_graph.nodes._common import CALL_ERRORS, Node, ctx_of, describe_error, emit
+from sale_graph.limits import Limiter
+from sale_graph.llm import CallResult, acall_model, call_model, ledger_entry
+from sale_graph.nodes._common import CALL_ERRORS, Node, ctx_of, describe_error, dual_node, emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import bid_messages
 from sale_graph.scoring import logprob_entropy, text_entropy
@@ -23,6 +24,7 @@ BID_EVENT_KEYS = ("agent", "tokens", "reasoning_tokens", "entropy", "entropy_sou
 class BidTask(TypedDict):
     """The payload of one ``Send('bid', ...)``."""
 
+    auction_id: str
     agent: str
     task: str
     tool_names: list[str]
@@ -47,27 +49,8 @@ def _empty_reason(result: CallResult, cap: int) -> str:
     return "the agent returned an empty strategy"
 
 
-def make_bid(
-    agent: AgentSpec,
-    messages: list[Any],
-    round_: Round,
-    phase: Phase,
-    ctx: SaleContext,
-    services: SaleServices,
-) -> tuple[Bid, list[UsageEntry]]:
-    """Ask ``agent`` for a strategy; return the bid and its ledger entries (shared by bid and refine).
-
-    The bid is the *visible* strategy: a reasoning model's thinking is removed and
-    ``tokens`` (``|s|``) counts the visible text only, while the ledger bills every
-    generated token. A failed call is a failed bid, recorded with its reason.
-    """
-    cap = ctx.cap("bid", agent)
-    model = services.model_factory(agent, phase=phase, max_tokens=cap, logprobs=True)
-    start = time.perf_counter()
-    try:
-        result = call_model(model, messages, agent=agent, phase=phase, limiter=ctx.limiter())
-    except CALL_ERRORS as exc:
-        return _failed_bid(agent, round_, describe_error(exc), time.perf_counter() - start), []
+def _bid_from(agent: AgentSpec, round_: Round, phase: Phase, cap: int, result: CallResult) -> tuple[Bid, list[UsageEntry]]:
+    """The bid and its ledger line from one answered call."""
     strategy = result.text.strip()
     entropy, source = bid_entropy(strategy, result.top_logprobs)
     bid = Bid(
@@ -81,6 +64,52 @@ def make_bid(
         bid["error"] = _empty_reason(result, cap)
     ledger = [ledger_entry(phase, agent, result.input_tokens, result.output_tokens, result.seconds, result.usage_reported)]
     return bid, ledger
+
+
+def make_bid(
+    agent: AgentSpec,
+    messages: list[Any],
+    round_: Round,
+    phase: Phase,
+    ctx: SaleContext,
+    services: SaleServices,
+    run: Limiter | None = None,
+) -> tuple[Bid, list[UsageEntry]]:
+    """Ask ``agent`` for a strategy; return the bid and its ledger entries (shared by bid and refine).
+
+    The bid is the *visible* strategy: a reasoning model's thinking is removed and
+    ``tokens`` (``|s|``) counts the visible text only, while the ledger bills every
+    generated token. A failed call is a failed bid, recorded with its reason.
+    ``run`` is the run's fan-out bound.
+    """
+    cap = ctx.cap("bid", agent)
+    model = services.model_factory(agent, phase=phase, max_tokens=cap, logprobs=True)
+    start = time.perf_counter()
+    try:
+        result = call_model(model, messages, agent=agent, phase=phase, run=run)
+    except CALL_ERRORS as exc:
+        return _failed_bid(agent, round_, describe_error(exc), time.perf_counter() - start), []
+    return _bid_from(agent, round_, phase, cap, result)
+
+
+async def amake_bid(
+    agent: AgentSpec,
+    messages: list[Any],
+    round_: Round,
+    phase: Phase,
+    ctx: SaleContext,
+    services: SaleServices,
+    run: Limiter | None = None,
+) -> tuple[Bid, list[UsageEntry]]:
+    """:func:`make_bid` for asyncio."""
+    cap = ctx.cap("bid", agent)
+    model = services.model_factory(agent, phase=phase, max_tokens=cap, logprobs=True)
+    start = time.perf_counter()
+    try:
+        result = await acall_model(model, messages, agent=agent, phase=phase, run=run)
+    except CALL_ERRORS as exc:
+        return _failed_bid(agent, round_, describe_error(exc), time.perf_counter() - start), []
+    return _bid_from(agent, round_, phase, cap, result)
 
 
 def bid_notes(bid: Bid) -> list[str]:
@@ -97,15 +126,27 @@ def bid_notes(bid: Bid) -> list[str]:
 
 
 def make_bid_node(services: SaleServices) -> Node:
-    """Build the ``bid`` node bound to ``services``."""
+    """Build the ``bid`` node bound to ``services`` (a sync and an async implementation)."""
 
-    def bid(state: BidTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
-        """Collect one agent's original bid."""
+    def start(state: BidTask, runtime: Runtime[SaleContext]) -> tuple[SaleContext, AgentSpec, list[Any]]:
         ctx = ctx_of(runtime)
         agent = ctx.resolved_pool().get(state["agent"])
         emit(runtime, "bid_start", agent=agent.name)
-        new_bid, ledger = make_bid(agent, bid_messages(state["task"], state.get("tool_names", [])), "original", "bid", ctx, services)
+        return ctx, agent, bid_messages(state["task"], state.get("tool_names", []))
+
+    def finish(runtime: Runtime[SaleContext], new_bid: Bid, ledger: list[UsageEntry]) -> dict[str, Any]:
         emit(runtime, "bid", **{k: new_bid.get(k) for k in BID_EVENT_KEYS})
         return {"bids": [new_bid], "ledger": ledger, "notes": bid_notes(new_bid)}
 
-    return bid
+    def bid(state: BidTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
+        """Collect one agent's original bid."""
+        ctx, agent, messages = start(state, runtime)
+        return finish(runtime, *make_bid(agent, messages, "original", "bid", ctx, services, ctx.run_limiter(state["auction_id"])))
+
+    async def abid(state: BidTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
+        """Collect one agent's original bid (asyncio)."""
+        ctx, agent, messages = start(state, runtime)
+        run = ctx.run_limiter(state["auction_id"])
+        return finish(runtime, *await amake_bid(agent, messages, "original", "bid", ctx, services, run))
+
+    return dual_node(bid, abid)

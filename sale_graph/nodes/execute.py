@@ -1,197 +1,38 @@
-"""``execute``: the winner runs the task as a ReAct agent, within a step, token and time budget."""
+"""``execute``: the winner runs the task as a ReAct agent, within a step, token and time budget.
+
+The machinery (the trace, budgets, retries, the outcome) is in :mod:`sale_graph.executor`.
+"""
 
 from __future__ import annotations
 
-import time
-import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+import asyncio
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import AgentMiddleware, ModelRequest
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
-from langchain_core.runnables import RunnableConfig
-from langgraph.errors import GraphRecursionError
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
-from sale_graph.grading import extract_final_answer
-from sale_graph.llm import call_tags, finish_reason_of, ledger_entry, message_text, usage_of
-from sale_graph.nodes._common import CALL_ERRORS, Node, check_run_context, ctx_of, describe_error, emit
-from sale_graph.outcome import assess
-from sale_graph.pool import AgentSpec
+from sale_graph.executor import (
+    EndpointPolicy,
+    Trace,
+    arun_react,
+    execution_notes,
+    execution_record,
+    opening_messages,
+    run_react,
+    tool_names,
+)
+from sale_graph.nodes._common import Node, check_run_context, ctx_of, dual_node, emit
 from sale_graph.prompts import execute_system_prompt
-from sale_graph.reasoning import strip_think
-from sale_graph.retries import acall_with_retries, call_with_retries
 from sale_graph.services import SaleServices
-from sale_graph.state import Execution, SaleState, UsageEntry
+from sale_graph.state import SaleState
 from sale_graph.text_tool_calling import TextToolCallingModel
 
 
-def final_answer(text: str) -> str:
-    """The answer in the executor's last message: the one extractor the bench uses too."""
-    return extract_final_answer(text)
-
-
-class EndpointRetries(AgentMiddleware):
-    """Retries each executor model call by the agent's policy and records every retried failure."""
-
-    def __init__(self, agent: AgentSpec, on_retry: Callable[[str], None]) -> None:
-        super().__init__()
-        self.agent = agent
-        self.on_retry = on_retry
-
-    def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:
-        """Call the model, retrying failures another attempt may fix."""
-        endpoint = (self.agent.name, self.agent.base_url, self.agent.model)
-        return call_with_retries(lambda: handler(request), max_retries=self.agent.max_retries, on_retry=self.on_retry, endpoint=endpoint)
-
-    async def awrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]) -> Any:
-        """Await the model, retrying failures another attempt may fix."""
-        endpoint = (self.agent.name, self.agent.base_url, self.agent.model)
-        return await acall_with_retries(lambda: handler(request), max_retries=self.agent.max_retries, on_retry=self.on_retry,
-                                        endpoint=endpoint)
-
-
-def _tool_names(tools: list[Any]) -> list[str]:
-    return [getattr(t, "name", getattr(t, "__name__", str(t))) for t in tools]
-
-
-def search_first_messages(task: str, tools: list[Any], max_results: int = 3) -> list[BaseMessage]:
-    """A ``web_search`` for the task text, as a tool call and its result, to open a search task's run.
-
-    Deep-search strategies start with a search; small models often answer from
-    memory instead. Running that first search for them (visible in the trace as
-    an ordinary tool call) grounds the answer in the corpus; the model still
-    decides what to do next.
-    """
-    search = next((t for t in tools if getattr(t, "name", "") == "web_search"), None)
-    if search is None:
-        return []
-    call_id = f"call_{uuid.uuid4().hex[:12]}"
-    args = {"query": task, "max_results": max_results}
-    result = search.invoke({"name": "web_search", "args": args, "id": call_id, "type": "tool_call"})
-    content = result.content if isinstance(result, ToolMessage) else str(result)
-    return [AIMessage(content="", tool_calls=[{"name": "web_search", "args": args, "id": call_id, "type": "tool_call"}]),
-            ToolMessage(content=content, tool_call_id=call_id, name="web_search")]
-
-
-@dataclass
-class _Trace:
-    """What the executor has done so far, and whether a budget ran out."""
-
-    agent: AgentSpec
-    ctx: SaleContext
-    start: float = field(default_factory=time.perf_counter)
-    step_start: float = field(default_factory=time.perf_counter)
-    ledger: list[UsageEntry] = field(default_factory=list)
-    steps: int = 0
-    tool_calls: int = 0
-    out_tokens: int = 0
-    last_ai: AIMessage | None = None
-    status: str = "completed"
-    detail: str = ""
-    truncated_steps: int = 0
-    retries: list[str] = field(default_factory=list)
-
-    def record(self, msg: AIMessage, runtime: Runtime[SaleContext]) -> None:
-        """Account one model step: tokens, tool calls, the ledger line and a progress event."""
-        self.steps += 1
-        self.last_ai = msg
-        inp, out, reported = usage_of(msg, message_text(msg))
-        self.out_tokens += out
-        self.tool_calls += len(msg.tool_calls)
-        self.truncated_steps += finish_reason_of(msg) == "length"
-        self.ledger.append(ledger_entry("execute", self.agent, inp, out, time.perf_counter() - self.step_start, reported))
-        emit(runtime, "execute_step", agent=self.agent.name, step=self.steps, tool_calls=[c["name"] for c in msg.tool_calls], output_tokens=out)
-
-    def over_budget(self) -> bool:
-        """Stop (with the reason) when the model wants more tool calls but a budget is used up."""
-        if self.last_ai is None or not self.last_ai.tool_calls:
-            return False
-        elapsed = time.perf_counter() - self.start
-        ctx = self.ctx
-        if self.steps >= ctx.execute_max_steps:
-            self.detail = f"step budget of {ctx.execute_max_steps} model calls used up"
-        elif self.out_tokens >= ctx.execute_max_tokens:
-            self.detail = f"token budget of {ctx.execute_max_tokens} generated tokens used up ({self.out_tokens})"
-        elif elapsed >= ctx.execute_wall_time_s:
-            self.detail = f"wall-time budget of {ctx.execute_wall_time_s:g} s used up ({elapsed:.1f} s)"
-        else:
-            return False
-        self.status = "budget_exhausted"
-        return True
-
-
-def _opening(state: SaleState, tools: list[Any], trace: _Trace, runtime: Runtime[SaleContext]) -> list[Any]:
-    """The run's first messages: the task, and for search tasks the opening web search."""
-    opening: list[Any] = [("user", state["task"])]
-    if trace.ctx.search_first and state.get("domain") == "search":
-        prefetch = search_first_messages(state["task"], tools)
-        if prefetch:
-            opening += prefetch
-            trace.tool_calls += 1
-            emit(runtime, "execute_step", agent=trace.agent.name, step=0, tool_calls=["web_search"], output_tokens=0)
-    return opening
-
-
-def _run(react: Any, opening: list[Any], trace: _Trace, runtime: Runtime[SaleContext]) -> None:
-    """Stream the ReAct agent's steps into ``trace`` until it answers, fails or a budget runs out."""
-    ctx = trace.ctx
-    trace.step_start = time.perf_counter()
-    try:
-        config: RunnableConfig = {"recursion_limit": 2 * ctx.execute_max_steps + 1, "tags": call_tags("execute")}
-        stream = react.stream({"messages": opening}, stream_mode="updates", config=config)
-        for update in stream:
-            for node_update in update.values():
-                messages: list[BaseMessage] = (node_update or {}).get("messages", []) if isinstance(node_update, dict) else []
-                for msg in messages:
-                    if isinstance(msg, AIMessage):
-                        trace.record(msg, runtime)
-                trace.step_start = time.perf_counter()
-            if trace.over_budget():
-                break
-    except GraphRecursionError:
-        trace.status, trace.detail = "budget_exhausted", f"step budget of {ctx.execute_max_steps} model calls used up"
-    except CALL_ERRORS as exc:
-        trace.status, trace.detail = "error", f"the winner's endpoint failed: {describe_error(exc)}"
-
-
-def _execution(state: SaleState, trace: _Trace) -> Execution:
-    """The execution record, with the outcome graded where the task carries tests or a gold answer."""
-    text = strip_think(message_text(trace.last_ai))[0] if trace.last_ai is not None else ""
-    completed = trace.status == "completed"
-    answer = final_answer(text) if completed else ""
-    execution = Execution(
-        agent=trace.agent.name, answer=answer, status=trace.status, detail=trace.detail,  # type: ignore[typeddict-item]
-        steps=trace.steps, tool_calls=trace.tool_calls, seconds=round(time.perf_counter() - trace.start, 3),
-        truncated_steps=trace.truncated_steps, retries=trace.retries,
-    )
-    if completed:
-        execution["outcome"], execution["outcome_detail"] = assess(state, text, answer)
-    elif state.get("tests") or state.get("gold"):
-        execution["outcome"], execution["outcome_detail"] = "failed", trace.detail
-    else:
-        execution["outcome"], execution["outcome_detail"] = "unknown", trace.detail
-    return execution
-
-
-def _notes(trace: _Trace) -> list[str]:
-    notes = [f"execution stopped: {trace.detail}"] if trace.status != "completed" else []
-    if trace.truncated_steps:
-        notes.append(f"{trace.truncated_steps} execution step(s) of {trace.agent.name} were cut at the step token cap "
-                     "(finish_reason=length): raise execute_step_max_tokens")
-    if trace.retries:
-        notes.append(f"execution needed {len(trace.retries)} retried call(s): " + "; ".join(trace.retries))
-    return notes
-
-
 def make_execute_node(services: SaleServices) -> Node:
-    """Build the ``execute`` node bound to ``services`` (its tools and model factory)."""
+    """Build the ``execute`` node bound to ``services`` (its tools and model factory), sync and async."""
 
-    def execute(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
-        """Run the winning agent with its winning strategy; stop cleanly when a budget runs out."""
+    def start(state: SaleState, runtime: Runtime[SaleContext]) -> tuple[Any, list[Any], Trace]:
         ctx = ctx_of(runtime)
         check_run_context(state, ctx)
         selection = state["selection"]
@@ -200,15 +41,29 @@ def make_execute_node(services: SaleServices) -> Node:
         model = services.model_factory(agent, phase="execute", max_tokens=ctx.cap("execute_step", agent), logprobs=False)
         if agent.tool_calling == "text" and tools:
             model = TextToolCallingModel(inner=model)
-        trace = _Trace(agent=agent, ctx=ctx)
-        react = create_agent(model, tools=tools, system_prompt=execute_system_prompt(selection["strategy"], _tool_names(tools)),
-                             middleware=[EndpointRetries(agent, trace.retries.append)])
-        emit(runtime, "execute_start", agent=agent.name, tools=_tool_names(tools))
+        trace = Trace(agent=agent, ctx=ctx)
+        react = create_agent(model, tools=tools, system_prompt=execute_system_prompt(selection["strategy"], tool_names(tools)),
+                             middleware=[EndpointPolicy(agent, trace.retries.append)])
+        emit(runtime, "execute_start", agent=agent.name, tools=tool_names(tools))
+        return react, tools, trace
 
-        _run(react, _opening(state, tools, trace, runtime), trace, runtime)
-        execution = _execution(state, trace)
-        emit(runtime, "execute", agent=agent.name, status=trace.status, answer=execution["answer"][:200], detail=trace.detail,
-             outcome=execution["outcome"])
-        return {"execution": execution, "answer": execution["answer"], "ledger": trace.ledger, "notes": _notes(trace)}
+    def finish(state: SaleState, runtime: Runtime[SaleContext], trace: Trace) -> dict[str, Any]:
+        execution = execution_record(state, trace)
+        emit(runtime, "execute", agent=trace.agent.name, status=trace.status, answer=execution["answer"][:200],
+             detail=trace.detail, outcome=execution["outcome"])
+        return {"execution": execution, "answer": execution["answer"], "ledger": trace.ledger, "notes": execution_notes(trace)}
 
-    return execute
+    def execute(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
+        """Run the winning agent with its winning strategy; stop cleanly when a budget runs out."""
+        react, tools, trace = start(state, runtime)
+        run_react(react, opening_messages(state, tools, trace, runtime), trace, runtime)
+        return finish(state, runtime, trace)
+
+    async def aexecute(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
+        """Run the winning agent (asyncio: the model calls are awaited; blocking tools run in threads)."""
+        react, tools, trace = await asyncio.to_thread(start, state, runtime)  # tools may build a search index
+        opening = await asyncio.to_thread(opening_messages, state, tools, trace, runtime)
+        await arun_react(react, opening, trace, runtime)
+        return await asyncio.to_thread(finish, state, runtime, trace)  # grading may run the code sandbox
+
+    return dual_node(execute, aexecute)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -18,8 +19,9 @@ from sale_graph.jury_format import (
     remember_format,
     response_format,
 )
-from sale_graph.llm import CallResult, call_model, ledger_entry
-from sale_graph.nodes._common import CALL_ERRORS, Node, ctx_of, describe_error, emit
+from sale_graph.limits import Limiter
+from sale_graph.llm import CallResult, acall_model, call_model, ledger_entry
+from sale_graph.nodes._common import CALL_ERRORS, Node, ctx_of, describe_error, dual_node, emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import jury_messages
 from sale_graph.scoring import jury_gamma
@@ -30,6 +32,7 @@ from sale_graph.state import JuryVote, Phase, Round, SaleState, UsageEntry
 class JuryTask(TypedDict):
     """The payload of one ``Send('jury', ...)``."""
 
+    auction_id: str
     judge: str
     bidder: str
     round: Round
@@ -46,71 +49,133 @@ def pending_jury(state: SaleState) -> list[JuryTask]:
             continue
         for judge in state.get("agents", []):
             if (judge, b["agent"], b["round"]) not in done:
-                out.append(JuryTask(judge=judge, bidder=b["agent"], round=b["round"], task=state["task"], strategy=b["strategy"]))
+                out.append(JuryTask(auction_id=state["auction_id"], judge=judge, bidder=b["agent"], round=b["round"], task=state["task"], strategy=b["strategy"]))
     return out
 
 
-def _vote(state: JuryTask, judge: AgentSpec, result: CallResult, nonce: str, fmt: AnswerFormat) -> JuryVote:
+Ask = tuple[AnswerFormat, CallResult | None, str]
+"""(format used, the answer or None, why the call failed)."""
+PromptFor = Callable[[AnswerFormat], tuple[list[Any], dict[str, Any] | None]]
+"""Builds a judge's messages and ``response_format`` for an answer format."""
+
+
+def _next_format(judge: AgentSpec, fmt: AnswerFormat, exc: BaseException) -> AnswerFormat | None:
+    """The format to try after the endpoint refused ``fmt``'s request shape (``auto`` agents only)."""
+    if judge.structured_output == "auto" and fmt in FALLBACK and is_format_rejection(exc):
+        nxt = FALLBACK[fmt]
+        remember_format(judge, nxt)
+        return nxt
+    return None
+
+
+def ask_judge(judge: AgentSpec, model: Any, prompt_for: PromptFor, run: Limiter | None) -> Ask:
+    """One judge call in the richest answer format its endpoint accepts (detected once per endpoint)."""
+    fmt = answer_format(judge)
+    while True:
+        messages, rf = prompt_for(fmt)
+        extra = {"response_format": rf} if rf is not None else {}
+        try:
+            result = call_model(model, messages, agent=judge, phase="jury", run=run, **extra)
+        except CALL_ERRORS as exc:
+            nxt = _next_format(judge, fmt, exc)
+            if nxt is None:
+                return fmt, None, f"call failed: {describe_error(exc)}"
+            fmt = nxt
+            continue
+        remember_format(judge, fmt)
+        return fmt, result, ""
+
+
+async def aask_judge(judge: AgentSpec, model: Any, prompt_for: PromptFor, run: Limiter | None) -> Ask:
+    """:func:`ask_judge` for asyncio."""
+    fmt = answer_format(judge)
+    while True:
+        messages, rf = prompt_for(fmt)
+        extra = {"response_format": rf} if rf is not None else {}
+        try:
+            result = await acall_model(model, messages, agent=judge, phase="jury", run=run, **extra)
+        except CALL_ERRORS as exc:
+            nxt = _next_format(judge, fmt, exc)
+            if nxt is None:
+                return fmt, None, f"call failed: {describe_error(exc)}"
+            fmt = nxt
+            continue
+        remember_format(judge, fmt)
+        return fmt, result, ""
+
+
+def parse_score(text: str, strategy: str, nonce: str, fmt: AnswerFormat) -> ParsedScore:
+    """A judge's score from its answer in ``fmt``; a JSON request answered in text still counts (noted)."""
     if fmt == "text":
-        parsed = parse_judge_answer(result.text, state["strategy"], nonce)
-    else:
-        parsed = parse_json_score(result.text)
-        if parsed.likert is None:  # an endpoint that takes response_format but does not enforce it
-            as_text = parse_judge_answer(result.text, state["strategy"], nonce)
-            if as_text.likert is not None:
-                parsed = ParsedScore(as_text.likert, f"ok (a text answer to a {fmt} request)")
-            else:
-                parsed = ParsedScore(None, f"{parsed.reason}, and as text: {as_text.reason}")
-    ok = parsed.likert is not None
+        return parse_judge_answer(text, strategy, nonce)
+    parsed = parse_json_score(text)
+    if parsed.likert is None:  # an endpoint that takes response_format but does not enforce it
+        as_text = parse_judge_answer(text, strategy, nonce)
+        if as_text.likert is not None:
+            return ParsedScore(as_text.likert, f"ok (a text answer to a {fmt} request)")
+        return ParsedScore(None, f"{parsed.reason}, and as text: {as_text.reason}")
+    return parsed
+
+
+def make_vote(judge: str, bidder: str, round_: Round, parsed: ParsedScore, fmt: AnswerFormat, result: CallResult | None,
+              failure: str = "") -> JuryVote:
+    """One judge's vote on one bid, missing (with the reason) when the call failed or the score is unusable."""
+    if result is None:
+        return JuryVote(judge=judge, bidder=bidder, round=round_, likert=None, gamma=None, status="missing",
+                        reason=failure, raw="", answer_format=fmt)
     reason = parsed.reason
-    if not ok and result.truncated:
+    if parsed.likert is None and result.truncated:
         reason += " (the answer was cut at its token cap: raise jury_max_tokens or turn thinking off for the auction)"
     return JuryVote(
-        judge=judge.name, bidder=state["bidder"], round=state["round"], likert=parsed.likert,
+        judge=judge, bidder=bidder, round=round_, likert=parsed.likert,
         gamma=jury_gamma(parsed.likert) if parsed.likert is not None else None,
-        status="ok" if ok else "missing", reason=reason, raw=result.text[:300],
+        status="ok" if parsed.likert is not None else "missing", reason=reason, raw=result.text[:300],
         answer_format=fmt, truncated=result.truncated, retries=result.retries,
     )
 
 
-def judge_bid(state: JuryTask, judge: AgentSpec, ctx: SaleContext, services: SaleServices) -> tuple[JuryVote, list[UsageEntry]]:
-    """One judge's vote on one bid, asked in the richest answer format the judge's endpoint accepts.
-
-    A refused ``response_format`` (detected, for ``structured_output = "auto"``) falls
-    back to the next format and is remembered for the endpoint; a failed call or an
-    unusable answer is a *missing* vote with the reason.
-    """
-    phase: Phase = "refine" if state["round"] == "refined" else "jury"
-    model = services.model_factory(judge, phase="jury", max_tokens=ctx.cap("jury", judge), logprobs=False)
-    fmt = answer_format(judge)
-    while True:
-        prompt = jury_messages(state["task"], state["strategy"], json_answer=fmt != "text")
-        extra = {"response_format": response_format(fmt)} if fmt != "text" else {}
-        try:
-            result = call_model(model, prompt.messages, agent=judge, phase="jury", limiter=ctx.limiter(), **extra)
-        except CALL_ERRORS as exc:
-            if judge.structured_output == "auto" and fmt in FALLBACK and is_format_rejection(exc):
-                fmt = FALLBACK[fmt]
-                remember_format(judge, fmt)
-                continue
-            vote = JuryVote(judge=judge.name, bidder=state["bidder"], round=state["round"], likert=None, gamma=None,
-                            status="missing", reason=f"call failed: {describe_error(exc)}", raw="", answer_format=fmt)
-            return vote, []
-        remember_format(judge, fmt)
-        ledger = [ledger_entry(phase, judge, result.input_tokens, result.output_tokens, result.seconds, result.usage_reported)]
-        return _vote(state, judge, result, prompt.nonce, fmt), ledger
+def jury_ledger(phase: Phase, judge: AgentSpec, result: CallResult | None) -> list[UsageEntry]:
+    """The ledger line of one judge call (none when the call failed before any answer)."""
+    if result is None:
+        return []
+    return [ledger_entry(phase, judge, result.input_tokens, result.output_tokens, result.seconds, result.usage_reported)]
 
 
 def make_jury_node(services: SaleServices) -> Node:
-    """Build the ``jury`` node bound to ``services``."""
+    """Build the ``jury`` node bound to ``services`` (a sync and an async implementation)."""
+
+    def start(state: JuryTask, runtime: Runtime[SaleContext]) -> tuple[SaleContext, AgentSpec, Any, PromptFor, dict[str, str]]:
+        ctx = ctx_of(runtime)
+        judge = ctx.resolved_pool().get(state["judge"])
+        model = services.model_factory(judge, phase="jury", max_tokens=ctx.cap("jury", judge), logprobs=False)
+        nonces: dict[str, str] = {}
+
+        def prompt_for(fmt: AnswerFormat) -> tuple[list[Any], dict[str, Any] | None]:
+            prompt = jury_messages(state["task"], state["strategy"], json_answer=fmt != "text")
+            nonces["nonce"] = prompt.nonce
+            return list(prompt.messages), response_format(fmt)
+
+        return ctx, judge, model, prompt_for, nonces
+
+    def finish(state: JuryTask, runtime: Runtime[SaleContext], judge: AgentSpec, asked: Ask, nonce: str) -> dict[str, Any]:
+        fmt, result, failure = asked
+        parsed = parse_score(result.text, state["strategy"], nonce, fmt) if result is not None else ParsedScore(None, failure)
+        vote = make_vote(judge.name, state["bidder"], state["round"], parsed, fmt, result, failure)
+        emit(runtime, "jury", judge=vote["judge"], bidder=vote["bidder"], round=vote["round"], likert=vote["likert"],
+             status=vote["status"], reason=vote["reason"], answer_format=fmt)
+        phase: Phase = "refine" if state["round"] == "refined" else "jury"
+        return {"votes": [vote], "ledger": jury_ledger(phase, judge, result)}
 
     def jury(state: JuryTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Ask one judge for a 0-5 score; a failed or unusable answer is a *missing* vote, recorded."""
-        ctx = ctx_of(runtime)
-        judge = ctx.resolved_pool().get(state["judge"])
-        vote, ledger = judge_bid(state, judge, ctx, services)
-        emit(runtime, "jury", judge=vote["judge"], bidder=vote["bidder"], round=vote["round"], likert=vote["likert"],
-             status=vote["status"], reason=vote["reason"], answer_format=vote.get("answer_format"))
-        return {"votes": [vote], "ledger": ledger}
+        ctx, judge, model, prompt_for, nonces = start(state, runtime)
+        asked = ask_judge(judge, model, prompt_for, ctx.run_limiter(state["auction_id"]))
+        return finish(state, runtime, judge, asked, nonces.get("nonce", ""))
 
-    return jury
+    async def ajury(state: JuryTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
+        """Ask one judge for a 0-5 score (asyncio)."""
+        ctx, judge, model, prompt_for, nonces = start(state, runtime)
+        asked = await aask_judge(judge, model, prompt_for, ctx.run_limiter(state["auction_id"]))
+        return finish(state, runtime, judge, asked, nonces.get("nonce", ""))
+
+    return dual_node(jury, ajury)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
-from sale_graph.nodes._common import Node, ctx_of, emit
-from sale_graph.nodes.bid import bid_notes, make_bid
+from sale_graph.nodes._common import Node, ctx_of, dual_node, emit
+from sale_graph.nodes.bid import amake_bid, bid_notes, make_bid
+from sale_graph.pool import AgentSpec
 from sale_graph.prompts import RefineExample, refine_messages
 from sale_graph.services import SaleServices
+from sale_graph.state import Bid, UsageEntry
 
 
 class RefineTask(TypedDict):
@@ -34,17 +37,7 @@ def make_refine_node(services: SaleServices) -> Node:
         The node.
     """
 
-    def refine(state: RefineTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
-        """Retrieve contrastive pairs for this agent and, if there are any, write a refined bid.
-
-        Only past tasks of the task's domain are searched (a task with no domain
-        searches the past tasks recorded with none). The pairs mark which side
-        was this agent's own bid, and the refined bid's notes (failure,
-        truncation, retries) go to the run's ``notes``.
-
-        Raises:
-            RuntimeError: the memory is off (``select`` only sends ``refine`` when it is on).
-        """
+    def retrieve(state: RefineTask, runtime: Runtime[SaleContext]) -> tuple[SaleContext, AgentSpec, Any]:
         ctx = ctx_of(runtime)
         agent = ctx.resolved_pool().get(state["agent"])
         memory = services.memory_for(ctx)
@@ -57,18 +50,49 @@ def make_refine_node(services: SaleServices) -> Node:
             state["task"], agent.name, k=ctx.refine_k, min_similarity=ctx.refine_min_similarity,
             max_pairs=ctx.refine_max_pairs, domain=state.get("domain") or "", exclude_auction_ids=[state["auction_id"]],
         )
-        if not retrieval.pairs:
-            emit(runtime, "refine", agent=agent.name, status="skipped", reason=retrieval.reason)
-            return {"refinement": {"agents": {agent.name: {"status": "skipped", "reason": retrieval.reason, "pairs": 0}}}}
+        return ctx, agent, retrieval
+
+    def skipped(runtime: Runtime[SaleContext], agent: AgentSpec, reason: str) -> dict[str, Any]:
+        emit(runtime, "refine", agent=agent.name, status="skipped", reason=reason)
+        return {"refinement": {"agents": {agent.name: {"status": "skipped", "reason": reason, "pairs": 0}}}}
+
+    def messages_for(state: RefineTask, retrieval: Any) -> list[Any]:
         examples = [
             RefineExample(p.past_task, p.winner_strategy, p.loser_strategy, p.own_winner, p.own_loser) for p in retrieval.pairs
         ]
-        messages = refine_messages(state["task"], state["own_strategy"], examples)
-        new_bid, ledger = make_bid(agent, messages, "refined", "refine", ctx, services)
-        entry = {"status": new_bid["status"], "pairs": len(examples), "reason": retrieval.reason}
+        return refine_messages(state["task"], state["own_strategy"], examples)
+
+    def finish(runtime: Runtime[SaleContext], agent: AgentSpec, retrieval: Any, new_bid: Bid, ledger: list[UsageEntry]) -> dict[str, Any]:
+        entry = {"status": new_bid["status"], "pairs": len(retrieval.pairs), "reason": retrieval.reason}
         if new_bid["status"] != "ok":
             entry["error"] = new_bid.get("error", "")
-        emit(runtime, "refine", agent=agent.name, status=new_bid["status"], pairs=len(examples), tokens=new_bid["tokens"])
+        emit(runtime, "refine", agent=agent.name, status=new_bid["status"], pairs=len(retrieval.pairs), tokens=new_bid["tokens"])
         return {"bids": [new_bid], "ledger": ledger, "refinement": {"agents": {agent.name: entry}}, "notes": bid_notes(new_bid)}
 
-    return refine
+    def refine(state: RefineTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
+        """Retrieve contrastive pairs for this agent and, if there are any, write a refined bid.
+
+        Only past tasks of the task's domain are searched (a task with no domain
+        searches the past tasks recorded with none). The pairs mark which side
+        was this agent's own bid, and the refined bid's notes (failure,
+        truncation, retries) go to the run's ``notes``.
+
+        Raises:
+            RuntimeError: the memory is off (``select`` only sends ``refine`` when it is on).
+        """
+        ctx, agent, retrieval = retrieve(state, runtime)
+        if not retrieval.pairs:
+            return skipped(runtime, agent, retrieval.reason)
+        run = ctx.run_limiter(state["auction_id"])
+        return finish(runtime, agent, retrieval, *make_bid(agent, messages_for(state, retrieval), "refined", "refine", ctx, services, run))
+
+    async def arefine(state: RefineTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
+        """Retrieve contrastive pairs (in a worker thread: Chroma blocks) and write a refined bid (asyncio)."""
+        ctx, agent, retrieval = await asyncio.to_thread(retrieve, state, runtime)
+        if not retrieval.pairs:
+            return skipped(runtime, agent, retrieval.reason)
+        run = ctx.run_limiter(state["auction_id"])
+        refined = await amake_bid(agent, messages_for(state, retrieval), "refined", "refine", ctx, services, run)
+        return finish(runtime, agent, retrieval, *refined)
+
+    return dual_node(refine, arefine)
