@@ -39,6 +39,8 @@ class SaleContext:
             than this share; default 0.5, more than half).
         allow_degraded: continue an auction whose jury misses the quorum, flagged ``degraded`` in the
             state, the CLI and the memory, instead of stopping with an error.
+        jury_mode: ``per_bid`` (the method's own: one call per judge and bid, ``|A|^2`` calls) or
+            ``batched`` (one call per judge scoring every bid, shuffled per judge; ``|A|`` calls).
         refine: let cheaper agents refine their bids from the auction memory.
         memory_dir: Chroma persistent directory of the auction memory (default: under ``$SALE_HOME``).
         memory_url: a Chroma server URL (``http://host:port``) shared by several workers; wins over ``memory_dir``.
@@ -61,6 +63,7 @@ class SaleContext:
     jury_max_tokens: int | None = None
     jury_quorum: float = 0.5
     allow_degraded: bool = False
+    jury_mode: Literal["per_bid", "batched"] = "per_bid"
     refine: bool = True
     memory_dir: str | None = None
     memory_url: str | None = None
@@ -83,6 +86,8 @@ class SaleContext:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
+        if self.jury_mode not in ("per_bid", "batched"):
+            raise ValueError(f"jury_mode must be 'per_bid' or 'batched', got {self.jury_mode!r}")
         if not 0.0 <= self.jury_quorum < 1.0:
             raise ValueError(f"jury_quorum is a share of the judges in [0, 1), got {self.jury_quorum}")
 

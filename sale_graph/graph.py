@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
 from langgraph.types import Send
 
-from sale_graph.context import SaleContext
+from sale_graph.context import SaleContext, context_from
 from sale_graph.llm import ModelFactory, openai_factory
 from sale_graph.memory import AuctionMemory
 from sale_graph.nodes._common import inline_node, threaded_node
@@ -25,6 +26,7 @@ from sale_graph.nodes.approve import approve
 from sale_graph.nodes.bid import BidTask, make_bid_node
 from sale_graph.nodes.execute import make_execute_node
 from sale_graph.nodes.jury import make_jury_node, pending_jury
+from sale_graph.nodes.jury_batch import make_jury_batch_node, pending_batches
 from sale_graph.nodes.prepare import make_prepare_node
 from sale_graph.nodes.refine import RefineTask, make_refine_node
 from sale_graph.nodes.remember import make_remember_node
@@ -33,7 +35,7 @@ from sale_graph.nodes.select import make_select_node
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleInput, SaleOutput, SaleState
 
-NODE_NAMES = ("prepare", "bid", "score", "jury", "select", "refine", "approve", "execute", "remember")
+NODE_NAMES = ("prepare", "bid", "score", "jury", "jury_batch", "select", "refine", "approve", "execute", "remember")
 
 
 def _route_bids(state: SaleState) -> list[Send]:
@@ -42,7 +44,10 @@ def _route_bids(state: SaleState) -> list[Send]:
             for a in state["agents"]]
 
 
-def _route_jury(state: SaleState) -> list[Send] | str:
+def _route_jury(state: SaleState, runtime: Runtime[SaleContext]) -> list[Send] | str:
+    if context_from(runtime.context).jury_mode == "batched":
+        batches = pending_batches(state)
+        return [Send("jury_batch", b) for b in batches] if batches else "select"
     pending = pending_jury(state)
     return [Send("jury", p) for p in pending] if pending else "select"
 
@@ -87,6 +92,7 @@ def build_sale_graph(
     g.add_node("bid", make_bid_node(services))
     g.add_node("score", inline_node(score))
     g.add_node("jury", make_jury_node(services))
+    g.add_node("jury_batch", make_jury_batch_node(services))
     g.add_node("select", threaded_node(make_select_node(services)))
     g.add_node("refine", make_refine_node(services))
     g.add_node("approve", inline_node(approve))
@@ -96,8 +102,9 @@ def build_sale_graph(
     g.add_edge(START, "prepare")
     g.add_conditional_edges("prepare", _route_bids, ["bid"])
     g.add_edge("bid", "score")
-    g.add_conditional_edges("score", _route_jury, ["jury", "select"])
+    g.add_conditional_edges("score", _route_jury, ["jury", "jury_batch", "select"])
     g.add_edge("jury", "select")
+    g.add_edge("jury_batch", "select")
     g.add_conditional_edges("select", _route_after_select, ["refine", "approve"])
     g.add_edge("refine", "score")
     g.add_edge("approve", "execute")

@@ -20,6 +20,7 @@ the format it was asked in (``answer_format``).
 from __future__ import annotations
 
 import json
+import re
 import threading
 from typing import Any, Literal
 
@@ -66,11 +67,11 @@ def forget_detected() -> None:
         _detected.clear()
 
 
-def response_format(fmt: AnswerFormat, schema: dict[str, Any] | None = None) -> dict[str, Any] | None:
+def response_format(fmt: AnswerFormat, schema: dict[str, Any] | None = None, name: str = "jury_score") -> dict[str, Any] | None:
     """The ``response_format`` request field for ``fmt`` (``None`` for text answers)."""
     schema = schema or SCORE_SCHEMA
     if fmt == "json_schema":
-        return {"type": "json_schema", "json_schema": {"name": "jury_score", "schema": schema, "strict": True}}
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema, "strict": True}}
     if fmt == "json_object":
         return {"type": "json_object", "schema": schema}
     return None
@@ -100,3 +101,45 @@ def parse_json_score(answer: str) -> ParsedScore:
     if not 0 <= value <= LIKERT_MAX:
         return ParsedScore(None, f"score {value:g} is outside 0-5")
     return ParsedScore(float(value), "ok")
+
+
+def batch_schema(labels: list[str]) -> dict[str, Any]:
+    """The JSON schema of a batched jury answer: one integer score 0-5 per plan label."""
+    score = SCORE_SCHEMA["properties"]["score"]
+    return {"type": "object", "properties": dict.fromkeys(labels, score), "required": list(labels), "additionalProperties": False}
+
+
+_LABEL_LINE = re.compile(r"^\W*(?:plan\s+)?([A-Z])\s*[:=\-]\s*\**\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE | re.MULTILINE)
+
+
+def parse_batch_scores(answer: str, labels: list[str], fmt: AnswerFormat) -> dict[str, ParsedScore]:
+    """Each label's score from a batched judge answer (JSON or ``LABEL: n`` lines); missing ones with the reason."""
+    found: dict[str, list[float]] = {}
+    data: Any = None
+    if fmt != "text":
+        try:
+            data = json.loads(answer.strip().strip("`").removeprefix("json").strip())
+        except json.JSONDecodeError:
+            data = None
+    if isinstance(data, dict):
+        for label in labels:
+            value = data.get(label)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                found[label] = [float(value)]
+    else:
+        for match in _LABEL_LINE.finditer(answer):
+            label = match.group(1).upper()
+            if label in labels:
+                found.setdefault(label, []).append(float(match.group(2)))
+    out: dict[str, ParsedScore] = {}
+    for label in labels:
+        values = sorted(set(found.get(label, [])))
+        if not values:
+            out[label] = ParsedScore(None, f"no score for plan {label} in the answer")
+        elif len(values) > 1:
+            out[label] = ParsedScore(None, f"conflicting scores {values} for plan {label}")
+        elif not 0 <= values[0] <= LIKERT_MAX:
+            out[label] = ParsedScore(None, f"score {values[0]:g} for plan {label} is outside 0-5")
+        else:
+            out[label] = ParsedScore(values[0], "ok")
+    return out
