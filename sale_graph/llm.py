@@ -10,7 +10,9 @@ ledger with the endpoint's own ``usage_metadata``.
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -36,9 +38,30 @@ class ModelFactory(Protocol):
     def __call__(self, agent: AgentSpec, *, phase: Phase, max_tokens: int, logprobs: bool) -> BaseChatModel: ...
 
 
+_MODELS_KEPT = 256
+_models: OrderedDict[tuple[str, ...], BaseChatModel] = OrderedDict()
+_models_lock = threading.Lock()
+
+
 def openai_factory(agent: AgentSpec, *, phase: Phase, max_tokens: int, logprobs: bool) -> BaseChatModel:
-    """The default :class:`ModelFactory`: ``agent.chat_model`` with the phase's caps and request fields."""
-    return agent.chat_model(max_tokens=max_tokens, logprobs=logprobs, phase=phase)
+    """The default :class:`ModelFactory`: ``agent.chat_model`` with the phase's caps and request fields.
+
+    Models are reused across calls and runs (one per agent, phase, cap and log-prob
+    setting, the most recent 256 kept): a ``ChatOpenAI`` holds the HTTP clients, so
+    reuse keeps their connections open instead of opening new ones for every call.
+    """
+    key = (repr(agent), agent.api_key(), phase, str(max_tokens), str(logprobs))
+    with _models_lock:
+        model = _models.get(key)
+        if model is not None:
+            _models.move_to_end(key)
+            return model
+    model = agent.chat_model(max_tokens=max_tokens, logprobs=logprobs, phase=phase)
+    with _models_lock:
+        _models[key] = model
+        while len(_models) > _MODELS_KEPT:
+            _models.popitem(last=False)
+    return model
 
 
 @dataclass
