@@ -27,12 +27,13 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 from typing_extensions import TypedDict
 
-from sale_graph import AgentPool, AgentSpec, SaleContext, build_sale_graph
+from sale_graph import AgentPool, AgentSpec, SaleContext, SaleInput, build_sale_graph
+from sale_graph.prompts import bid_messages, execute_system_prompt, jury_messages
 from tests.contract.wire_formats import ModelBehaviour
 from tests.contract.wire_server import WireServer
 from tests.fakes import FakeFactory, pool_of
 
-TASK = {"task": "What is the capital of Australia?"}
+TASK: SaleInput = {"task": "What is the capital of Australia?"}
 NAMES = ("small", "medium", "large")
 
 
@@ -92,22 +93,25 @@ class _Bare(TypedDict, total=False):
 
 
 def _bare_graph(factory: FakeFactory, pool: AgentPool) -> Any:
-    """The auction's shape with nothing but the model calls: Sends for bids and jury, one execute."""
-    def call(agent: str, phase: str, text: str) -> str:
+    """The auction's shape with nothing but its model calls (the same prompts): Sends for bids and jury, one execute."""
+    def call(agent: str, phase: str, messages: list[Any]) -> str:
         model = factory(pool.get(agent), phase=phase, max_tokens=64, logprobs=False)
-        return str(model.invoke([("user", text)]).content)
+        return str(model.invoke(messages).content)
 
     g = StateGraph(_Bare)
     g.add_node("prepare", lambda s: {"agents": list(pool.names)})
-    g.add_node("bid", lambda p: {"bids": [call(p["agent"], "bid", p["task"])]})
+    g.add_node("bid", lambda p: {"bids": [call(p["agent"], "bid", bid_messages(p["task"]))]})
     g.add_node("score", lambda s: {})
-    g.add_node("jury", lambda p: {"votes": [call(p["judge"], "jury", p["bid"])]})
+    g.add_node("jury", lambda p: {"votes": [call(p["judge"], "jury", jury_messages(p["task"], p["bid"]).messages)]})
     g.add_node("select", lambda s: {})
-    g.add_node("execute", lambda s: {"answer": call(pool.names[-1], "execute", s["task"])})
+    g.add_node("execute", lambda s: {"answer": call(pool.names[-1], "execute", [("system", execute_system_prompt(s["bids"][0], [])),
+                                                                               ("user", s["task"])])})
     g.add_edge(START, "prepare")
     g.add_conditional_edges("prepare", lambda s: [Send("bid", {"agent": a, "task": s["task"]}) for a in s["agents"]], ["bid"])
     g.add_edge("bid", "score")
-    g.add_conditional_edges("score", lambda s: [Send("jury", {"judge": j, "bid": b}) for j in s["agents"] for b in s["bids"]], ["jury"])
+    g.add_conditional_edges(
+        "score", lambda s: [Send("jury", {"judge": j, "bid": b, "task": s["task"]}) for j in s["agents"] for b in s["bids"]], ["jury"]
+    )
     g.add_edge("jury", "select")
     g.add_edge("select", "execute")
     g.add_edge("execute", END)

@@ -4,10 +4,9 @@
 >>> graph = build_sale_graph().compile()
 >>> out = graph.invoke({"task": "What is the capital of Australia?"}, context=SaleContext(pool="pool.toml"))
 
-Every name the README and the docs use imports from here. The light ones (the
-context, the pool, the state, the weights) load with the package; the heavy ones
-(the graph and LangGraph, the Chroma memory, the embedded servers) load on first
-use (PEP 562), so ``import sale_graph`` stays cheap. Importing the package has
+Every name the README and the docs use imports from here, on first use (PEP 562):
+the graph pulls in LangGraph, the OpenAI client and the tools, so ``import sale_graph``
+alone stays cheap. Importing the package has
 no side effects (no server, no model, no network).
 """
 
@@ -16,24 +15,33 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from sale_graph.pool import AgentPool, AgentSpec, PoolError, check_pool, load_pool
-from sale_graph.weights import Weights, WeightsError, load_weights
-
 if TYPE_CHECKING:
     from sale_graph.compose import sale_as_node, sale_subgraph, shared_key_problems
     from sale_graph.context import SaleContext
     from sale_graph.embedded import EmbeddedServer, ServerError, embedded_pool
+    from sale_graph.errors import SaleError
     from sale_graph.graph import build_sale_graph
     from sale_graph.llm import ModelFactory
     from sale_graph.memory import AuctionMemory, MemoryStoreError
     from sale_graph.nodes import Node
     from sale_graph.nodes.approve import ApprovalError
     from sale_graph.nodes.score import AuctionError
+    from sale_graph.pool import AgentPool, AgentSpec, PoolError, check_pool, load_pool
     from sale_graph.runner import AuctionRun, run_auction
     from sale_graph.state import SaleInput, SaleOutput, SaleState
+    from sale_graph.weights import Weights, WeightsError, load_weights
 
 # Public name -> module that defines it, imported on first access.
 _LAZY: dict[str, str] = {
+    "AgentPool": "sale_graph.pool",
+    "AgentSpec": "sale_graph.pool",
+    "PoolError": "sale_graph.pool",
+    "SaleError": "sale_graph.errors",
+    "Weights": "sale_graph.weights",
+    "WeightsError": "sale_graph.weights",
+    "check_pool": "sale_graph.pool",
+    "load_pool": "sale_graph.pool",
+    "load_weights": "sale_graph.weights",
     "ApprovalError": "sale_graph.nodes.approve",
     "AuctionError": "sale_graph.nodes.score",
     "AuctionMemory": "sale_graph.memory",
@@ -68,6 +76,7 @@ __all__ = [
     "Node",
     "PoolError",
     "SaleContext",
+    "SaleError",
     "SaleInput",
     "SaleOutput",
     "SaleState",

@@ -10,14 +10,18 @@ graded outcome. The ``execute`` node (:mod:`sale_graph.nodes.execute`) wires the
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain.agents import create_agent
 from langchain.agents.middleware import AgentMiddleware, ModelRequest
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 from langgraph.runtime import Runtime
@@ -29,9 +33,11 @@ from sale_graph.llm import call_tags, finish_reason_of, ledger_entry, message_te
 from sale_graph.nodes._common import CALL_ERRORS, describe_error, emit
 from sale_graph.outcome import assess
 from sale_graph.pool import AgentSpec
+from sale_graph.prompts import execute_system_prompt
 from sale_graph.reasoning import strip_think
 from sale_graph.retries import acall_with_retries, call_with_retries
 from sale_graph.state import Execution, SaleState, UsageEntry
+from sale_graph.text_tool_calling import TextToolCallingModel
 
 
 def final_answer(text: str) -> str:
@@ -39,13 +45,26 @@ def final_answer(text: str) -> str:
     return extract_final_answer(text)
 
 
-class EndpointPolicy(AgentMiddleware):
-    """Holds the endpoint's concurrency slot for each executor model call and retries it by the agent's policy."""
+_retries: ContextVar[list[str] | None] = ContextVar("sale_execute_retries", default=None)
 
-    def __init__(self, agent: AgentSpec, on_retry: Callable[[str], None]) -> None:
+
+def _on_retry(line: str) -> None:
+    sink = _retries.get()
+    if sink is not None:
+        sink.append(line)
+
+
+class EndpointPolicy(AgentMiddleware):
+    """Holds the endpoint's concurrency slot for each executor model call and retries it by the agent's policy.
+
+    Retried failures go to the running execution's :class:`Trace` (through a context
+    variable), so one compiled agent serves every run.
+    """
+
+    def __init__(self, agent: AgentSpec) -> None:
         super().__init__()
         self.agent = agent
-        self.on_retry = on_retry
+        self.on_retry = _on_retry
 
     def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:
         """Call the model, retrying failures another attempt may fix."""
@@ -70,7 +89,36 @@ class EndpointPolicy(AgentMiddleware):
         return await acall_with_retries(once, max_retries=self.agent.max_retries, on_retry=self.on_retry, endpoint=endpoint)
 
 
+_AGENTS_KEPT = 64
+_agents: OrderedDict[tuple[int, ...], tuple[Any, Any, list[Any]]] = OrderedDict()
+_agents_lock = threading.Lock()
+
+
+def react_agent(agent: AgentSpec, model: Any, tools: list[Any]) -> Any:
+    """The compiled ReAct agent for this model and these tools, built once and reused by every run.
+
+    The winning strategy goes in as the run's first (system) message, so nothing
+    run-specific is compiled in. An agent with ``tool_calling = "text"`` gets its
+    model wrapped in :class:`~sale_graph.text_tool_calling.TextToolCallingModel`. Kept: the most recent 64, with their model and tools
+    (which keeps the ids of the key valid).
+    """
+    key = (id(model), *(id(t) for t in tools))
+    with _agents_lock:
+        hit = _agents.get(key)
+        if hit is not None:
+            _agents.move_to_end(key)
+            return hit[0]
+    caller = TextToolCallingModel(inner=model) if agent.tool_calling == "text" and tools else model
+    compiled = create_agent(caller, tools=tools, middleware=[EndpointPolicy(agent)])
+    with _agents_lock:
+        _agents[key] = (compiled, model, list(tools))
+        while len(_agents) > _AGENTS_KEPT:
+            _agents.popitem(last=False)
+    return compiled
+
+
 def tool_names(tools: list[Any]) -> list[str]:
+    """The tools' names, as the prompts and the trace show them."""
     return [getattr(t, "name", getattr(t, "__name__", str(t))) for t in tools]
 
 
@@ -120,7 +168,8 @@ class Trace:
         self.tool_calls += len(msg.tool_calls)
         self.truncated_steps += finish_reason_of(msg) == "length"
         self.ledger.append(ledger_entry("execute", self.agent, inp, out, time.perf_counter() - self.step_start, reported))
-        emit(runtime, "execute_step", agent=self.agent.name, step=self.steps, tool_calls=[c["name"] for c in msg.tool_calls], output_tokens=out)
+        emit(runtime, "execute_step", agent=self.agent.name, step=self.steps, tool_calls=[c["name"] for c in msg.tool_calls],
+             output_tokens=out)
 
     def over_budget(self) -> bool:
         """Stop (with the reason) when the model wants more tool calls but a budget is used up."""
@@ -141,8 +190,9 @@ class Trace:
 
 
 def opening_messages(state: SaleState, tools: list[Any], trace: Trace, runtime: Runtime[SaleContext]) -> list[Any]:
-    """The run's first messages: the task, and for search tasks the opening web search."""
-    opening: list[Any] = [("user", state["task"])]
+    """The run's first messages: the winning strategy (system), the task, and for search tasks the opening web search."""
+    system = execute_system_prompt(state["selection"]["strategy"], tool_names(tools))
+    opening: list[Any] = [SystemMessage(content=system), HumanMessage(content=state["task"])]
     if trace.ctx.search_first and state.get("domain") == "search":
         prefetch = search_first_messages(state["task"], tools)  # blocking (the search backend): async callers use a thread
         if prefetch:
@@ -177,23 +227,33 @@ def _failed(trace: Trace, exc: BaseException) -> None:
 def run_react(react: Any, opening: list[Any], trace: Trace, runtime: Runtime[SaleContext]) -> None:
     """Stream the ReAct agent's steps into ``trace`` until it answers, fails or a budget runs out."""
     trace.step_start = time.perf_counter()
+    token = _retries.set(trace.retries)
     try:
         for update in react.stream({"messages": opening}, stream_mode="updates", config=_config(trace.ctx)):
             if _take(update, trace, runtime):
                 break
-    except (GraphRecursionError, *CALL_ERRORS) as exc:
+    except GraphRecursionError as exc:
         _failed(trace, exc)
+    except CALL_ERRORS as exc:
+        _failed(trace, exc)
+    finally:
+        _retries.reset(token)
 
 
 async def arun_react(react: Any, opening: list[Any], trace: Trace, runtime: Runtime[SaleContext]) -> None:
     """:func:`run_react` for asyncio (``astream``)."""
     trace.step_start = time.perf_counter()
+    token = _retries.set(trace.retries)
     try:
         async for update in react.astream({"messages": opening}, stream_mode="updates", config=_config(trace.ctx)):
             if _take(update, trace, runtime):
                 break
-    except (GraphRecursionError, *CALL_ERRORS) as exc:
+    except GraphRecursionError as exc:
         _failed(trace, exc)
+    except CALL_ERRORS as exc:
+        _failed(trace, exc)
+    finally:
+        _retries.reset(token)
 
 
 def execution_record(state: SaleState, trace: Trace) -> Execution:

@@ -153,17 +153,23 @@ _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 
 
 def _clean(answer: str) -> str:
-    """Strip markdown emphasis, surrounding quotes and a trailing period from an extracted answer."""
+    """Strip markdown emphasis, surrounding quotes and a trailing period from an extracted answer.
+
+    Repeated until nothing changes, so the order they are nested in does not matter
+    (``*Canberra*.`` and ``"Canberra."`` both give ``Canberra``).
+    """
     a = answer.strip()
-    a = re.sub(r"^[*_`\s]+|[*_`\s]+$", "", a)
-    if len(a) >= 2 and a[0] == a[-1] and a[0] in "\"'":
-        a = a[1:-1].strip()
-    if len(a) >= 2 and a[0] in "\u201c\u2018" and a[-1] in "\u201d\u2019":
-        a = a[1:-1].strip()
-    a = a.rstrip()
-    while a.endswith(".") and not a.endswith(".."):
-        a = a[:-1].rstrip()
-    return a
+    while True:
+        before = a
+        a = re.sub(r"^[*_`\s]+|[*_`\s]+$", "", a)
+        if len(a) >= 2 and a[0] == a[-1] and a[0] in "\"'":
+            a = a[1:-1].strip()
+        if len(a) >= 2 and a[0] in "\u201c\u2018" and a[-1] in "\u201d\u2019":
+            a = a[1:-1].strip()
+        while a.endswith(".") and not a.endswith(".."):
+            a = a[:-1].rstrip()
+        if a == before:
+            return a
 
 
 _FENCE = re.compile(r"```[\w+.-]*[ \t]*\n.*?```", re.DOTALL)
@@ -182,12 +188,12 @@ def _answer_after(rest: str) -> str:
 
 
 def extract_final_answer(text: str) -> str:
-    """Return the answer from a ReAct agent's final message: one extractor for live runs and the bench.
+    r"""Return the answer from a ReAct agent's final message: one extractor for live runs and the bench.
 
     Reasoning is removed first (``<think>`` blocks, closed or cut off, see
     :func:`sale_graph.reasoning.strip_think`). Then, in order: the text after the
     last "Final Answer:" marker, after the last "Answer:" marker, a LaTeX
-    ``\\boxed{...}``, a closing fenced code block, and otherwise the last non-empty
+    ``\boxed{...}``, a closing fenced code block, and otherwise the last non-empty
     line. After a marker the answer is its first non-empty line (trailing
     explanation dropped), or the whole fenced code block when one follows it;
     markdown emphasis, quotes and a trailing period are stripped from a one-line

@@ -33,15 +33,18 @@ class ParsedScore:
 
     @property
     def ok(self) -> bool:
+        """Whether the judge gave a usable score."""
         return self.likert is not None
 
 
 def strip_quoted_bid(answer: str, strategy: str, nonce: str | None) -> str:
     """Remove the delimited bid block(s) and verbatim echoes of the bid's lines from a judge's answer."""
     text = answer
-    if nonce:
-        tag = re.escape(f"strategy-{nonce}")
-        text = re.sub(rf"<{tag}>.*?(</{tag}>|$)", " ", text, flags=re.DOTALL | re.IGNORECASE)
+    if nonce:  # plain string search: a regex per nonce would be compiled anew on every call
+        opening, closing = f"<strategy-{nonce}>".lower(), f"</strategy-{nonce}>".lower()
+        while (start := text.lower().find(opening)) >= 0:
+            end = text.lower().find(closing, start + len(opening))
+            text = text[:start] + " " + (text[end + len(closing):] if end >= 0 else "")
     for line in strategy.splitlines():
         line = line.strip()
         if len(line) >= 8:
@@ -65,8 +68,9 @@ def parse_judge_answer(answer: str, strategy: str = "", nonce: str | None = None
 
     The jury prompt ends with the cue ``SCORE:``, so a number opening the answer counts.
     Accepted forms: ``SCORE: 4``, ``Score = 3.5``, ``score 4/5``, ``a score of 4 out of 5``,
-    ``Rating: 3``, or an answer that is only a number; ``x/10`` is rescaled to 0-5. Several different scores, a number outside 0-5, no number, or
-    a refusal give a missing score with the reason.
+    ``Rating: 3``, or an answer that is only a number; ``x/10`` is rescaled to 0-5. Several
+    different scores, a number outside 0-5, no number, or a refusal give a missing score
+    with the reason.
     """
     if not answer or not answer.strip():
         return ParsedScore(None, "empty answer")

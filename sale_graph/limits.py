@@ -75,7 +75,7 @@ class Limiter:
                 if self._take():
                     return
                 future: asyncio.Future[None] = loop.create_future()
-                self._waiters.append(lambda: loop.call_soon_threadsafe(_resolve, future))
+                self._waiters.append(_waker(loop, future))
             await future
 
     def release(self) -> None:
@@ -108,6 +108,15 @@ class Limiter:
 def _resolve(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def _waker(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Callable[[], None]:
+    """Wake an async waiter from any thread (its own loop resolves the future)."""
+
+    def wake() -> None:
+        loop.call_soon_threadsafe(_resolve, future)
+
+    return wake
 
 
 _lock = threading.Lock()

@@ -35,7 +35,9 @@ class ModelFactory(Protocol):
     want another LangChain chat model for an agent pass their own.
     """
 
-    def __call__(self, agent: AgentSpec, *, phase: Phase, max_tokens: int, logprobs: bool) -> BaseChatModel: ...
+    def __call__(self, agent: AgentSpec, *, phase: Phase, max_tokens: int, logprobs: bool) -> BaseChatModel:
+        """The chat model ``agent`` uses for ``phase``, capped at ``max_tokens`` per generation."""
+        ...
 
 
 _MODELS_KEPT = 256

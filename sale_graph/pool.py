@@ -258,7 +258,8 @@ def _agent_from_dict(raw: dict[str, Any], index: int, source: str) -> AgentSpec:
         if key in values and not isinstance(values[key], dict):
             raise PoolError(f"{label}: {key} must be a table of request fields")
     if values.get("structured_output", "auto") not in STRUCTURED_OUTPUT_MODES:
-        raise PoolError(f"{label}: structured_output must be one of {', '.join(STRUCTURED_OUTPUT_MODES)}, got {values['structured_output']!r}")
+        allowed = ", ".join(STRUCTURED_OUTPUT_MODES)
+        raise PoolError(f"{label}: structured_output must be one of {allowed}, got {values['structured_output']!r}")
     if values.get("tool_calling", "native") not in ("native", "text"):
         raise PoolError(f"{label}: tool_calling must be 'native' or 'text', got {values['tool_calling']!r}")
     if values.get("token_limit_field", "max_tokens") not in ("max_tokens", "max_completion_tokens"):

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sale_graph.context import SaleContext
 from sale_graph.llm import ModelFactory, openai_factory
-
-if TYPE_CHECKING:  # for annotations only: memory_for imports the memory when one is opened
-    from sale_graph.memory import AuctionMemory
+from sale_graph.memory import AuctionMemory
+from sale_graph.tools.defaults import default_tool_names, default_tools
 
 
 @dataclass
@@ -38,16 +37,12 @@ class SaleServices:
         """The executor's tools: those given to the graph, else the defaults for ``domain``."""
         if self.tools is not None:
             return list(self.tools)
-        from sale_graph.tools.defaults import default_tools
-
         return default_tools(domain, ctx.search)
 
     def tool_names_for(self, domain: str | None, search: dict[str, Any] | None = None) -> list[str]:
         """Names of the tools the executor will have, for the bid prompt."""
         if self.tools is not None:
             return [getattr(t, "name", str(t)) for t in self.tools]
-        from sale_graph.tools.defaults import default_tool_names
-
         return default_tool_names(domain, search)
 
     def memory_for(self, ctx: SaleContext) -> AuctionMemory | None:
@@ -59,8 +54,6 @@ class SaleServices:
         key = (ctx.memory_dir, ctx.memory_url)
         with self._lock:
             if key not in self._memories:
-                from sale_graph.memory import AuctionMemory
-
                 if ctx.memory_url:
                     self._memories[key] = AuctionMemory.from_url(ctx.memory_url)
                 else:

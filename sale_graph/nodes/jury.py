@@ -49,7 +49,8 @@ def pending_jury(state: SaleState) -> list[JuryTask]:
             continue
         for judge in state.get("agents", []):
             if (judge, b["agent"], b["round"]) not in done:
-                out.append(JuryTask(auction_id=state["auction_id"], judge=judge, bidder=b["agent"], round=b["round"], task=state["task"], strategy=b["strategy"]))
+                out.append(JuryTask(auction_id=state["auction_id"], judge=judge, bidder=b["agent"], round=b["round"],
+                                    task=state["task"], strategy=b["strategy"]))
     return out
 
 

@@ -14,6 +14,7 @@ from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, emit, run_fi
 from sale_graph.pool import check_pool
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
+from sale_graph.tools.defaults import check_default_tools
 
 
 class TaskError(SaleError, ValueError):
@@ -26,8 +27,6 @@ def make_prepare_node(services: SaleServices) -> Node:
     def prepare_node(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         ctx = ctx_of(runtime)
         if services.tools is None:
-            from sale_graph.tools.defaults import check_default_tools
-
             check_default_tools(state.get("domain"), ctx.search)
         update = prepare(state, runtime)
         update["tool_names"] = services.tool_names_for(state.get("domain"), ctx.search)

@@ -21,7 +21,11 @@ TASK = {"task": "What is the capital of Australia?"}
 
 
 def strategies(agent: str, messages: Any) -> str:
-    return {"small": "1. guess the answer", "mid": "1. search 2. answer", "large": "1. search 2. verify with a second source 3. answer"}[agent]
+    return {
+        "small": "1. guess the answer",
+        "mid": "1. search 2. answer",
+        "large": "1. search 2. verify with a second source 3. answer",
+    }[agent]
 
 
 def judge(agent: str, messages: Any) -> str:
