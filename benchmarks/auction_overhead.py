@@ -64,12 +64,14 @@ def main() -> int:
                 "same_tokens": _bid_tokens(seq.state) == _bid_tokens(par.state),
             })
         print(f"pool: {', '.join(f'{a.name} (${a.price}/1M)' for a in pool.agents)}")
-        head = f"{'task':<40}{'calls':>6}{'auct tok':>9}{'exec tok':>9}{'tok %':>7}{'auct s':>8}{'exec s':>8}{'time %':>8}{'1-by-1 s':>9}{'par x':>7}{'same':>6}"
+        head = (f"{'task':<40}{'calls':>6}{'auct tok':>9}{'exec tok':>9}{'tok %':>7}{'auct s':>8}{'exec s':>8}"
+                f"{'time %':>8}{'1-by-1 s':>9}{'par x':>7}{'same':>6}")
         print(head)
         print("-" * len(head))
         for r in rows:
             print(f"{r['task']:<40}{r['calls']:>6}{r['auction_tok']:>9}{r['exec_tok']:>9}{r['tok_share']:>7.1%}"
-                  f"{r['auction_s']:>8.1f}{r['exec_s']:>8.1f}{r['time_share']:>8.1%}{r['seq_auction_s']:>9.1f}{r['speedup']:>7.2f}{'yes' if r['same_tokens'] else 'no':>6}")
+                  f"{r['auction_s']:>8.1f}{r['exec_s']:>8.1f}{r['time_share']:>8.1%}{r['seq_auction_s']:>9.1f}{r['speedup']:>7.2f}"
+                  f"{'yes' if r['same_tokens'] else 'no':>6}")
         print("-" * len(head))
         tot_a = sum(r["auction_tok"] for r in rows)
         tot_e = sum(r["exec_tok"] for r in rows)

@@ -48,23 +48,29 @@ PAIRS: list[tuple[str, str]] = [
     ("Which element has the chemical symbol Fe?", "What element does the symbol Fe stand for?"),
     ("Who was the first person to walk on the Moon?", "Name the first human to set foot on the Moon."),
     ("What is the tallest mountain in Africa?", "Which is Africa's highest peak?"),
-    ("Which company developed the Python programming language's first release, and who created it?", "Who created Python and where was its first version written?"),
-    ("Find the birth year of the composer of the Moonlight Sonata.", "In what year was the composer who wrote the Moonlight Sonata born?"),
+    ("Which company developed the Python programming language's first release, and who created it?",
+     "Who created Python and where was its first version written?"),
+    ("Find the birth year of the composer of the Moonlight Sonata.",
+     "In what year was the composer who wrote the Moonlight Sonata born?"),
     ("Which country won the FIFA World Cup in 2014?", "Who were the 2014 football World Cup champions?"),
-    ("Write a Python function that sorts a list of intervals by their start point.", "Implement a function in Python to order intervals by their starting value."),
+    ("Write a Python function that sorts a list of intervals by their start point.",
+     "Implement a function in Python to order intervals by their starting value."),
     ("Write a Python function that merges overlapping intervals.", "Given a list of intervals, combine the ones that overlap (Python)."),
     ("Implement binary search over a sorted list in Python.", "Write a Python binary search on a sorted array."),
     ("Reverse a singly linked list in place.", "Write code to reverse a linked list without extra memory."),
     ("Parse an ISO 8601 date string and return the weekday.", "Given a date in ISO format, compute which day of the week it is."),
     ("Write a regular expression that validates email addresses.", "Create a regex to check whether a string is a valid email address."),
     ("Compute the n-th Fibonacci number efficiently.", "Write a fast function returning Fibonacci number n."),
-    ("Check whether a string is a palindrome, ignoring punctuation and case.", "Determine if a text reads the same backwards, disregarding case and punctuation."),
+    ("Check whether a string is a palindrome, ignoring punctuation and case.",
+     "Determine if a text reads the same backwards, disregarding case and punctuation."),
     ("Count the frequency of each word in a text file.", "Write a program that tallies how often every word appears in a file."),
-    ("Find the shortest path between two nodes in a weighted graph.", "Implement Dijkstra's algorithm to get the minimum-cost route between two vertices."),
+    ("Find the shortest path between two nodes in a weighted graph.",
+     "Implement Dijkstra's algorithm to get the minimum-cost route between two vertices."),
     ("Write a function that returns all prime numbers below n.", "Generate every prime smaller than a given number n."),
     ("Flatten an arbitrarily nested list in Python.", "Turn a deeply nested Python list into a flat one."),
     ("Convert a Roman numeral string to an integer.", "Write code that turns Roman numerals into numbers."),
-    ("Remove duplicate rows from a CSV file while keeping the first occurrence.", "Deduplicate the lines of a CSV, keeping the earliest copy of each."),
+    ("Remove duplicate rows from a CSV file while keeping the first occurrence.",
+     "Deduplicate the lines of a CSV, keeping the earliest copy of each."),
     ("Serialize a binary tree to a string and deserialize it back.", "Encode a binary tree as text and decode it again."),
 ]
 
@@ -229,15 +235,19 @@ def hnsw_part(sizes: list[int], n_queries: int, k: int, seed: int, distribution:
                 truth = {f"s{i}" for i in top}
                 recalls.append(len(truth & set(got)) / k)
             rows.append(
-                (size, len(new) / insert_s, statistics.median(lat), pct(lat, 95), statistics.median(exact_lat), pct(exact_lat, 95), float(np.mean(recalls)), float(np.min(recalls)))
+                (size, len(new) / insert_s, statistics.median(lat), pct(lat, 95), statistics.median(exact_lat), pct(exact_lat, 95),
+                 float(np.mean(recalls)), float(np.min(recalls)))
             )
             print(f"  ... {size} stored ({insert_s:.1f} s to insert {len(new)})", flush=True)
     print()
-    print(f"{'stored':>8} | {'insert/s':>9} | {'HNSW med ms':>11} | {'HNSW p95 ms':>11} | {'exact med ms':>12} | {'exact p95 ms':>12} | {'recall@' + str(k):>9} | {'min recall':>10}")
+    print(f"{'stored':>8} | {'insert/s':>9} | {'HNSW med ms':>11} | {'HNSW p95 ms':>11} | {'exact med ms':>12} | {'exact p95 ms':>12}"
+          f" | {'recall@' + str(k):>9} | {'min recall':>10}")
     print("-" * 101)
     for size, ips, med, p95, emed, ep95, rec, rmin in rows:
-        print(f"{size:>8} | {ips:>9.0f} | {med * 1000:>11.2f} | {p95 * 1000:>11.2f} | {emed * 1000:>12.2f} | {ep95 * 1000:>12.2f} | {rec:>9.3f} | {rmin:>10.2f}")
-    print("HNSW latency is a full Chroma query (client to Rust engine, ids only); exact is numpy float32 matrix-vector + argpartition.")
+        print(f"{size:>8} | {ips:>9.0f} | {med * 1000:>11.2f} | {p95 * 1000:>11.2f} | {emed * 1000:>12.2f} | {ep95 * 1000:>12.2f}"
+              f" | {rec:>9.3f} | {rmin:>10.2f}")
+    print("HNSW latency is a full Chroma query (client to Rust engine, ids only);"
+          " exact is numpy float32 matrix-vector + argpartition.")
 
 
 def main() -> None:

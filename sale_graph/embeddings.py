@@ -78,33 +78,42 @@ class ChromaEmbeddingAdapter:
         self._name = name or type(embeddings).__name__
 
     def __call__(self, input: Sequence[str]) -> list[np.ndarray]:  # noqa: A002 - Chroma's signature
+        """Embed documents for Chroma, as float32 arrays."""
         vectors = self._embeddings.embed_documents(list(input))
         return [np.asarray(v, dtype=np.float32) for v in vectors]
 
     def embed_query(self, input: Sequence[str]) -> list[np.ndarray]:  # noqa: A002
+        """Embed query texts with the wrapped model's query side, so asymmetric prefixes are kept."""
         return [np.asarray(self._embeddings.embed_query(t), dtype=np.float32) for t in input]
 
     def embed_documents(self, input: Sequence[str]) -> list[np.ndarray]:  # noqa: A002
+        """Embed documents with the wrapped model's document side (same as calling the adapter)."""
         return self(input)
 
     @staticmethod
     def name() -> str:
+        """Name Chroma stores with a collection to recognise this embedding function."""
         return "sale_graph_langchain_adapter"
 
     def is_legacy(self) -> bool:
+        """Tell Chroma this function implements the current embedding-function interface."""
         return False
 
     def default_space(self) -> str:
+        """Distance Chroma uses by default: cosine, as the embeddings are compared by angle."""
         return "cosine"
 
     def supported_spaces(self) -> list[str]:
+        """Distances Chroma may use with these embeddings."""
         return ["cosine", "l2", "ip"]
 
     def get_config(self) -> dict[str, Any]:
+        """Config Chroma persists with a collection: the wrapped embedder's name."""
         return {"embeddings": self._name}
 
     @staticmethod
     def build_from_config(config: dict[str, Any]) -> ChromaEmbeddingAdapter:
+        """Rebuild the adapter when Chroma reopens a collection, using the default offline embedder."""
         return ChromaEmbeddingAdapter(default_embeddings(), name=config.get("embeddings"))
 
 

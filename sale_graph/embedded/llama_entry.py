@@ -1,10 +1,10 @@
-"""Entry point of the embedded llama.cpp server processes (``python -m sale_graph.embedded.llama_entry``).
+r"""Entry point of the embedded llama.cpp server processes (``python -m sale_graph.embedded.llama_entry``).
 
 It registers one extra chat format and then runs llama-cpp-python's own server
 ``main``. ``sale-plain`` joins the messages' texts as plain text, with no chat
 markup: the right prompt for a *base* model such as Gemma-3-270m, which
 continues text rather than following chat turns. The prompts end with a cue
-(``Plan:\\n1.``, ``SCORE:``) that a base model continues naturally.
+(``Plan:\n1.``, ``SCORE:``) that a base model continues naturally.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ class EmbeddedModel:
 
     @property
     def base_url(self) -> str:
+        """OpenAI-compatible API root of this model's local llama.cpp server."""
         return f"http://{HOST}:{self.port}/v1"
 
 

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_coding_task_file_runs_tests_in_sandbox(embedded_server) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "sale_graph.cli", "run", "--no-memory", "--json", "--task-file", str(ROOT / "examples" / "coding_task.json")],
+        [sys.executable, "-m", "sale_graph.cli", "run", "--no-memory", "--json",
+         "--task-file", str(ROOT / "examples" / "coding_task.json")],
         capture_output=True, text=True, timeout=600,
     )
     assert run.returncode == 0, run.stderr

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from langchain_core.messages import AIMessage
 
 from sale_graph import SaleContext, build_sale_graph
 from tests.fakes import FakeFactory, pool_of, prompt_text
@@ -190,11 +191,15 @@ def test_human_override_before_execute() -> None:
 def _with_logprobs(text: str) -> AIMessage:
     import math
 
-    from langchain_core.messages import AIMessage
-
     # Every token: top-2 alternatives at 0.5 / 0.5 -> normalised entropy log2/log3.
-    content = [{"token": w, "logprob": math.log(0.5), "top_logprobs": [{"token": w, "logprob": math.log(0.5)}, {"token": "x", "logprob": math.log(0.5)}]}
-               for w in text.split()]
+    content = [
+        {
+            "token": w,
+            "logprob": math.log(0.5),
+            "top_logprobs": [{"token": w, "logprob": math.log(0.5)}, {"token": "x", "logprob": math.log(0.5)}],
+        }
+        for w in text.split()
+    ]
     n = len(text.split())
     return AIMessage(content=text, response_metadata={"logprobs": {"content": content}},
                      usage_metadata={"input_tokens": 5, "output_tokens": n, "total_tokens": 5 + n})

@@ -19,18 +19,45 @@ from sale_graph.tools.web import make_search_tools
 pytestmark = pytest.mark.integration
 
 DOCS = [
-    ("Mount Everest", "Mount Everest is Earth's highest mountain above sea level, located in the Mahalangur Himal sub-range of the Himalayas on the border between Nepal and China. Its elevation is 8,849 metres."),
-    ("Nile", "The Nile is a major north-flowing river in northeastern Africa. It flows into the Mediterranean Sea and has historically been considered the longest river in the world."),
-    ("Marie Curie", "Marie Curie was a Polish and naturalised-French physicist and chemist who conducted pioneering research on radioactivity. She was the first woman to win a Nobel Prize and the only person to win Nobel Prizes in two scientific fields."),
-    ("Python (programming language)", "Python is a high-level, general-purpose programming language. Its design philosophy emphasizes code readability with the use of significant indentation. It was created by Guido van Rossum."),
-    ("Photosynthesis", "Photosynthesis is a process used by plants and other organisms to convert light energy into chemical energy that, through cellular respiration, can later be released to fuel the organism's activities."),
-    ("Great Wall of China", "The Great Wall of China is a series of fortifications that were built across the historical northern borders of ancient Chinese states and Imperial China as protection against various nomadic groups from the Eurasian Steppe."),
-    ("Leonardo da Vinci", "Leonardo da Vinci was an Italian polymath of the High Renaissance who was active as a painter, draughtsman, engineer, scientist, theorist, sculptor, and architect. He painted the Mona Lisa and The Last Supper."),
-    ("Jupiter", "Jupiter is the fifth planet from the Sun and the largest in the Solar System. It is a gas giant with a mass more than two and a half times that of all the other planets in the Solar System combined."),
-    ("Sahara", "The Sahara is a desert spanning North Africa. With an area of 9,200,000 square kilometres, it is the largest hot desert in the world and the third-largest desert overall, after Antarctica and the Arctic."),
-    ("Insulin", "Insulin is a peptide hormone produced by beta cells of the pancreatic islets. It regulates the metabolism of carbohydrates, fats, and protein by promoting the absorption of glucose from the blood into liver, fat and skeletal muscle cells."),
-    ("Penicillin", "Penicillins are a group of beta-lactam antibiotics. Alexander Fleming discovered penicillin in 1928 when he noticed that mould had killed bacteria in a culture plate at St Mary's Hospital in London."),
-    ("Tokyo", "Tokyo is the capital of Japan and one of the most populous cities in the world, with a metropolitan population of over 37 million people in 2023."),
+    ("Mount Everest",
+     "Mount Everest is Earth's highest mountain above sea level, located in the Mahalangur Himal sub-range of the "
+     "Himalayas on the border between Nepal and China. Its elevation is 8,849 metres."),
+    ("Nile",
+     "The Nile is a major north-flowing river in northeastern Africa. It flows into the Mediterranean Sea and has "
+     "historically been considered the longest river in the world."),
+    ("Marie Curie",
+     "Marie Curie was a Polish and naturalised-French physicist and chemist who conducted pioneering research on "
+     "radioactivity. She was the first woman to win a Nobel Prize and the only person to win Nobel Prizes in two "
+     "scientific fields."),
+    ("Python (programming language)",
+     "Python is a high-level, general-purpose programming language. Its design philosophy emphasizes code "
+     "readability with the use of significant indentation. It was created by Guido van Rossum."),
+    ("Photosynthesis",
+     "Photosynthesis is a process used by plants and other organisms to convert light energy into chemical energy "
+     "that, through cellular respiration, can later be released to fuel the organism's activities."),
+    ("Great Wall of China",
+     "The Great Wall of China is a series of fortifications that were built across the historical northern borders "
+     "of ancient Chinese states and Imperial China as protection against various nomadic groups from the Eurasian "
+     "Steppe."),
+    ("Leonardo da Vinci",
+     "Leonardo da Vinci was an Italian polymath of the High Renaissance who was active as a painter, draughtsman, "
+     "engineer, scientist, theorist, sculptor, and architect. He painted the Mona Lisa and The Last Supper."),
+    ("Jupiter",
+     "Jupiter is the fifth planet from the Sun and the largest in the Solar System. It is a gas giant with a mass "
+     "more than two and a half times that of all the other planets in the Solar System combined."),
+    ("Sahara",
+     "The Sahara is a desert spanning North Africa. With an area of 9,200,000 square kilometres, it is the largest "
+     "hot desert in the world and the third-largest desert overall, after Antarctica and the Arctic."),
+    ("Insulin",
+     "Insulin is a peptide hormone produced by beta cells of the pancreatic islets. It regulates the metabolism of "
+     "carbohydrates, fats, and protein by promoting the absorption of glucose from the blood into liver, fat and "
+     "skeletal muscle cells."),
+    ("Penicillin",
+     "Penicillins are a group of beta-lactam antibiotics. Alexander Fleming discovered penicillin in 1928 when he "
+     "noticed that mould had killed bacteria in a culture plate at St Mary's Hospital in London."),
+    ("Tokyo",
+     "Tokyo is the capital of Japan and one of the most populous cities in the world, with a metropolitan population "
+     "of over 37 million people in 2023."),
 ]
 
 # Paraphrased questions: few or no words in common with the page that answers them.

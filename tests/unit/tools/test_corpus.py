@@ -213,7 +213,9 @@ def test_wiki_corpus_path_converts_summaries(tmp_path: Path, monkeypatch: pytest
     (pkg / "data" / "summaries_en-us.json").write_text(
         json.dumps(
             {
-                "Alan Turing": {"title": "Alan Turing", "extract": "Alan Turing was a mathematician.", "description": "d", "topic": "People"},
+                "Alan Turing": {
+                    "title": "Alan Turing", "extract": "Alan Turing was a mathematician.", "description": "d", "topic": "People",
+                },
                 "Empty": {"title": "Empty", "extract": ""},
             }
         ),

@@ -125,7 +125,10 @@ def test_parse_tavily_response() -> None:
         "query": "who invented the telephone",
         "answer": None,
         "results": [
-            {"title": "Telephone - Wikipedia", "url": "https://en.wikipedia.org/wiki/Telephone", "content": "Bell was awarded...", "score": 0.98, "raw_content": None},
+            {
+                "title": "Telephone - Wikipedia", "url": "https://en.wikipedia.org/wiki/Telephone", "content": "Bell was awarded...",
+                "score": 0.98, "raw_content": None,
+            },
             {"title": "No URL", "url": "", "content": "dropped"},
             {"title": None, "url": "https://example.com", "content": None},
         ],
@@ -146,7 +149,10 @@ def test_parse_searxng_response_dedupes() -> None:
         "query": "nile",
         "number_of_results": 0,
         "results": [
-            {"url": "https://en.wikipedia.org/wiki/Nile", "title": "Nile", "content": "The Nile is a river", "engine": "wikipedia", "score": 3.0},
+            {
+                "url": "https://en.wikipedia.org/wiki/Nile", "title": "Nile", "content": "The Nile is a river",
+                "engine": "wikipedia", "score": 3.0,
+            },
             {"url": "https://en.wikipedia.org/wiki/Nile", "title": "Nile (dup)", "content": "dup", "engine": "bing"},
             {"url": "https://britannica.com/place/Nile-River", "title": "Nile River", "engine": "google"},
         ],
