@@ -31,8 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 # (task, paraphrase): search and coding tasks; some originals are topically
 # close to each other (two sorting tasks, two capitals, two rivers) on purpose.
 PAIRS: list[tuple[str, str]] = [

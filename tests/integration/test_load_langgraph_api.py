@@ -43,14 +43,12 @@ from typing import Any
 
 import pytest
 
+from tests.contract.wire_formats import ModelBehaviour, last_user_text, message_text
+from tests.contract.wire_server import RecordedRequest, WireServer
+
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(420)]
 
 REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:  # tests/integration has no __init__.py: make the `tests` package importable
-    sys.path.insert(0, str(REPO))
-
-from tests.contract.wire_formats import ModelBehaviour, last_user_text, message_text  # noqa: E402
-from tests.contract.wire_server import RecordedRequest, WireServer  # noqa: E402
 
 N_RUNS = 20
 LATENCY_S = 0.2
