@@ -41,6 +41,11 @@ class SaleContext:
             state, the CLI and the memory, instead of stopping with an error.
         jury_mode: ``per_bid`` (the method's own: one call per judge and bid, ``|A|^2`` calls) or
             ``batched`` (one call per judge scoring every bid, shuffled per judge; ``|A|`` calls).
+        route_only: run the auction (bids, jury, selection, refinement) and stop before executing:
+            the state holds the winner, its strategy, the table and the ledger; the memory records
+            the auction, and whoever executes reports the outcome with ``AuctionMemory.update_outcome``.
+        on_execution_error: when the winner's endpoint fails during execution (after its retries):
+            ``fallback`` runs the runner-up instead (noted), ``raise`` stops with an ``ExecutionError``.
         refine: let cheaper agents refine their bids from the auction memory.
         memory_dir: Chroma persistent directory of the auction memory (default: under ``$SALE_HOME``).
         memory_url: a Chroma server URL (``http://host:port``) shared by several workers; wins over ``memory_dir``.
@@ -64,6 +69,8 @@ class SaleContext:
     jury_quorum: float = 0.5
     allow_degraded: bool = False
     jury_mode: Literal["per_bid", "batched"] = "per_bid"
+    route_only: bool = False
+    on_execution_error: Literal["fallback", "raise"] = "fallback"
     refine: bool = True
     memory_dir: str | None = None
     memory_url: str | None = None
@@ -86,6 +93,8 @@ class SaleContext:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}")
+        if self.on_execution_error not in ("fallback", "raise"):
+            raise ValueError(f"on_execution_error must be 'fallback' or 'raise', got {self.on_execution_error!r}")
         if self.jury_mode not in ("per_bid", "batched"):
             raise ValueError(f"jury_mode must be 'per_bid' or 'batched', got {self.jury_mode!r}")
         if not 0.0 <= self.jury_quorum < 1.0:

@@ -147,6 +147,7 @@ class Trace:
 
     agent: AgentSpec
     ctx: SaleContext
+    strategy: str = ""
     start: float = field(default_factory=time.perf_counter)
     step_start: float = field(default_factory=time.perf_counter)
     ledger: list[UsageEntry] = field(default_factory=list)
@@ -191,7 +192,7 @@ class Trace:
 
 def opening_messages(state: SaleState, tools: list[Any], trace: Trace, runtime: Runtime[SaleContext]) -> list[Any]:
     """The run's first messages: the winning strategy (system), the task, and for search tasks the opening web search."""
-    system = execute_system_prompt(state["selection"]["strategy"], tool_names(tools))
+    system = execute_system_prompt(trace.strategy or state["selection"]["strategy"], tool_names(tools))
     opening: list[Any] = [SystemMessage(content=system), HumanMessage(content=state["task"])]
     if trace.ctx.search_first and state.get("domain") == "search":
         prefetch = search_first_messages(state["task"], tools)  # blocking (the search backend): async callers use a thread

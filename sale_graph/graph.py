@@ -4,7 +4,7 @@ Flow (see docs/architecture.md)::
 
     START -> prepare -> bid (Send, one per agent) -> score -> jury (Send, judge x bid) -> select
           -> [refine (Send, one per cheaper agent) -> score -> jury -> select]?
-          -> approve (pauses only with approve_before_execute) -> execute -> remember -> END
+          -> approve (pauses only with approve_before_execute) -> execute (skipped when route_only) -> remember -> END
 
 The graph is returned uncompiled so a parent app can add it as a subgraph with
 its own checkpointer and store; ``graph.compile()`` runs it standalone.
@@ -64,6 +64,10 @@ def _route_after_select(state: SaleState) -> list[Send] | str:
     return "approve"
 
 
+def _route_after_approve(state: SaleState, runtime: Runtime[SaleContext]) -> str:
+    return "remember" if context_from(runtime.context).route_only else "execute"
+
+
 def build_sale_graph(
     *,
     model_factory: ModelFactory | None = None,
@@ -107,7 +111,7 @@ def build_sale_graph(
     g.add_edge("jury_batch", "select")
     g.add_conditional_edges("select", _route_after_select, ["refine", "approve"])
     g.add_edge("refine", "score")
-    g.add_edge("approve", "execute")
+    g.add_conditional_edges("approve", _route_after_approve, ["execute", "remember"])
     g.add_edge("execute", "remember")
     g.add_edge("remember", END)
     return g

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, NotRequired
 
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
 from typing_extensions import TypedDict
 
 Phase = Literal["bid", "jury", "refine", "execute"]
@@ -120,6 +122,7 @@ class Execution(TypedDict):
     tool_calls: int
     seconds: float
     truncated_steps: NotRequired[int]  # model steps that hit their token cap
+    fallback_from: NotRequired[str]  # the winner whose endpoint failed; this agent (the runner-up) executed instead
     retries: NotRequired[list[str]]
     outcome: NotRequired[Literal["passed", "failed", "unknown"]]
     outcome_detail: NotRequired[str]
@@ -138,9 +141,15 @@ class UsageEntry(TypedDict):
 
 
 class SaleInput(TypedDict):
-    """What a caller gives the auction: the task and, optionally, how to check the answer."""
+    """What a caller gives the auction: the task and, optionally, how to check the answer.
 
-    task: str
+    Chat-shaped input works too: with ``messages`` and no ``task`` (or a thread whose last
+    message is a new human turn), the task is the last human message, and the answer is
+    appended to ``messages`` as an ``AIMessage`` named after the winner.
+    """
+
+    task: NotRequired[str]
+    messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     request_id: NotRequired[str | None]  # optional caller-chosen auction id (idempotent memory writes)
     task_id: NotRequired[str]
     domain: NotRequired[str]  # "search", "coding" or free text
@@ -174,6 +183,7 @@ class SaleOutput(TypedDict):
     """What the auction returns to a parent graph."""
 
     task: str
+    messages: NotRequired[Annotated[list[AnyMessage], add_messages]]
     request_id: NotRequired[str | None]  # always None after a run: a parent sharing the key gets it cleared
     auction_id: str
     answer: str

@@ -6,6 +6,9 @@ table and the winner. Resume with ``Command(resume=...)``:
 * ``True`` / ``"approve"`` / ``{}``: keep the winner;
 * ``{"winner": "agent-name"}`` (or just ``"agent-name"``): execute that agent's best bid instead.
 
+An answer that is neither (or names an agent with no scored bid) is asked again, with
+the error in the new question; the thread stays usable.
+
 Needs a checkpointer (the parent app's, or the LangGraph server's). Without the
 setting, the node passes straight through.
 """
@@ -24,17 +27,41 @@ from sale_graph.state import SaleState, SelectionInfo
 
 
 class ApprovalError(SaleError, ValueError):
-    """The human's answer to the approval step names no agent that bid."""
+    """The human's answer to the approval step is neither an approval nor an agent that bid."""
 
 
-def _override(state: SaleState, answer: Any) -> str | None:
+def _choice(state: SaleState, answer: Any) -> str | None:
+    """The agent the human chose (``None``: approve the winner); raises :class:`ApprovalError` for a bad answer."""
     if answer in (None, True, "approve", "approved", "yes", {}):
         return None
-    if isinstance(answer, str):
-        return answer
-    if isinstance(answer, dict) and isinstance(answer.get("winner"), str):
-        return answer["winner"]
-    raise ApprovalError(f"approval answer {answer!r} is neither an approval nor {{'winner': 'agent-name'}}")
+    chosen = answer if isinstance(answer, str) else answer.get("winner") if isinstance(answer, dict) else None
+    if not isinstance(chosen, str):
+        raise ApprovalError(f"approval answer {answer!r} is neither an approval (True) nor {{'winner': 'agent-name'}}")
+    bidders = sorted({r["agent"] for r in state.get("scores", [])})
+    if chosen not in bidders and chosen != state["selection"]["winner"]:
+        raise ApprovalError(f"override names {chosen!r}, which has no scored bid; choose one of {bidders}")
+    return chosen
+
+
+def _ask(state: SaleState) -> str | None:
+    """Interrupt until the human gives a usable answer; a bad one is asked again with what was wrong.
+
+    Each question is its own ``interrupt``, so a bad resume never bricks the thread: the
+    next resume answers the new question (LangGraph replays the earlier answers in order).
+    """
+    selection = state["selection"]
+    question: dict[str, Any] = {
+        "question": "Execute with this winner? Resume with True, or {'winner': '<agent>'} to override.",
+        "winner": selection["winner"],
+        "reason": selection["reason"],
+        "scores": state.get("scores", []),
+    }
+    while True:
+        answer = interrupt(question)
+        try:
+            return _choice(state, answer)
+        except ApprovalError as exc:
+            question = {**question, "error": str(exc), "previous_answer": repr(answer)}
 
 
 def approve(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
@@ -44,21 +71,11 @@ def approve(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
     if not ctx.approve_before_execute:
         return {}
     selection = state["selection"]
-    answer = interrupt({
-        "question": "Execute with this winner? Resume with True, or {'winner': '<agent>'} to override.",
-        "winner": selection["winner"],
-        "reason": selection["reason"],
-        "scores": state.get("scores", []),
-    })
-    chosen = _override(state, answer)
+    chosen = _ask(state)
     if chosen is None or chosen == selection["winner"]:
         emit(runtime, "approve", winner=selection["winner"], overridden=False)
         return {"notes": [f"human approved winner {selection['winner']}"]}
-    rows = [r for r in state.get("scores", []) if r["agent"] == chosen]
-    if not rows:
-        bidders = sorted({r["agent"] for r in state.get("scores", [])})
-        raise ApprovalError(f"override names {chosen!r}, which has no scored bid; choose one of {bidders}")
-    best = min(rows, key=lambda r: r["net"])
+    best = min((r for r in state.get("scores", []) if r["agent"] == chosen), key=lambda r: r["net"])
     strategy = next(b["strategy"] for b in state.get("bids", []) if b["agent"] == chosen and b["round"] == best["round"])
     new = SelectionInfo(
         winner=chosen, round=best["round"], strategy=strategy, net=best["net"], margin=0.0,

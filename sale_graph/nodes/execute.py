@@ -1,6 +1,10 @@
 """``execute``: the winner runs the task as a ReAct agent, within a step, token and time budget.
 
 The machinery (the trace, budgets, retries, the outcome) is in :mod:`sale_graph.executor`.
+When the winner's endpoint fails during the run (after its retries), the runner-up
+executes instead, with a note (``on_execution_error="fallback"``, the default), or
+the run stops with an :class:`ExecutionError` (``"raise"``): never an empty answer
+that looks like one.
 """
 
 from __future__ import annotations
@@ -8,9 +12,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from langchain_core.messages import AIMessage
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
+from sale_graph.errors import SaleError
 from sale_graph.executor import (
     Trace,
     arun_react,
@@ -22,42 +28,88 @@ from sale_graph.executor import (
     tool_names,
 )
 from sale_graph.nodes._common import Node, check_run_context, ctx_of, dual_node, emit
+from sale_graph.pool import AgentSpec
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
+
+
+class ExecutionError(SaleError, RuntimeError):
+    """The winner's endpoint failed during execution and no fallback was allowed or possible."""
+
+
+def runner_up(state: SaleState, failed: str) -> tuple[str, str] | None:
+    """The best-scored other agent and its strategy (lowest ``C - V``), or ``None`` when there is none."""
+    rows = sorted((r for r in state.get("scores", []) if r["agent"] != failed), key=lambda r: (r["net"], r["price"], r["agent"]))
+    for row in rows:
+        strategy = next((b["strategy"] for b in state.get("bids", [])
+                         if b["agent"] == row["agent"] and b["round"] == row["round"] and b["status"] == "ok"), None)
+        if strategy:
+            return row["agent"], strategy
+    return None
+
+
+def _plan_b(state: SaleState, ctx: SaleContext, trace: Trace) -> tuple[str, str]:
+    """Who executes after the winner's endpoint failed, or the error that says why nobody does."""
+    if ctx.on_execution_error == "raise":
+        raise ExecutionError(f"the winner {trace.agent.name!r} failed to execute: {trace.detail} "
+                             "(on_execution_error='raise'; 'fallback' runs the runner-up instead)")
+    fallback = runner_up(state, trace.agent.name)
+    if fallback is None:
+        raise ExecutionError(f"the winner {trace.agent.name!r} failed to execute ({trace.detail}) and no other agent bid")
+    return fallback
 
 
 def make_execute_node(services: SaleServices) -> Node:
     """Build the ``execute`` node bound to ``services`` (its tools and model factory), sync and async."""
 
-    def start(state: SaleState, runtime: Runtime[SaleContext]) -> tuple[Any, list[Any], Trace]:
+    def start(state: SaleState, runtime: Runtime[SaleContext], name: str, strategy: str) -> tuple[Any, list[Any], Trace]:
         ctx = ctx_of(runtime)
         check_run_context(state, ctx)
-        selection = state["selection"]
-        agent = ctx.resolved_pool().get(selection["winner"])
+        agent: AgentSpec = ctx.resolved_pool().get(name)
         tools = services.tools_for(state.get("domain"), ctx)
         model = services.model_factory(agent, phase="execute", max_tokens=ctx.cap("execute_step", agent), logprobs=False)
-        trace = Trace(agent=agent, ctx=ctx)
-        react = react_agent(agent, model, tools)
+        trace = Trace(agent=agent, ctx=ctx, strategy=strategy)
         emit(runtime, "execute_start", agent=agent.name, tools=tool_names(tools))
-        return react, tools, trace
+        return react_agent(agent, model, tools), tools, trace
 
-    def finish(state: SaleState, runtime: Runtime[SaleContext], trace: Trace) -> dict[str, Any]:
+    def finish(state: SaleState, runtime: Runtime[SaleContext], trace: Trace, first: Trace | None) -> dict[str, Any]:
         execution = execution_record(state, trace)
+        notes = execution_notes(first) if first is not None else []
+        if first is not None:
+            execution["fallback_from"] = first.agent.name
+            notes.append(f"the winner {first.agent.name} failed to execute ({first.detail}); "
+                         f"the runner-up {trace.agent.name} executed instead")
+        notes += execution_notes(trace)
         emit(runtime, "execute", agent=trace.agent.name, status=trace.status, answer=execution["answer"][:200],
              detail=trace.detail, outcome=execution["outcome"])
-        return {"execution": execution, "answer": execution["answer"], "ledger": trace.ledger, "notes": execution_notes(trace)}
+        update: dict[str, Any] = {"execution": execution, "answer": execution["answer"], "notes": notes,
+                                  "ledger": (first.ledger if first is not None else []) + trace.ledger}
+        if state.get("messages"):  # chat-shaped input: the answer is the next turn
+            update["messages"] = [AIMessage(content=execution["answer"] or f"(no answer: {trace.detail})", name=trace.agent.name)]
+        return update
 
     def execute(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Run the winning agent with its winning strategy; stop cleanly when a budget runs out."""
-        react, tools, trace = start(state, runtime)
+        selection = state["selection"]
+        react, tools, trace = start(state, runtime, selection["winner"], selection["strategy"])
         run_react(react, opening_messages(state, tools, trace, runtime), trace, runtime)
-        return finish(state, runtime, trace)
+        if trace.status != "error":
+            return finish(state, runtime, trace, None)
+        name, strategy = _plan_b(state, trace.ctx, trace)
+        react, tools, second = start(state, runtime, name, strategy)
+        run_react(react, opening_messages(state, tools, second, runtime), second, runtime)
+        return finish(state, runtime, second, trace)
 
     async def aexecute(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
-        """Run the winning agent (asyncio: the model calls are awaited; blocking tools run in threads)."""
-        react, tools, trace = await asyncio.to_thread(start, state, runtime)  # tools may build a search index
-        opening = await asyncio.to_thread(opening_messages, state, tools, trace, runtime)
-        await arun_react(react, opening, trace, runtime)
-        return await asyncio.to_thread(finish, state, runtime, trace)  # grading may run the code sandbox
+        """Run the winning agent (asyncio: the model calls are awaited; blocking tools and grading run in threads)."""
+        selection = state["selection"]
+        react, tools, trace = await asyncio.to_thread(start, state, runtime, selection["winner"], selection["strategy"])
+        await arun_react(react, await asyncio.to_thread(opening_messages, state, tools, trace, runtime), trace, runtime)
+        if trace.status != "error":
+            return await asyncio.to_thread(finish, state, runtime, trace, None)
+        name, strategy = _plan_b(state, trace.ctx, trace)
+        react, tools, second = await asyncio.to_thread(start, state, runtime, name, strategy)
+        await arun_react(react, await asyncio.to_thread(opening_messages, state, tools, second, runtime), second, runtime)
+        return await asyncio.to_thread(finish, state, runtime, second, trace)
 
     return dual_node(execute, aexecute)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from langchain_core.messages import HumanMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
 from sale_graph.context import SaleContext
 from sale_graph.errors import SaleError
+from sale_graph.llm import message_text
 from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, emit, run_fingerprint
 from sale_graph.pool import check_pool
 from sale_graph.services import SaleServices
@@ -36,6 +38,20 @@ def make_prepare_node(services: SaleServices) -> Node:
     return prepare_node
 
 
+def task_of(state: SaleState) -> str | None:
+    """The run's task: the last human message when a chat turn just arrived, else the ``task`` input.
+
+    A chat thread's last message is the auction's answer after a run, so a new human
+    turn at the end of ``messages`` is the new task (a ``task`` left from the previous
+    turn does not win over it).
+    """
+    messages = state.get("messages") or []
+    if messages and isinstance(messages[-1], HumanMessage):
+        content = messages[-1].content
+        return content if isinstance(content, str) else message_text(messages[-1])
+    return state.get("task")
+
+
 def stale_inputs(state: SaleState) -> tuple[list[str], list[str]]:
     """Per-task input keys left over from an earlier run on this thread that did not finish.
 
@@ -47,7 +63,7 @@ def stale_inputs(state: SaleState) -> tuple[list[str], list[str]]:
     if not previous or previous.get("completed", True):
         return [], []
     before = previous.get("inputs") or {}
-    if before.get("task") == state.get("task"):
+    if before.get("task") == task_of(state):
         return [], []
     stale = [k for k in TASK_INPUT_KEYS if state.get(k) is not None and state.get(k) == before.get(k)]
     notes = [f"dropped {k}={state.get(k)!r}: left over from an unfinished run on this thread with another task "
@@ -64,9 +80,9 @@ def prepare(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
     thread (a checkpointer, a parent graph sharing keys) therefore starts a new
     auction instead of mixing in the previous run's bids and ledger.
     """
-    task = state.get("task")
+    task = task_of(state)
     if not isinstance(task, str) or not task.strip():
-        raise TaskError("the task has no text: pass {'task': 'your question or problem'}")
+        raise TaskError("the task has no text: pass {'task': 'your question or problem'} or a last human message in 'messages'")
     ctx = ctx_of(runtime)
     pool = ctx.resolved_pool()
     ctx.resolved_weights().check_judges(pool.names)  # fail early on a bad weights file or a missing judge
@@ -75,8 +91,9 @@ def prepare(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
     auction_id = state.get("request_id") or uuid.uuid4().hex
     emit(runtime, "auction_start", auction_id=auction_id, agents=pool.names)
     stale, notes = stale_inputs(state)
-    inputs = {k: state.get(k) for k in ("task", *TASK_INPUT_KEYS) if k not in stale}
+    inputs = {"task": task, **{k: state.get(k) for k in TASK_INPUT_KEYS if k not in stale}}
     return {
+        "task": task,
         **dict.fromkeys(stale),
         "notes": Overwrite(notes),
         "run_context": {"fingerprint": run_fingerprint(ctx), "inputs": inputs, "completed": False},
