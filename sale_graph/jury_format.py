@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from sale_graph.judge_answers import ParsedScore
 from sale_graph.pool import AgentSpec
-from sale_graph.retries import status_of
+from sale_graph.retries import is_request_shape_rejection
 from sale_graph.scoring import LIKERT_MAX
 
 AnswerFormat = Literal["json_schema", "json_object", "text"]
@@ -79,11 +79,7 @@ def response_format(fmt: AnswerFormat, schema: dict[str, Any] | None = None, nam
 
 def is_format_rejection(exc: BaseException) -> bool:
     """Whether a failed call was the endpoint refusing the ``response_format`` shape (so another may work)."""
-    status = status_of(exc)
-    if status not in (400, 422, 500, 501):
-        return False
-    text = str(exc).lower()
-    return any(word in text for word in ("response_format", "json_schema", "json_object", "input should be", "guided"))
+    return is_request_shape_rejection(exc)
 
 
 def parse_json_score(answer: str) -> ParsedScore:

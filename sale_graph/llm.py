@@ -187,7 +187,7 @@ def call_model(
 
     start = time.perf_counter()
     msg = call_with_retries(once, max_retries=agent.max_retries if agent is not None else 0, on_retry=retries.append,
-                            endpoint=_endpoint(agent))
+                            endpoint=_endpoint(agent), retries=retries)
     return _result(msg, time.perf_counter() - start, retries)
 
 
@@ -210,7 +210,7 @@ async def acall_model(
 
     start = time.perf_counter()
     msg = await acall_with_retries(once, max_retries=agent.max_retries if agent is not None else 0, on_retry=retries.append,
-                                   endpoint=_endpoint(agent))
+                                   endpoint=_endpoint(agent), retries=retries)
     return _result(msg, time.perf_counter() - start, retries)
 
 

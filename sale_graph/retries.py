@@ -55,11 +55,23 @@ def status_of(exc: BaseException) -> int | None:
     return None
 
 
+def is_request_shape_rejection(exc: BaseException) -> bool:
+    """Whether the server refused the request's ``response_format`` shape: the same request will always fail.
+
+    llama-cpp-python's server answers a ``json_schema`` response format with HTTP 500
+    ("Input should be 'text' or 'json_object'"); others answer 400 or 422.
+    """
+    if status_of(exc) not in (400, 422, 500, 501):
+        return False
+    text = str(exc).lower()
+    return any(word in text for word in ("response_format", "json_schema", "json_object", "input should be", "guided"))
+
+
 def is_retryable(exc: BaseException) -> bool:
     """Whether another attempt may succeed (rate limits, overload, server errors, network)."""
     status = status_of(exc)
     if status is not None:
-        return status in RETRY_STATUS or status >= 500
+        return (status in RETRY_STATUS or status >= 500) and not is_request_shape_rejection(exc)
     return isinstance(exc, openai.APIConnectionError | httpx.TransportError | TimeoutError | ConnectionError)
 
 
@@ -155,29 +167,50 @@ def aretrying(max_retries: int, on_retry: Callable[[str], None] | None = None) -
     return AsyncRetrying(**_settings(max_retries, on_retry))
 
 
-def call_with_retries(call: Callable[[], T], *, max_retries: int, on_retry: Callable[[str], None] | None, endpoint: Endpoint) -> T:
-    """Run ``call`` under the retry policy; a fatal refusal becomes an :class:`EndpointError` for ``endpoint``."""
+def retries_of(exc: BaseException) -> list[str]:
+    """The retried failures that came before a call's final failure (see :func:`call_with_retries`)."""
+    return list(exc.__dict__.get("sale_retries", []))
+
+
+def _failed(exc: Exception, endpoint: Endpoint, retries: list[str] | None) -> Exception:
+    """The exception to raise for a call that failed for good: fatal ones named, earlier retries kept on it."""
+    if is_fatal(exc):
+        return endpoint_error(*endpoint, exc)
+    exc.__dict__["sale_retries"] = list(retries or [])
+    return exc
+
+
+def call_with_retries(call: Callable[[], T], *, max_retries: int, on_retry: Callable[[str], None] | None, endpoint: Endpoint,
+                      retries: list[str] | None = None) -> T:
+    """Run ``call`` under the retry policy; a fatal refusal becomes an :class:`EndpointError` for ``endpoint``.
+
+    ``retries`` (the list ``on_retry`` appends to, when it is one) is kept on a final
+    failure, so the caller can record that the call was retried before it failed.
+    """
     try:
         for attempt in retrying(max_retries, on_retry):
             with attempt:
                 return call()
     except Exception as exc:
-        if is_fatal(exc):
-            raise endpoint_error(*endpoint, exc) from exc
-        raise
+        failure = _failed(exc, endpoint, retries)
+        if failure is exc:
+            raise
+        raise failure from exc
     raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover
 
 
 async def acall_with_retries(
-    call: Callable[[], Awaitable[T]], *, max_retries: int, on_retry: Callable[[str], None] | None, endpoint: Endpoint
+    call: Callable[[], Awaitable[T]], *, max_retries: int, on_retry: Callable[[str], None] | None, endpoint: Endpoint,
+    retries: list[str] | None = None,
 ) -> T:
-    """Await ``call`` under the retry policy; a fatal refusal becomes an :class:`EndpointError` for ``endpoint``."""
+    """Await ``call`` under the retry policy (see :func:`call_with_retries`)."""
     try:
         async for attempt in aretrying(max_retries, on_retry):
             with attempt:
                 return await call()
     except Exception as exc:
-        if is_fatal(exc):
-            raise endpoint_error(*endpoint, exc) from exc
-        raise
+        failure = _failed(exc, endpoint, retries)
+        if failure is exc:
+            raise
+        raise failure from exc
     raise AssertionError("unreachable: tenacity re-raises the last failure")  # pragma: no cover

@@ -14,6 +14,7 @@ from sale_graph.llm import CallResult, acall_model, call_model, ledger_entry
 from sale_graph.nodes._common import CALL_ERRORS, Node, ctx_of, describe_error, dual_node, emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import bid_messages
+from sale_graph.retries import retries_of
 from sale_graph.scoring import logprob_entropy, text_entropy
 from sale_graph.services import SaleServices
 from sale_graph.state import Bid, Phase, Round, UsageEntry
@@ -37,9 +38,9 @@ def bid_entropy(text: str, top_logprobs: list[list[float]] | None) -> tuple[floa
     return text_entropy(text), "text"
 
 
-def _failed_bid(agent: AgentSpec, round_: Round, error: str, seconds: float) -> Bid:
+def _failed_bid(agent: AgentSpec, round_: Round, error: str, seconds: float, retries: list[str]) -> Bid:
     return Bid(agent=agent.name, round=round_, strategy="", tokens=0, entropy=0.0, entropy_source="text", entropy_text=0.0,
-               status="error", error=error, seconds=round(seconds, 3))
+               status="error", error=error, seconds=round(seconds, 3), retries=retries)
 
 
 def _empty_reason(result: CallResult, cap: int) -> str:
@@ -88,7 +89,7 @@ def make_bid(
     try:
         result = call_model(model, messages, agent=agent, phase=phase, run=run)
     except CALL_ERRORS as exc:
-        return _failed_bid(agent, round_, describe_error(exc), time.perf_counter() - start), []
+        return _failed_bid(agent, round_, describe_error(exc), time.perf_counter() - start, retries_of(exc)), []
     return _bid_from(agent, round_, phase, cap, result)
 
 
@@ -108,7 +109,7 @@ async def amake_bid(
     try:
         result = await acall_model(model, messages, agent=agent, phase=phase, run=run)
     except CALL_ERRORS as exc:
-        return _failed_bid(agent, round_, describe_error(exc), time.perf_counter() - start), []
+        return _failed_bid(agent, round_, describe_error(exc), time.perf_counter() - start, retries_of(exc)), []
     return _bid_from(agent, round_, phase, cap, result)
 
 

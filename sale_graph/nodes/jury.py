@@ -24,6 +24,7 @@ from sale_graph.llm import CallResult, acall_model, call_model, ledger_entry
 from sale_graph.nodes._common import CALL_ERRORS, Node, ctx_of, describe_error, dual_node, emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import jury_messages
+from sale_graph.retries import retries_of
 from sale_graph.scoring import jury_gamma
 from sale_graph.services import SaleServices
 from sale_graph.state import JuryVote, Phase, Round, SaleState, UsageEntry
@@ -54,8 +55,8 @@ def pending_jury(state: SaleState) -> list[JuryTask]:
     return out
 
 
-Ask = tuple[AnswerFormat, CallResult | None, str]
-"""(format used, the answer or None, why the call failed)."""
+Ask = tuple[AnswerFormat, CallResult | None, str, list[str]]
+"""(format used, the answer or None, why the call failed, retried failures before the final failure)."""
 PromptFor = Callable[[AnswerFormat], tuple[list[Any], dict[str, Any] | None]]
 """Builds a judge's messages and ``response_format`` for an answer format."""
 
@@ -80,11 +81,11 @@ def ask_judge(judge: AgentSpec, model: Any, prompt_for: PromptFor, run: Limiter 
         except CALL_ERRORS as exc:
             nxt = _next_format(judge, fmt, exc)
             if nxt is None:
-                return fmt, None, f"call failed: {describe_error(exc)}"
+                return fmt, None, f"call failed: {describe_error(exc)}", retries_of(exc)
             fmt = nxt
             continue
         remember_format(judge, fmt)
-        return fmt, result, ""
+        return fmt, result, "", result.retries
 
 
 async def aask_judge(judge: AgentSpec, model: Any, prompt_for: PromptFor, run: Limiter | None) -> Ask:
@@ -98,11 +99,11 @@ async def aask_judge(judge: AgentSpec, model: Any, prompt_for: PromptFor, run: L
         except CALL_ERRORS as exc:
             nxt = _next_format(judge, fmt, exc)
             if nxt is None:
-                return fmt, None, f"call failed: {describe_error(exc)}"
+                return fmt, None, f"call failed: {describe_error(exc)}", retries_of(exc)
             fmt = nxt
             continue
         remember_format(judge, fmt)
-        return fmt, result, ""
+        return fmt, result, "", result.retries
 
 
 def parse_score(text: str, strategy: str, nonce: str, fmt: AnswerFormat) -> ParsedScore:
@@ -119,11 +120,11 @@ def parse_score(text: str, strategy: str, nonce: str, fmt: AnswerFormat) -> Pars
 
 
 def make_vote(judge: str, bidder: str, round_: Round, parsed: ParsedScore, fmt: AnswerFormat, result: CallResult | None,
-              failure: str = "") -> JuryVote:
+              failure: str = "", retries: list[str] | None = None) -> JuryVote:
     """One judge's vote on one bid, missing (with the reason) when the call failed or the score is unusable."""
     if result is None:
         return JuryVote(judge=judge, bidder=bidder, round=round_, likert=None, gamma=None, status="missing",
-                        reason=failure, raw="", answer_format=fmt)
+                        reason=failure, raw="", answer_format=fmt, retries=list(retries or []))
     reason = parsed.reason
     if parsed.likert is None and result.truncated:
         reason += " (the answer was cut at its token cap: raise jury_max_tokens or turn thinking off for the auction)"
@@ -133,6 +134,13 @@ def make_vote(judge: str, bidder: str, round_: Round, parsed: ParsedScore, fmt: 
         status="ok" if parsed.likert is not None else "missing", reason=reason, raw=result.text[:300],
         answer_format=fmt, truncated=result.truncated, retries=result.retries,
     )
+
+
+def vote_notes(judge: str, retries: list[str], bidders: list[str]) -> list[str]:
+    """A visible note when a judge's call needed retries (one note per call, naming the bids it scored)."""
+    if not retries:
+        return []
+    return [f"jury call of {judge} on {', '.join(bidders)} needed {len(retries)} retried call(s): " + "; ".join(retries)]
 
 
 def jury_ledger(phase: Phase, judge: AgentSpec, result: CallResult | None) -> list[UsageEntry]:
@@ -159,13 +167,14 @@ def make_jury_node(services: SaleServices) -> Node:
         return ctx, judge, model, prompt_for, nonces
 
     def finish(state: JuryTask, runtime: Runtime[SaleContext], judge: AgentSpec, asked: Ask, nonce: str) -> dict[str, Any]:
-        fmt, result, failure = asked
+        fmt, result, failure, retries = asked
         parsed = parse_score(result.text, state["strategy"], nonce, fmt) if result is not None else ParsedScore(None, failure)
-        vote = make_vote(judge.name, state["bidder"], state["round"], parsed, fmt, result, failure)
+        vote = make_vote(judge.name, state["bidder"], state["round"], parsed, fmt, result, failure, retries)
         emit(runtime, "jury", judge=vote["judge"], bidder=vote["bidder"], round=vote["round"], likert=vote["likert"],
              status=vote["status"], reason=vote["reason"], answer_format=fmt)
         phase: Phase = "refine" if state["round"] == "refined" else "jury"
-        return {"votes": [vote], "ledger": jury_ledger(phase, judge, result)}
+        return {"votes": [vote], "ledger": jury_ledger(phase, judge, result),
+                "notes": vote_notes(judge.name, retries, [f"{state['bidder']} ({state['round']})"])}
 
     def jury(state: JuryTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Ask one judge for a 0-5 score; a failed or unusable answer is a *missing* vote, recorded."""

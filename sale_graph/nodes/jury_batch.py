@@ -22,7 +22,7 @@ from sale_graph.context import SaleContext
 from sale_graph.judge_answers import ParsedScore, strip_quoted_bid
 from sale_graph.jury_format import AnswerFormat, batch_schema, parse_batch_scores, response_format
 from sale_graph.nodes._common import Node, ctx_of, dual_node, emit
-from sale_graph.nodes.jury import Ask, aask_judge, ask_judge, jury_ledger, make_vote, pending_jury
+from sale_graph.nodes.jury import Ask, aask_judge, ask_judge, jury_ledger, make_vote, pending_jury, vote_notes
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import batched_jury_messages
 from sale_graph.services import SaleServices
@@ -62,7 +62,7 @@ def shuffled(batch: JuryBatchTask) -> list[tuple[str, BatchBid]]:
 
 
 def _votes(batch: JuryBatchTask, judge: AgentSpec, labelled: list[tuple[str, BatchBid]], asked: Ask, nonce: str) -> list[JuryVote]:
-    fmt, result, failure = asked
+    fmt, result, failure, retries = asked
     labels = [label for label, _ in labelled]
     if result is None:
         parsed = dict.fromkeys(labels, ParsedScore(None, failure))
@@ -71,7 +71,8 @@ def _votes(batch: JuryBatchTask, judge: AgentSpec, labelled: list[tuple[str, Bat
         for _, bid in labelled:
             own = strip_quoted_bid(own, bid["strategy"], nonce)
         parsed = parse_batch_scores(own if fmt == "text" else result.text, labels, fmt)
-    return [make_vote(judge.name, bid["bidder"], bid["round"], parsed[label], fmt, result, failure) for label, bid in labelled]
+    return [make_vote(judge.name, bid["bidder"], bid["round"], parsed[label], fmt, result, failure, retries)
+            for label, bid in labelled]
 
 
 def make_jury_batch_node(services: SaleServices) -> Node:
@@ -101,7 +102,8 @@ def make_jury_batch_node(services: SaleServices) -> Node:
             emit(runtime, "jury", judge=vote["judge"], bidder=vote["bidder"], round=vote["round"], likert=vote["likert"],
                  status=vote["status"], reason=vote["reason"], answer_format=asked[0])
         phase: Phase = "refine" if all(b["round"] == "refined" for b in batch["bids"]) else "jury"
-        return {"votes": votes, "ledger": jury_ledger(phase, judge, asked[1])}
+        bidders = [f"{b['bidder']} ({b['round']})" for b in batch["bids"]]
+        return {"votes": votes, "ledger": jury_ledger(phase, judge, asked[1]), "notes": vote_notes(judge.name, asked[3], bidders)}
 
     def jury_batch(batch: JuryBatchTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Ask one judge to score every pending bid in one call."""
