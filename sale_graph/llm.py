@@ -126,7 +126,10 @@ def call_tags(phase: str) -> list[str]:
     """Tags on every internal call of a phase, so a caller can filter them out of a ``messages`` stream.
 
     Each call carries ``sale`` and ``sale:<phase>`` (``sale:bid``, ``sale:jury``,
-    ``sale:refine``, ``sale:execute``).
+    ``sale:refine``, ``sale:execute``). The executor is a nested agent graph: its token
+    chunks reach a ``messages`` stream with ``subgraphs=True``; without it, the answer
+    arrives as the ``execute`` node's ``AIMessage`` (untagged), so filtering out the
+    ``sale`` tags leaves exactly the answer.
     """
     return ["sale", f"sale:{phase}"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
@@ -84,8 +84,10 @@ def make_execute_node(services: SaleServices) -> Node:
              detail=trace.detail, outcome=execution["outcome"])
         update: dict[str, Any] = {"execution": execution, "answer": execution["answer"], "notes": notes,
                                   "ledger": (first.ledger if first is not None else []) + trace.ledger}
-        if state.get("messages"):  # chat-shaped input: the answer is the next turn
-            update["messages"] = [AIMessage(content=execution["answer"] or f"(no answer: {trace.detail})", name=trace.agent.name)]
+        # The answer is the thread's next turn (chat-shaped input), or the task and its answer start the
+        # transcript; either way a `messages` stream shows it, without the auction's internal calls.
+        reply = AIMessage(content=execution["answer"] or f"(no answer: {trace.detail})", name=trace.agent.name)
+        update["messages"] = [reply] if state.get("messages") else [HumanMessage(content=state["task"]), reply]
         return update
 
     def execute(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
