@@ -93,6 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     server = None
     try:
         pool = context.resolved_pool()
+        context.resolved_weights().check_judges(pool.names)  # a bad weights file fails before any server starts
         if args.pool is None:
             server = EmbeddedServer()
             if not server.running():
