@@ -1,4 +1,4 @@
-"""The ``sale bench`` command group: tasks, record, fit, report, live.
+"""The ``sale bench`` command group: tasks, record, fit, report, live, synthetic, sweep.
 
 The main ``sale`` CLI calls :func:`register_bench_commands` with its
 sub-parsers; ``python -m sale_graph.bench ...`` (or ``python -m
@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Any
 
-from sale_graph.bench.tasks import DEFAULT_DEV_FRACTION
+from sale_graph.bench.cli_args import add_commands
 
 
 def _load_tasks(args: argparse.Namespace) -> list[Any]:
@@ -37,7 +37,7 @@ def _settings(args: argparse.Namespace) -> Any:
         bid_max_tokens=args.bid_max_tokens, jury_max_tokens=args.jury_max_tokens,
         execute_step_max_tokens=args.execute_step_max_tokens, execute_max_steps=args.execute_max_steps,
         execute_max_tokens=args.execute_max_tokens, execute_wall_time_s=args.execute_wall_time_s,
-        max_concurrency=args.max_concurrency, jobs=args.jobs,
+        max_concurrency=args.max_concurrency, jobs=args.jobs, plain=not getattr(args, "no_plain", False),
     )
 
 
@@ -113,22 +113,46 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
-    """Fit the auction weights on the log's dev split (MILP) and write a weights file."""
+    """Fit the auction weights on the log's dev split (two-stage MILP), refit the ablations, write a weights file."""
+    from sale_graph.bench.ablations import fit_with_ablations
+    from sale_graph.bench.fit_programme import FitError
     from sale_graph.bench.market import Market
-    from sale_graph.bench.weights_fit import fit_weights
+    from sale_graph.bench.variants import ABLATIONS
 
     market = Market.from_log(args.log)
-    result = fit_weights(market, objective=args.objective, split=args.split, fail_penalty=args.fail_penalty,
-                         w_max=args.w_max, time_limit_s=args.time_limit)
+
+    def said(name: str, res: Any) -> None:
+        print(f"  {name}: {res.meta['status_detail']}", flush=True)
+
+    try:
+        result = fit_with_ablations(
+            market, objective=args.objective, ablations=() if args.no_ablations else ABLATIONS, on_fit=said, split=args.split,
+            fail_penalty=args.fail_penalty, w_max=args.w_max, time_limit_s=args.time_limit, gap=args.gap,
+            tolerance=args.tolerance, cvar_alpha=args.cvar_alpha,
+        )
+    except FitError as exc:
+        return _fail(str(exc))
     result.save(args.out)
     m = result.meta
-    print(f"fitted {args.objective} weights on {m['dev_tasks']} {args.split} tasks in {m['solve_seconds']:.1f} s ({m['status']})")
+    print(f"fitted {args.objective} weights on {m['dev_tasks']} {args.split} tasks ({m['tasks_where_choice_matters']} where the "
+          f"choice matters) in {m['solve_seconds']:.1f} s")
+    for st in result.stages:
+        print(f"  {st.describe()}")
     print(f"  objective {m['objective_value']:.6f}; dev regret max {m['max_regret_dev']:.4f}, mean {m['mean_regret_dev']:.4f}")
-    print(f"  picks the oracle agent on {_pct(m.get('oracle_agreement_dev'))} of dev and {_pct(m.get('oracle_agreement_test'))} of test tasks; "
-          f"pass@1 dev {_pct(m.get('pass_at_1_dev'))}, test {_pct(m.get('pass_at_1_test'))}")
+    print(f"  picks the oracle agent on {_pct(m.get('oracle_agreement_dev'))} of dev and {_pct(m.get('oracle_agreement_test'))} "
+          f"of test tasks; pass@1 dev {_pct(m.get('pass_at_1_dev'))}, test {_pct(m.get('pass_at_1_test'))}")
     print(f"  weights: {json.dumps(result.weights.to_dict())}")
-    print(f"wrote {args.out}")
+    failed = {k: v["error"] for k, v in m.get("ablations", {}).items() if "error" in v}
+    for name, err in failed.items():
+        print(f"  ablation {name} not fitted: {err}", file=sys.stderr)
+    print(f"wrote {args.out} (fit split {args.split}, {m['fit']['tasks']} tasks, ids sha256 {m['fit']['task_ids_sha256'][:12]}; "
+          f"{len(m.get('ablations', {})) - len(failed)} ablations)")
     return 0
 
 
@@ -137,19 +161,28 @@ def _pct(v: float | None) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Replay every router on the log and write the tables, JSON results and figures."""
+    """Replay every router on the log (and report live runs); write the tables, JSON results and figures."""
+    from sale_graph.bench.provenance import LeakageError
     from sale_graph.bench.report import run_report
 
-    rep, paths, seconds = run_report(args.log, args.out, weights=args.weights, weights_mean=args.weights_mean,
-                                     split=args.split, text_routers=not args.no_text_routers, figures=not args.no_figures)
-    print(f"report on {rep['meta']['tasks']} {args.split} tasks in {seconds:.2f} s; bins: {', '.join(rep['meta']['bin_sources'])}")
+    try:
+        rep, paths, seconds = run_report(args.log, args.out, weights=args.weights, weights_mean=args.weights_mean,
+                                         split=args.split, text_routers=not args.no_text_routers, figures=not args.no_figures,
+                                         allow_fitted_on_eval=args.allow_fitted_on_eval)
+    except LeakageError as exc:
+        return _fail(str(exc))
+    meta = rep["meta"]
+    what = f"{meta['tasks']} {args.split} tasks" if "tasks" in meta else "live runs only"
+    live = f"; live: {rep['live']['orders']} task orders" if rep.get("live") else ""
+    print(f"{'SYNTHETIC ' if meta.get('synthetic') else ''}report on {what} in {seconds:.2f} s{live}"
+          + (f"; bins: {', '.join(meta['bin_sources'])}" if "bin_sources" in meta else ""))
     for p in paths:
         print(f"  {p}")
     return 0
 
 
 def cmd_live(args: argparse.Namespace) -> int:
-    """Run SALE with memory for real on the test split, in task order (slow)."""
+    """Run SALE with memory for real on the test split, in seeded task orders (slow)."""
     from sale_graph.bench.live import run_live
 
     args.split = args.split or "test"
@@ -158,80 +191,52 @@ def cmd_live(args: argparse.Namespace) -> int:
     try:
         with _Servers(args.pool) as pool:
             s = run_live(tasks, pool, args.out, settings=_settings(args), weights=args.weights, memory_dir=args.memory_dir,
-                         search=search, progress=not args.no_progress)
+                         search=search, progress=not args.no_progress, orders=args.orders, seed=args.seed)
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished tasks are in {args.out}; run again to resume", file=sys.stderr)
         os._exit(130)
-    print(f"ran {s.ran} tasks live ({s.done_before} already done): {s.passed} passed, ${s.cost_usd:.6f}")
+    print(f"ran {s.ran} (order, task) runs live ({s.done_before} already done): {s.passed} passed, ${s.cost_usd:.6f}")
     return 0
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--tasks", required=True, help="task JSONL (see `sale bench tasks`)")
-    p.add_argument("--pool", help="pool TOML (default: the embedded local pool, started if needed)")
-    p.add_argument("--out", required=True, help="output JSONL log (appended to; reruns resume)")
-    p.add_argument("--limit", type=int, help="only the first N tasks (after the split filter)")
-    p.add_argument("--corpus", help="local search corpus for the search tool")
-    p.add_argument("--bid-max-tokens", type=int, default=160)
-    p.add_argument("--jury-max-tokens", type=int, default=24)
-    p.add_argument("--execute-step-max-tokens", type=int, default=384)
-    p.add_argument("--execute-max-steps", type=int, default=6)
-    p.add_argument("--execute-max-tokens", type=int, default=2048)
-    p.add_argument("--execute-wall-time-s", type=float, default=300.0)
-    p.add_argument("--max-concurrency", type=int, default=4, help="model calls in flight at once (default 4)")
-    p.add_argument("--jobs", type=int, default=1, help="tasks worked on at once (default 1)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+def cmd_synthetic(args: argparse.Namespace) -> int:
+    """Write a SYNTHETIC market log (and its embedding cache) with the chosen signal quality."""
+    from sale_graph.bench.synthetic import write_synthetic_log
+
+    if not 0.0 <= args.signal <= 1.0:
+        return _fail(f"--signal must be within [0, 1], got {args.signal}")
+    path = write_synthetic_log(args.out, n_tasks=args.tasks, seed=args.seed, signal=args.signal, plain=not args.no_plain)
+    print(f"wrote a SYNTHETIC market log of {args.tasks} tasks (signal {args.signal:g}, seed {args.seed}) to {path}")
+    return 0
 
 
-def _add_commands(sub: Any) -> None:
-    t = sub.add_parser("tasks", help="export offline task sets (HumanEval, FanOutQA, trivia) to JSONL")
-    t.add_argument("--source", action="append", help="humaneval, fanoutqa-leaves, fanoutqa or trivia (repeatable)")
-    t.add_argument("--include", action="append", help="a user's task JSONL to validate and add (repeatable)")
-    t.add_argument("--limit", type=int, help="at most N tasks per source (deterministic sample over bins)")
-    t.add_argument("--seed", default="0", help="sampling seed (default 0)")
-    t.add_argument("--dev-fraction", type=float, default=DEFAULT_DEV_FRACTION, help="share of tasks in dev (default 0.3)")
-    t.add_argument("--trivia-dir", help="folder of Red-Trivia YAML lists (default: the installed Red-Trivia package)")
-    t.add_argument("--out", required=True, help="output JSONL")
-    t.set_defaults(func=cmd_tasks)
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Fit and evaluate SALE on SYNTHETIC markets over a signal grid; table, JSON and one figure."""
+    import time
 
-    r = sub.add_parser("record", help="run the whole pool on every task and log the market (resumable)")
-    _add_run_options(r)
-    r.add_argument("--split", default="all", choices=["all", "dev", "test"])
-    r.set_defaults(func=cmd_record)
+    from sale_graph.bench.sweep import run_sweep, sweep_table, write_sweep
 
-    f = sub.add_parser("fit", help="learn the auction weights on the log's dev split (min-max MILP)")
-    f.add_argument("--log", required=True)
-    f.add_argument("--out", required=True, help="weights JSON to write")
-    f.add_argument("--objective", choices=["minmax", "mean"], default="minmax")
-    f.add_argument("--split", default="dev", choices=["dev", "test", "all"])
-    f.add_argument("--fail-penalty", type=float, default=2.0)
-    f.add_argument("--w-max", type=float, default=1.0)
-    f.add_argument("--time-limit", type=float, default=120.0, help="MILP time limit in seconds (best solution kept)")
-    f.set_defaults(func=cmd_fit)
+    start = time.perf_counter()
+    rows = run_sweep(args.signals, n_tasks=args.tasks, seeds=args.seeds, objectives=args.objectives,
+                     time_limit_s=args.time_limit, gap=args.gap)
+    seconds = time.perf_counter() - start
+    paths = write_sweep(rows, args.out, args.objectives, seconds)
+    print(sweep_table(rows, args.objectives[0]))
+    print(f"SYNTHETIC sweep of {len(rows)} markets in {seconds:.1f} s")
+    for p in paths:
+        print(f"  {p}")
+    return 0
 
-    p = sub.add_parser("report", help="replay every router on the log; tables, JSON and figures")
-    p.add_argument("--log", required=True)
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--weights", help="SALE weights (default: documented defaults)")
-    p.add_argument("--weights-mean", help="weights fitted with --objective mean, for the min-max vs mean ablation")
-    p.add_argument("--split", default="test", choices=["test", "dev", "all"])
-    p.add_argument("--no-text-routers", action="store_true", help="skip kNN/MLP (no embeddings)")
-    p.add_argument("--no-figures", action="store_true")
-    p.set_defaults(func=cmd_report)
 
-    lv = sub.add_parser("live", help="SALE with memory, for real, on the test split in task order (slow)")
-    _add_run_options(lv)
-    lv.add_argument("--split", default="test", choices=["all", "dev", "test"])
-    lv.add_argument("--weights")
-    lv.add_argument("--memory-dir", help="memory folder (default: next to --out)")
-    lv.set_defaults(func=cmd_live)
+HANDLERS = {"tasks": cmd_tasks, "record": cmd_record, "fit": cmd_fit, "report": cmd_report, "live": cmd_live,
+            "synthetic": cmd_synthetic, "sweep": cmd_sweep}
 
 
 def register_bench_commands(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the ``bench`` command group (tasks, record, fit, report, live) to the ``sale`` CLI's sub-parsers."""
-    bench = subparsers.add_parser("bench", help="benchmark harness: tasks, record, fit, report, live")
+    """Add the ``bench`` command group to the ``sale`` CLI's sub-parsers."""
+    bench = subparsers.add_parser("bench", help="benchmark harness: tasks, record, fit, report, live, synthetic, sweep")
     sub = bench.add_subparsers(dest="bench_command", required=True)
-    _add_commands(sub)
+    add_commands(sub, HANDLERS)
     return bench
 
 
@@ -239,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     """Standalone parser: ``python -m sale_graph.bench <command> ...``."""
     parser = argparse.ArgumentParser(prog="python -m sale_graph.bench", description="SALE benchmark harness.")
     sub = parser.add_subparsers(dest="bench_command", required=True)
-    _add_commands(sub)
+    add_commands(sub, HANDLERS)
     return parser
 
 

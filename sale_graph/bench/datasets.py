@@ -27,10 +27,17 @@ them; the estimate is kept in ``meta.proxy_minutes`` and the proxy's name in
 * ``proxy:fanoutqa-evidence-pages``: a single-hop leaf with one scalar answer
   0.3 min (one page, one fact) -> bin 0.1-0.5; a leaf whose answer is a list or
   table 1.0 min -> bin 0.5-2.5; a multi-hop question 2 min per distinct evidence
-  page of its leaves (4-6 pages -> 2.5-12.5, 7+ pages -> 12.5-60).
+  page of its leaves (1 page -> 0.5-2.5, 2-6 pages -> 2.5-12.5, 7+ pages -> 12.5-60).
 * ``proxy:humaneval-solution-lines``: 0.45 min per non-blank, non-comment line
   of the canonical solution (1 line -> 0.1-0.5, 2-5 -> 0.5-2.5, 6-27 -> 2.5-12.5,
   28+ -> 12.5-60).
+
+These ranges are what the functions give (:func:`proxy_mapping` computes them;
+a unit test checks this docstring and docs/benchmarks.md against it).
+
+Families: a FanOutQA leaf carries ``family = "fanoutqa-<question id>"``, the id of
+its multi-hop parent question, so the split (derived from the family) keeps a
+leaf and its parent on the same side.
 
 Gold aliases from FanOutQA answers: a string as is; a number as written
 (``3``, ``3.5``); a boolean as ``yes``/``true`` or ``no``/``false``; a list as its
@@ -125,11 +132,41 @@ def answer_aliases(answer: Any) -> list[str]:
 
 
 def _make_task(task_id: str, domain: str, text: str, minutes: float, proxy: str, source: str,
-               dev_fraction: float, **extra: Any) -> Task:
+               dev_fraction: float, family: str | None = None, **extra: Any) -> Task:
     return Task(
         id=task_id, domain=domain, text=text, bin=bin_of_minutes(minutes), bin_source=proxy,  # type: ignore[arg-type]
-        source=source, split=split_of(task_id, dev_fraction), meta={"proxy_minutes": round(minutes, 3)}, **extra,
+        source=source, split=split_of(family or task_id, dev_fraction), meta={"proxy_minutes": round(minutes, 3)},
+        family=family, **extra,
     )
+
+
+def _ranges(unit: tuple[str, str], minutes: Callable[[int], float], top: int = 200) -> list[tuple[str, str]]:
+    """``(units, bin label)`` for 1..top units of a per-unit proxy, consecutive counts of one bin merged."""
+    from sale_graph.bench.tasks import BIN_LABELS
+
+    out: list[tuple[str, str]] = []
+    start, current = 1, bin_of_minutes(minutes(1))
+    for n in range(2, top + 2):
+        b = bin_of_minutes(minutes(n)) if n <= top else -1
+        if b != current:
+            end = n - 1
+            span = f"{start}" if start == end else (f"{start}+" if end == top else f"{start}-{end}")
+            out.append((f"{span} {unit[0] if span == '1' else unit[1]}", BIN_LABELS[current]))
+            start, current = n, b
+    return out
+
+
+def proxy_mapping() -> dict[str, list[tuple[str, str]]]:
+    """What every proxy really gives: ``{proxy: [(input, bin label), ...]}``, computed from the proxy functions."""
+    from sale_graph.bench.tasks import BIN_LABELS
+
+    return {
+        PROXY_TRIVIA: [("any question", BIN_LABELS[bin_of_minutes(0.05)])],
+        PROXY_FANOUT + " (leaf)": [("one fact", BIN_LABELS[bin_of_minutes(fanout_leaf_minutes("x"))]),
+                                   ("a list or table", BIN_LABELS[bin_of_minutes(fanout_leaf_minutes(["x"]))])],
+        PROXY_FANOUT + " (multi-hop)": _ranges(("page", "pages"), fanout_question_minutes),
+        PROXY_HUMANEVAL: _ranges(("line", "lines"), lambda n: humaneval_minutes("x\n" * n)),
+    }
 
 
 # --- loaders -----------------------------------------------------------------------------------
@@ -190,7 +227,7 @@ def load_fanoutqa_leaves(dev_fraction: float = DEFAULT_DEV_FRACTION, path: str |
             task_id = f"fanoutqa-leaf-{leaf['id']}"
             tasks.setdefault(task_id, _make_task(
                 task_id, "search", leaf["question"], fanout_leaf_minutes(leaf["answer"]), PROXY_FANOUT,
-                source, dev_fraction, gold=golds,
+                source + ", single-hop leaves", dev_fraction, family=f"fanoutqa-{q['id']}", gold=golds,
             ))
     return list(tasks.values())
 
@@ -206,7 +243,7 @@ def load_fanoutqa(dev_fraction: float = DEFAULT_DEV_FRACTION, path: str | Path |
         pages = {leaf["evidence"]["title"] for leaf in _leaves(q) if leaf.get("evidence")}
         task = _make_task(
             f"fanoutqa-{q['id']}", "search", q["question"], fanout_question_minutes(len(pages)), PROXY_FANOUT,
-            source, dev_fraction, gold=golds,
+            source + ", multi-hop", dev_fraction, family=f"fanoutqa-{q['id']}", gold=golds,
         )
         task.meta["evidence_pages"] = len(pages)
         tasks.append(task)
@@ -226,7 +263,7 @@ def trivia_dir() -> Path:
         ) from exc
     for f in dist.files or []:
         if str(f).endswith(".yaml") and "trivia/lists" in str(f).replace("\\", "/"):
-            return Path(dist.locate_file(f)).parent
+            return Path(str(dist.locate_file(f))).parent
     raise DatasetError("Red-Trivia is installed but ships no trivia/lists/*.yaml; reinstall Red-Trivia==1.1.1")
 
 

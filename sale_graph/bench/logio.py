@@ -40,11 +40,24 @@ def _parse(path: Path, lineno: int, line: bytes) -> dict[str, Any]:
     return rec
 
 
+def record_key(rec: dict[str, Any]) -> str:
+    """What makes a record unique in a log: the task id, and for a live record its task order as well.
+
+    A market log (`sale bench record`) has one record per task; a live log
+    (`sale bench live --orders K`) one per task and order.
+    """
+    tid = str(rec["task"]["id"])
+    if rec.get("kind") == "live":
+        return f"{tid} (live, order {rec.get('order', 0)})"
+    return tid
+
+
 def read_log(path: str | Path, *, allow_partial_tail: bool = True) -> LogContents:
     """Read every complete record; a partial last line is ignored (and counted) or, if not allowed, an error.
 
-    Duplicate task ids are an error naming both lines (`sale bench record`
-    never writes one; a hand-merged log might).
+    Duplicate records (:func:`record_key`: a task id, or a task id and order for a
+    live record) are an error naming both lines (`sale bench record` and
+    `sale bench live` never write one; a hand-merged log might).
     """
     p = Path(path).expanduser()
     if not p.is_file():
@@ -59,10 +72,10 @@ def read_log(path: str | Path, *, allow_partial_tail: bool = True) -> LogContent
         if not line.strip():
             continue
         rec = _parse(p, lineno, line)
-        tid = str(rec["task"]["id"])
-        if tid in seen:
-            raise LogError(f"{p}:{lineno}: task {tid!r} recorded twice (first on line {seen[tid]})")
-        seen[tid] = lineno
+        key = record_key(rec)
+        if key in seen:
+            raise LogError(f"{p}:{lineno}: task {key!r} recorded twice (first on line {seen[key]})")
+        seen[key] = lineno
         records.append(rec)
     if tail.strip():
         try:
@@ -76,10 +89,10 @@ def read_log(path: str | Path, *, allow_partial_tail: bool = True) -> LogContent
 
 
 def repair_log(path: str | Path) -> int:
-    """Truncate a partial last line (an interrupted write); return how many bytes were removed.
+    r"""Truncate a partial last line (an interrupted write); return how many bytes were removed.
 
     A last line without its newline is partial even if it parses: the writer
-    always ends a record with ``\\n`` in the same write, so a missing newline
+    always ends a record with ``\n`` in the same write, so a missing newline
     means the write did not finish.
     """
     p = Path(path)
@@ -122,7 +135,7 @@ class LogWriter:
             if not self._fh.closed:
                 self._fh.close()
 
-    def __enter__(self) -> "LogWriter":
+    def __enter__(self) -> LogWriter:
         return self
 
     def __exit__(self, *exc: object) -> None:

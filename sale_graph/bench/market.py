@@ -4,6 +4,12 @@
 arrays indexed ``[task, agent]`` (and ``[task, bidder, judge]`` for the jury),
 which the weight fit, the routers and the report share. Missing data stays
 visible: a failed bid has ``bid_ok = False``, a missing vote is ``NaN``.
+
+Two executions per agent and task can be logged: ``executions`` follow the
+agent's own bid (what SALE and the cascade execute) and ``plain_executions``
+run the task without a plan (what single agents and text routers execute, as
+the paper's baselines do). ``has_plain`` says whether the log has the second
+kind for every task and agent.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from sale_graph.bench.logio import read_log
 
 
 class MarketError(ValueError):
-    """The records cannot form one market (different pools, missing parts)."""
+    """The records cannot form one market (different pools, missing parts, a live record)."""
 
 
 @dataclass
@@ -28,11 +34,16 @@ class Market:
     Attributes:
         records: the raw records (``route(record)`` of a router takes one of these).
         agents, price_in, price_out: the pool (prices in dollars per 1M tokens).
-        task_ids, domains, bins, splits, texts, bin_sources: per task.
+        task_ids, domains, bins, splits, texts, bin_sources, sources, families: per task
+            (``families``: the task's family, or its id when it has none).
         bid_ok, bid_tokens, entropy, bid_cost, bid_tok_total, bid_seconds, strategies: per (task, agent).
         gamma: (T, n, n) judge ``j``'s gamma of bidder ``i``'s bid, NaN when missing.
         vote_cost, vote_tokens, vote_seconds: (T, n, n), zero where no call was made.
-        passed, exec_cost, exec_tokens, exec_seconds: per (task, agent): the agent's own graded execution.
+        passed, exec_cost, exec_tokens, exec_seconds: per (task, agent): the agent's own graded execution of its bid.
+        plain_passed, plain_cost, plain_tokens, plain_seconds: per (task, agent): its execution without a plan
+            (copies of the plan-following arrays when the log has none; see ``has_plain``).
+        has_plain: every task has every agent's plain execution.
+        synthetic: the generator's settings for a synthetic log (``None`` for a recorded one).
     """
 
     records: list[dict[str, Any]]
@@ -45,6 +56,8 @@ class Market:
     splits: np.ndarray
     texts: list[str]
     bin_sources: list[str]
+    sources: np.ndarray
+    families: list[str]
     bid_ok: np.ndarray
     bid_tokens: np.ndarray
     entropy: np.ndarray
@@ -60,13 +73,21 @@ class Market:
     exec_cost: np.ndarray
     exec_tokens: np.ndarray
     exec_seconds: np.ndarray
+    plain_passed: np.ndarray
+    plain_cost: np.ndarray
+    plain_tokens: np.ndarray
+    plain_seconds: np.ndarray
+    has_plain: bool = False
+    synthetic: dict[str, Any] | None = None
 
     @property
     def n_tasks(self) -> int:
+        """Number of tasks."""
         return len(self.task_ids)
 
     @property
     def n_agents(self) -> int:
+        """Number of agents."""
         return len(self.agents)
 
     def indices(self, split: str = "all") -> np.ndarray:
@@ -86,20 +107,28 @@ class Market:
         """Index of the dearest agent (the paper's 'largest agent')."""
         return self.price_order()[-1]
 
-    def oracle(self) -> np.ndarray:
+    def outcomes(self, plain: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(passed, cost, tokens, seconds)`` of the plain executions (``plain=True``) or the plan-following ones."""
+        if plain:
+            return self.plain_passed, self.plain_cost, self.plain_tokens, self.plain_seconds
+        return self.passed, self.exec_cost, self.exec_tokens, self.exec_seconds
+
+    def oracle(self, plain: bool = False) -> np.ndarray:
         """Per task, the cheapest agent (by realised execution cost) that passed; if none passed, the cheapest execution."""
-        cost = np.where(self.passed, self.exec_cost, np.inf)
+        passed, exec_cost, _, _ = self.outcomes(plain)
+        cost = np.where(passed, exec_cost, np.inf)
         best = np.argmin(cost, axis=1)
-        none = ~self.passed.any(axis=1)
-        best[none] = np.argmin(self.exec_cost[none], axis=1) if none.any() else best[none]
+        none = ~passed.any(axis=1)
+        if none.any():
+            best[none] = np.argmin(exec_cost[none], axis=1)
         return best
 
-    def subset(self, idx: np.ndarray) -> "Market":
+    def subset(self, idx: np.ndarray) -> Market:
         """The market restricted to tasks ``idx`` (arrays copied)."""
         idx = np.asarray(idx, dtype=int)
         out: dict[str, Any] = {}
         for name, value in self.__dict__.items():
-            if name in ("agents", "price_in", "price_out"):
+            if name in ("agents", "price_in", "price_out", "has_plain", "synthetic"):
                 out[name] = value
             elif isinstance(value, np.ndarray):
                 out[name] = value[idx]
@@ -108,7 +137,7 @@ class Market:
         return Market(**out)
 
     @classmethod
-    def from_log(cls, path: str | Path) -> "Market":
+    def from_log(cls, path: str | Path) -> Market:
         """Read a log (ignoring a partial last line) and build the market."""
         contents = read_log(path)
         if not contents.records:
@@ -116,67 +145,20 @@ class Market:
         return cls.from_records(contents.records, source=str(path))
 
     @classmethod
-    def from_records(cls, records: list[dict[str, Any]], source: str = "<records>") -> "Market":
-        """Build the arrays; every record must come from the same pool (names and prices)."""
-        if not records:
-            raise MarketError(f"{source}: no records")
-        pool = records[0].get("agents")
-        if not pool:
-            raise MarketError(f"{source}: record of task {records[0]['task'].get('id')!r} has no 'agents' list")
-        agents = [a["name"] for a in pool]
-        index = {a: i for i, a in enumerate(agents)}
-        T, n = len(records), len(agents)
-        f = lambda *shape: np.zeros(shape, dtype=float)  # noqa: E731
-        bid_ok = np.zeros((T, n), dtype=bool)
-        passed = np.zeros((T, n), dtype=bool)
-        has_exec = np.zeros((T, n), dtype=bool)
-        bid_tokens, entropy, bid_cost, bid_tok, bid_sec = f(T, n), f(T, n), f(T, n), f(T, n), f(T, n)
-        exec_cost, exec_tok, exec_sec = f(T, n), f(T, n), f(T, n)
-        gamma = np.full((T, n, n), np.nan)
-        vote_cost, vote_tok, vote_sec = f(T, n, n), f(T, n, n), f(T, n, n)
-        strategies = [[""] * n for _ in range(T)]
-        for t, rec in enumerate(records):
-            tid = rec["task"].get("id")
-            if [a["name"] for a in rec.get("agents", [])] != agents or [a["price_output"] for a in rec["agents"]] != [a["price_output"] for a in pool]:
-                raise MarketError(f"{source}: task {tid!r} was recorded with another pool than the first record; "
-                                  "analyse logs of one pool at a time")
-            for b in rec.get("bids", []):
-                i = index[b["agent"]]
-                bid_ok[t, i] = b.get("status") == "ok"
-                bid_tokens[t, i] = b.get("tokens", 0)
-                entropy[t, i] = b.get("entropy", 0.0)
-                bid_cost[t, i] = b.get("cost_usd", 0.0)
-                bid_tok[t, i] = b.get("input_tokens", 0) + b.get("output_tokens", 0)
-                bid_sec[t, i] = b.get("seconds", 0.0)
-                strategies[t][i] = b.get("strategy", "")
-            for v in rec.get("jury", []):
-                i, j = index[v["bidder"]], index[v["judge"]]
-                if v.get("status") == "ok" and v.get("gamma") is not None:
-                    gamma[t, i, j] = float(v["gamma"])
-                vote_cost[t, i, j] = v.get("cost_usd", 0.0)
-                vote_tok[t, i, j] = v.get("input_tokens", 0) + v.get("output_tokens", 0)
-                vote_sec[t, i, j] = v.get("seconds", 0.0)
-            for e in rec.get("executions", []):
-                i = index[e["agent"]]
-                has_exec[t, i] = True
-                passed[t, i] = bool(e.get("passed"))
-                exec_cost[t, i] = e.get("cost_usd", 0.0)
-                exec_tok[t, i] = e.get("input_tokens", 0) + e.get("output_tokens", 0)
-                exec_sec[t, i] = e.get("seconds", 0.0)
-            if not has_exec[t].all():
-                missing = [agents[i] for i in np.flatnonzero(~has_exec[t])]
-                raise MarketError(f"{source}: task {tid!r} has no execution for {', '.join(missing)}")
-        return cls(
-            records=records, agents=agents,
-            price_in=np.array([a["price_input"] for a in pool], dtype=float),
-            price_out=np.array([a["price_output"] for a in pool], dtype=float),
-            task_ids=[str(r["task"]["id"]) for r in records],
-            domains=np.array([r["task"]["domain"] for r in records]),
-            bins=np.array([int(r["task"]["bin"]) for r in records]),
-            splits=np.array([r["task"].get("split", "test") for r in records]),
-            texts=[r["task"]["text"] for r in records],
-            bin_sources=[r["task"].get("bin_source", "?") for r in records],
-            bid_ok=bid_ok, bid_tokens=bid_tokens, entropy=entropy, bid_cost=bid_cost, bid_tok_total=bid_tok,
-            bid_seconds=bid_sec, strategies=strategies, gamma=gamma, vote_cost=vote_cost, vote_tokens=vote_tok,
-            vote_seconds=vote_sec, passed=passed, exec_cost=exec_cost, exec_tokens=exec_tok, exec_seconds=exec_sec,
-        )
+    def from_records(cls, records: list[dict[str, Any]], source: str = "<records>") -> Market:
+        """Build the arrays; every record must be a market record of the same pool (names and prices).
+
+        A live record (``kind: live``, written by ``sale bench live``) is refused
+        with a :class:`MarketError` that says how to read it
+        (:func:`sale_graph.bench.live_report.live_runs`).
+        """
+        from sale_graph.bench.market_parse import build_market
+
+        return cls(**build_market(records, source))
+
+
+def split_records(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``(market records, live records)`` of a log that may hold both kinds."""
+    live = [r for r in records if r.get("kind") == "live"]
+    market = [r for r in records if r.get("kind") != "live"]
+    return market, live

@@ -9,7 +9,13 @@ For every task the recorder collects, with the graph's own node functions
 * every agent's *own* execution of the task following its own bid
   (``nodes.execute``: the ReAct executor with the domain's tools and budgets),
   graded: search answers with :func:`sale_graph.grading.grade_answer` against the
-  gold aliases, code with :func:`sale_graph.tools.code.check_solution` in the sandbox.
+  gold aliases, code with :func:`sale_graph.tools.code.check_solution` in the sandbox;
+* unless ``plain=False`` (``--no-plain``), every agent's *plain* execution
+  (``plain_executions``): the same executor, tools and budgets with no plan, the
+  strategy slot holding :data:`PLAIN_STRATEGY`. Routers that do not bid (single
+  agents, kNN, MLP, the oracle) are evaluated on these, as the paper's single agents
+  run plain ReAct; without them the report charges those routers for the plan they
+  follow, and says so.
 
 An agent whose bid failed still executes (with an empty strategy, marked
 ``strategy_used: false``) so single-agent baselines have an outcome on every task.
@@ -29,9 +35,11 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
+
+from langgraph.runtime import Runtime
 
 from sale_graph.bench.logio import LogWriter, read_log, repair_log
 from sale_graph.bench.tasks import Task
@@ -41,6 +49,8 @@ from sale_graph.services import SaleServices
 
 RECORD_SCHEMA = 1
 _LIVE = SaleContext()  # the live auction's defaults, which a recording shares
+PLAIN_STRATEGY = "No plan was given: solve the task directly, using the tools as needed."
+"""What a plain execution's strategy slot holds (the execute node's prompt always has one)."""
 
 
 @dataclass
@@ -48,18 +58,21 @@ class RecordSettings:
     """Token caps and budgets of a recording (defaults: the live auction's defaults).
 
     ``max_concurrency`` bounds model calls in flight (bids, jury, executions);
-    ``jobs`` is how many tasks are worked on at once.
+    ``jobs`` is how many tasks are worked on at once; ``plain`` adds every agent's
+    plain execution (no plan) beside the plan-following one. A cap left ``None``
+    is each agent's own from the pool (else the live defaults).
     """
 
-    bid_max_tokens: int = _LIVE.bid_max_tokens
-    jury_max_tokens: int = _LIVE.jury_max_tokens
-    execute_step_max_tokens: int = _LIVE.execute_step_max_tokens
+    bid_max_tokens: int | None = _LIVE.bid_max_tokens
+    jury_max_tokens: int | None = _LIVE.jury_max_tokens
+    execute_step_max_tokens: int | None = _LIVE.execute_step_max_tokens
     execute_max_steps: int = _LIVE.execute_max_steps
     execute_max_tokens: int = _LIVE.execute_max_tokens
     execute_wall_time_s: float = _LIVE.execute_wall_time_s
     max_concurrency: int = _LIVE.max_concurrency
     jobs: int = 1
     f1_threshold: float | None = None
+    plain: bool = True
 
     def context(self, pool: AgentPool, search: dict[str, Any] | None = None) -> SaleContext:
         """The :class:`SaleContext` the node functions run under (no memory, no endpoint checks)."""
@@ -150,7 +163,7 @@ class Recorder:
         self._jury = make_jury_node(self.services)
         self._execute = make_execute_node(self.services)
         self._exec_limiter = threading.BoundedSemaphore(self.settings.max_concurrency)
-        self._runtime = SimpleNamespace(context=self.ctx, stream_writer=None)
+        self._runtime = cast(Runtime[SaleContext], SimpleNamespace(context=self.ctx, stream_writer=None))
 
     def _fan_out(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if len(items) <= 1:
@@ -162,7 +175,8 @@ class Recorder:
         from sale_graph.nodes.bid import BidTask
 
         tool_names = self.services.tool_names_for(task.domain)
-        out = self._bid(BidTask(agent=agent.name, task=task.text, tool_names=tool_names), self._runtime)
+        payload = BidTask(auction_id=f"bench-{task.id}", agent=agent.name, task=task.text, tool_names=tool_names)
+        out = self._bid(payload, runtime=self._runtime)
         bid = dict(out["bids"][0])
         bid.update(_sum_ledger(out["ledger"]))
         return bid
@@ -171,26 +185,31 @@ class Recorder:
         from sale_graph.nodes.jury import JuryTask
 
         judge, bid, task = args
-        out = self._jury(JuryTask(judge=judge.name, bidder=bid["agent"], round="original", task=task.text,
-                                  strategy=bid["strategy"]), self._runtime)
+        out = self._jury(JuryTask(auction_id=f"bench-{task.id}", judge=judge.name, bidder=bid["agent"], round="original",
+                                  task=task.text, strategy=bid["strategy"]), runtime=self._runtime)
         vote = dict(out["votes"][0])
         vote.update(_sum_ledger(out["ledger"]))
         vote["seconds"] = round(sum(e["seconds"] for e in out["ledger"]), 4)
         return vote
 
-    def _run_execution(self, args: tuple[AgentSpec, dict[str, Any], Task]) -> dict[str, Any]:
+    def _run_execution(self, args: tuple[AgentSpec, dict[str, Any] | None, Task]) -> dict[str, Any]:
+        """One graded execution: following ``bid`` (its strategy), or plain when ``bid`` is ``None``."""
         agent, bid, task = args
-        strategy = bid["strategy"] if bid["status"] == "ok" else ""
+        if bid is None:
+            strategy = PLAIN_STRATEGY
+        else:
+            strategy = bid["strategy"] if bid["status"] == "ok" else ""
         state = {
             "task": task.text, "domain": task.domain,
             "selection": {"winner": agent.name, "round": "original", "strategy": strategy, "net": 0.0, "margin": 0.0,
                           "runner_up": None, "provisional_winner": agent.name, "reason": "benchmark: every agent executes"},
         }
         with self._exec_limiter:
-            out = self._execute(state, self._runtime)
+            out = self._execute(state, runtime=self._runtime)
         ex = dict(out["execution"])
         ex.update(_sum_ledger(out["ledger"]))
-        ex["strategy_used"] = bool(strategy)
+        ex["mode"] = "plain" if bid is None else "plan"
+        ex["strategy_used"] = bid is not None and bool(strategy)
         grade = grade_execution(task, ex.get("answer", ""), self.settings.f1_threshold)
         ex["passed"] = grade.pop("passed")
         ex["grade"] = grade
@@ -203,24 +222,32 @@ class Recorder:
         bids = self._fan_out(lambda a: self._run_bid(a, task), agents)
         ok_bids = [b for b in bids if b["status"] == "ok"]
         votes = self._fan_out(self._run_vote, [(j, b, task) for b in ok_bids for j in agents])
-        executions = self._fan_out(self._run_execution, list(zip(agents, bids, [task] * len(agents))))
-        return {
+        jobs: list[tuple[AgentSpec, dict[str, Any] | None, Task]] = [(a, b, task) for a, b in zip(agents, bids, strict=True)]
+        if self.settings.plain:
+            jobs += [(a, None, task) for a in agents]
+        runs = self._fan_out(self._run_execution, jobs)
+        record: dict[str, Any] = {
             "schema": RECORD_SCHEMA,
+            "kind": "market",
             "task": task.to_dict(),
             "agents": [{"name": a.name, "model": a.model, "price_input": a.price_input, "price_output": a.price_output}
                        for a in agents],
             "bids": bids,
             "jury": votes,
-            "executions": executions,
+            "executions": runs[:len(agents)],
             "settings": asdict(self.settings),
-            "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "wall_seconds": round(time.perf_counter() - start, 3),
         }
+        if self.settings.plain:
+            record["plain_executions"] = runs[len(agents):]
+        return record
 
 
 def record_cost(record: dict[str, Any]) -> float:
     """Dollars one record spent (bids, jury and every execution)."""
-    return float(sum(x.get("cost_usd", 0.0) for key in ("bids", "jury", "executions") for x in record.get(key, [])))
+    keys = ("bids", "jury", "executions", "plain_executions")
+    return float(sum(x.get("cost_usd", 0.0) for key in keys for x in record.get(key, [])))
 
 
 @dataclass
@@ -231,6 +258,32 @@ class RecordSummary:
     recorded: int
     repaired_bytes: int
     cost_usd: float
+
+
+def _logged(out: str, pool: AgentPool, settings: RecordSettings) -> tuple[set[str], float]:
+    """Task ids already in the log and the dollars they spent; an error when the log is of another pool or mode."""
+    from pathlib import Path
+
+    done: set[str] = set()
+    spent = 0.0
+    if not Path(out).exists():
+        return done, spent
+    for rec in read_log(out, allow_partial_tail=False).records:
+        done.add(str(rec["task"]["id"]))
+        spent += record_cost(rec)
+        names = [a["name"] for a in rec.get("agents", [])]
+        if names and names != pool.names:
+            raise ValueError(
+                f"{out}: task {rec['task']['id']!r} was recorded with agents {names}, but the pool has {pool.names}; "
+                "write to a new log for a different pool"
+            )
+        if ("plain_executions" in rec) != settings.plain:
+            raise ValueError(
+                f"{out}: task {rec['task']['id']!r} was recorded {'with' if 'plain_executions' in rec else 'without'} "
+                f"plain executions, this run {'with' if settings.plain else 'without (--no-plain)'}; a log holds one "
+                "kind: write to a new log"
+            )
+    return done, spent
 
 
 def record_tasks(
@@ -253,23 +306,9 @@ def record_tasks(
     """
     settings = settings or RecordSettings()
     repaired = repair_log(out)
-    done: set[str] = set()
-    spent = 0.0
-    from pathlib import Path
-
-    if Path(out).exists():
-        contents = read_log(out, allow_partial_tail=False)
-        for rec in contents.records:
-            done.add(str(rec["task"]["id"]))
-            spent += record_cost(rec)
-            names = [a["name"] for a in rec.get("agents", [])]
-            if names and names != pool.names:
-                raise ValueError(
-                    f"{out}: task {rec['task']['id']!r} was recorded with agents {names}, but the pool has {pool.names}; "
-                    "write to a new log for a different pool"
-                )
+    done, spent = _logged(out, pool, settings)
     todo = [t for t in tasks if t.id not in done]
-    rec = recorder or Recorder(pool, settings, services=services, search=search)
+    recorder = recorder or Recorder(pool, settings, services=services, search=search)
     bar = None
     if progress:
         from tqdm import tqdm
@@ -287,7 +326,7 @@ def record_tasks(
         def submit_next() -> None:
             task = next(queue, None)
             if task is not None:
-                in_flight.add(executor.submit(rec.record_task, task))
+                in_flight.add(executor.submit(recorder.record_task, task))
 
         for _ in range(max(1, settings.jobs)):
             submit_next()

@@ -1,4 +1,4 @@
-"""Benchmark tasks: the schema, its validation, JSONL files, bins and the dev/test split.
+r"""Benchmark tasks: the schema, its validation, JSONL files, bins and the dev/test split.
 
 A task is one JSON object per line::
 
@@ -8,7 +8,7 @@ A task is one JSON object per line::
      "split": "test", "meta": {"proxy_minutes": 0.3}}
 
     {"id": "humaneval-0", "domain": "coding", "text": "Complete ...", "tests": "def check(candidate): ...",
-     "entry_point": "has_close_elements", "code_prefix": "from typing import List\\n\\ndef ...", ...}
+     "entry_point": "has_close_elements", "code_prefix": "from typing import List\n\ndef ...", ...}
 
 Fields:
 
@@ -23,7 +23,11 @@ Fields:
 * ``bin_source``: ``"human"`` or ``"proxy:<name>"`` naming the documented proxy
   (see :mod:`sale_graph.bench.datasets`); every report states it;
 * ``source`` (free text: dataset and version), ``split`` (``"dev"`` or ``"test"``, see :func:`split_of`),
-  ``meta`` (optional object, e.g. the proxy's estimated minutes).
+  ``meta`` (optional object, e.g. the proxy's estimated minutes);
+* ``family`` (optional str): tasks of one family share a split, whatever their ids (a FanOutQA leaf
+  question and its multi-hop parent: a router trained on one must not be tested on the other);
+  the split is derived from the family when ``split`` is absent, and a file whose family straddles
+  the split is an error (:func:`check_families`).
 
 Errors name the file, the line and the field at fault (:class:`TaskFileError`).
 """
@@ -53,7 +57,7 @@ DEFAULT_DEV_FRACTION = 0.3
 
 _FIELDS = {
     "id", "domain", "text", "gold", "tests", "entry_point", "code_prefix", "human_minutes",
-    "bin", "bin_source", "source", "split", "meta",
+    "bin", "bin_source", "source", "split", "meta", "family",
 }
 
 
@@ -102,6 +106,7 @@ class Task:
     entry_point: str | None = None
     code_prefix: str | None = None
     human_minutes: float | None = None
+    family: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,7 +115,7 @@ class Task:
             "id": self.id, "domain": self.domain, "text": self.text, "bin": self.bin,
             "bin_source": self.bin_source, "source": self.source, "split": self.split,
         }
-        for key in ("gold", "tests", "entry_point", "code_prefix", "human_minutes"):
+        for key in ("gold", "tests", "entry_point", "code_prefix", "human_minutes", "family"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
@@ -139,48 +144,43 @@ def _str_field(data: Mapping[str, Any], key: str, where: str, required: bool = T
     return value
 
 
-def task_from_dict(
-    data: Any, where: str = "<task>", *, dev_fraction: float = DEFAULT_DEV_FRACTION, fill_split: bool = True
-) -> Task:
-    """Validate one task object and build a :class:`Task`.
-
-    ``split`` may be left out (it is then :func:`split_of` the id when
-    ``fill_split``); ``bin`` may be left out when ``human_minutes`` is given
-    (the bin is then computed and ``bin_source`` set to ``"human"``). Every
-    error names ``where`` (``file:line``) and the field.
-    """
+def _check_object(data: Any, where: str) -> None:
+    """A task is a JSON object with only known fields."""
     if not isinstance(data, dict):
         raise TaskFileError(f"{where}: a task must be a JSON object, got {type(data).__name__}")
     unknown = sorted(set(data) - _FIELDS)
     if unknown:
         raise TaskFileError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(_FIELDS))}")
-    task_id = _str_field(data, "id", where)
-    assert task_id is not None
-    where = f"{where} (task {task_id!r})"
-    domain = _str_field(data, "domain", where)
-    if domain not in DOMAINS:
-        raise _err(where, "domain", f"must be 'search' or 'coding', got {domain!r}")
-    text = _str_field(data, "text", where)
-    gold = tests = entry_point = code_prefix = None
-    if domain == "search":
-        raw_gold = data.get("gold")
-        if not isinstance(raw_gold, list) or not raw_gold:
-            raise _err(where, "gold", "a search task needs a non-empty list of accepted answers (aliases)")
-        for g in raw_gold:
-            if not isinstance(g, str) or not g.strip():
-                raise _err(where, "gold", f"every alias must be a non-empty string, got {g!r}")
-        gold = list(raw_gold)
-        for key in ("tests", "entry_point"):
-            if data.get(key) is not None:
-                raise _err(where, key, "only coding tasks have tests/entry_point")
-    else:
-        tests = _str_field(data, "tests", where)
-        entry_point = _str_field(data, "entry_point", where)
-        if entry_point is not None and not entry_point.isidentifier():
-            raise _err(where, "entry_point", f"must be a Python identifier, got {entry_point!r}")
-        code_prefix = _str_field(data, "code_prefix", where, required=False)
-        if data.get("gold") is not None:
-            raise _err(where, "gold", "only search tasks have gold answers; coding tasks are checked by tests")
+
+
+def _search_fields(data: Mapping[str, Any], where: str) -> list[str]:
+    """The gold aliases of a search task (and no coding fields)."""
+    raw_gold = data.get("gold")
+    if not isinstance(raw_gold, list) or not raw_gold:
+        raise _err(where, "gold", "a search task needs a non-empty list of accepted answers (aliases)")
+    for g in raw_gold:
+        if not isinstance(g, str) or not g.strip():
+            raise _err(where, "gold", f"every alias must be a non-empty string, got {g!r}")
+    for key in ("tests", "entry_point"):
+        if data.get(key) is not None:
+            raise _err(where, key, "only coding tasks have tests/entry_point")
+    return list(raw_gold)
+
+
+def _coding_fields(data: Mapping[str, Any], where: str) -> tuple[str | None, str | None, str | None]:
+    """``tests``, ``entry_point`` and ``code_prefix`` of a coding task (and no gold)."""
+    tests = _str_field(data, "tests", where)
+    entry_point = _str_field(data, "entry_point", where)
+    if entry_point is not None and not entry_point.isidentifier():
+        raise _err(where, "entry_point", f"must be a Python identifier, got {entry_point!r}")
+    code_prefix = _str_field(data, "code_prefix", where, required=False)
+    if data.get("gold") is not None:
+        raise _err(where, "gold", "only search tasks have gold answers; coding tasks are checked by tests")
+    return tests, entry_point, code_prefix
+
+
+def _bin_fields(data: Mapping[str, Any], where: str) -> tuple[int, str, float | None]:
+    """The bin, how it was decided and the human minutes (when given), checked against each other."""
     minutes = data.get("human_minutes")
     if minutes is not None:
         if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not math.isfinite(minutes) or minutes < 0:
@@ -205,24 +205,72 @@ def task_from_dict(
         raise _err(where, "bin_source", f"must be 'human' or 'proxy:<name>', got {bin_source!r}")
     if bin_source == "human" and minutes is None:
         raise _err(where, "bin_source", "'human' needs human_minutes")
-    source = data.get("source", "user")
-    if not isinstance(source, str) or not source.strip():
-        raise _err(where, "source", f"must be a non-empty string, got {source!r}")
+    return int(b), bin_source, minutes
+
+
+def _split_field(data: Mapping[str, Any], where: str, key: str, dev_fraction: float, fill_split: bool) -> str:
+    """The task's split; when absent, :func:`split_of` its family (or id)."""
     split = data.get("split")
     if split is None:
         if not fill_split:
             raise _err(where, "split", "missing; 'dev' or 'test'")
-        split = split_of(task_id, dev_fraction)
+        split = split_of(key, dev_fraction)
     if split not in ("dev", "test"):
         raise _err(where, "split", f"must be 'dev' or 'test', got {split!r}")
+    return str(split)
+
+
+def task_from_dict(
+    data: Any, where: str = "<task>", *, dev_fraction: float = DEFAULT_DEV_FRACTION, fill_split: bool = True
+) -> Task:
+    """Validate one task object and build a :class:`Task`.
+
+    ``split`` may be left out (it is then :func:`split_of` the task's ``family``,
+    or of its id when it has none, when ``fill_split``); ``bin`` may be left out
+    when ``human_minutes`` is given (the bin is then computed and ``bin_source``
+    set to ``"human"``). Every error names ``where`` (``file:line``) and the field.
+    """
+    _check_object(data, where)
+    task_id = _str_field(data, "id", where)
+    assert task_id is not None
+    where = f"{where} (task {task_id!r})"
+    domain = _str_field(data, "domain", where)
+    if domain not in DOMAINS:
+        raise _err(where, "domain", f"must be 'search' or 'coding', got {domain!r}")
+    text = _str_field(data, "text", where)
+    gold = tests = entry_point = code_prefix = None
+    if domain == "search":
+        gold = _search_fields(data, where)
+    else:
+        tests, entry_point, code_prefix = _coding_fields(data, where)
+    b, bin_source, minutes = _bin_fields(data, where)
+    source = data.get("source", "user")
+    if not isinstance(source, str) or not source.strip():
+        raise _err(where, "source", f"must be a non-empty string, got {source!r}")
+    family = _str_field(data, "family", where, required=False)
+    split = _split_field(data, where, family or task_id, dev_fraction, fill_split)
     meta = data.get("meta") or {}
     if not isinstance(meta, dict):
         raise _err(where, "meta", f"must be an object, got {type(meta).__name__}")
     return Task(
-        id=task_id, domain=domain, text=text, bin=int(b), bin_source=bin_source, source=source,  # type: ignore[arg-type]
+        id=task_id, domain=domain, text=text, bin=b, bin_source=bin_source, source=source,  # type: ignore[arg-type]
         split=split, gold=gold, tests=tests, entry_point=entry_point, code_prefix=code_prefix,  # type: ignore[arg-type]
-        human_minutes=minutes, meta=dict(meta),
+        human_minutes=minutes, family=family, meta=dict(meta),
     )
+
+
+def check_families(tasks: Iterable[Task], where: str = "<tasks>") -> None:
+    """Every task family lies in one split (a FanOutQA leaf beside its parent question); else an error naming both."""
+    first: dict[str, Task] = {}
+    for task in tasks:
+        if task.family is None:
+            continue
+        other = first.setdefault(task.family, task)
+        if other.split != task.split:
+            raise TaskFileError(
+                f"{where}: field 'split': task {task.id!r} is in {task.split} but {other.id!r} of the same family "
+                f"{task.family!r} is in {other.split}; a family must stay in one split (leave 'split' out to derive it)"
+            )
 
 
 def read_tasks(path: str | Path, *, dev_fraction: float = DEFAULT_DEV_FRACTION) -> list[Task]:
@@ -241,6 +289,7 @@ def read_tasks(path: str | Path, *, dev_fraction: float = DEFAULT_DEV_FRACTION) 
             tasks.append(task)
     if not tasks:
         raise TaskFileError(f"{p}: no tasks in the file")
+    check_families(tasks, str(p))
     return tasks
 
 

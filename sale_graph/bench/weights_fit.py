@@ -1,88 +1,39 @@
-r"""`sale bench fit`: learn the auction weights on the dev split of a market log with a MILP.
+"""`sale bench fit`: learn the auction weights on the dev split of a market log with a two-stage MILP.
 
-The programme (docs/method.md, "Weights"), solved with :func:`scipy.optimize.milp` (HiGHS).
-
-Data, for every dev task ``t`` and every agent ``i`` whose bid succeeded (``A_t``):
-
-* features of the bid, each in [0, 1]:
-  ``c~_ti = price_i * |s_ti| / c_max`` (cost feature; ``c_max`` the largest ``price * |s|`` on dev),
-  ``h_ti`` (bid entropy), ``g_tij`` (judge ``j``'s gamma; a missing vote is imputed by the mean of the
-  present votes on that bid, or 0 when no judge answered - the live rule renormalises over present
-  judges, which equals this imputation under equal jury weights);
-* the auction score under weights ``w``: ``S_ti(w) = w~_c c~_ti - w_h h_ti - sum_j w_j g_tij``
-  (that is ``C - V``; linear in ``w``);
-* the realised outcome of the agent's own execution: ``u_ti = cost_ti / cost_max`` if it passed and
-  ``u_ti = P`` if it failed (``cost_max`` the dearest dev execution, ``P`` the failure penalty, default 2 > 1 >= any
-  cost term), and its regret against the best agent on that task ``z_ti = u_ti - min_{k in A_t} u_tk``
-  (0 for the oracle agent). A failure costs ``P`` whoever failed: the dollars a failed run wasted are not
-  part of the regret (they are in every cost figure of the report). With the earlier definition
-  ``u = cost/cost_max + P * failed`` a failing dear agent had a larger regret than a failing cheap one;
-  with stochastic executions some failure is unavoidable for every weight vector, so the maximum was
-  always a failure and min-max reduced to "only let the cheapest agent fail", i.e. nearly always pick
-  the cheapest agent (on the synthetic 753-task log: dev pass@1 32 %, test 37 %, against 78 % / 74 %
-  for the mean objective; see docs/benchmarks.md).
-* ``W_t``, the agents that can win task ``t`` under some weights (one LP per agent: ``exists w`` in the
-  box with ``sum w = 1`` and ``S_ti(w) <= S_tk(w) - delta_ki`` for every ``k``), and ``D``, the dev tasks
-  where the choice matters: ``z_ti`` is not the same for every ``i in W_t``. A task outside ``D`` (all
-  agents failed, or only an agent that never wins the auction passed) has the same regret whatever the
-  weights: it carries no signal and would only pin ``Q``. It is left out of the maximum, kept in the mean.
-
-Variables: ``w = (w~_c, w_h, w_1..w_n)`` continuous, ``x_ti`` binary (agent ``i`` selected on ``t``;
-fixed to 0 for ``i`` outside ``W_t``), ``Q``.
-
-min-max (default)::
-
-    minimise    Q + eps * (1/T) sum_t sum_i z_ti x_ti
-    subject to  sum_{i in A_t} x_ti = 1                                  for every t        (one agent per task)
-                S_tk(w) - S_ti(w) + M_tki x_tk <= M_tki - delta_ki       for every t, k != i in A_t
-                Q >= sum_i z_ti x_ti                                     for every t in D
-                sum_f w_f = 1,   0 <= w_f <= w_max
-
-``delta_ki = delta`` when ``i`` is cheaper than ``k`` (price, then name) and 0 otherwise: the
-selected agent must have the smallest ``C - V``, strictly smaller than any cheaper agent's, which is
-exactly the live rule ``argmin (C - V)`` with ties to the cheaper agent. This ties the selection
-variables to the weights, so the programme cannot pick the oracle agent without weights that make the
-auction pick it; with every weight on one feature the rule is still well defined, and the
-normalisation ``sum w = 1`` removes the trivial rescaling (``C - V`` scaled by any positive factor picks
-the same agents; ``w = 0`` would make every bid tie). Because ``w >= 0`` and ``sum w = 1``,
-``S_tk - S_ti = (f_tk - f_ti) . w <= max_f (f_tk - f_ti)_f``, so ``M_tki = max(0, max_f (f_tk - f_ti)_f + delta_ki)``
-is a valid big-M (tighter than the uniform ``2 + delta``, which made the relaxation weak).
-``eps`` (1e-3) makes the objective the lexicographic programme "minimise ``Q``, then the mean regret
-among min-max optima" in weighted form. (A two-stage solve, stage 2 minimising the mean with ``x_ti``
-fixed to 0 where ``z_ti > Q*``, cannot be warm-started from stage 1 in scipy's ``milp`` and HiGHS found
-no feasible point for it in 120 s on the synthetic log, so the weighted form is used.) Within the MIP
-gap HiGHS reports, the tie-break is the best found, not proven optimal: ``meta`` reports the gap.
-
-mean (ablation)::  minimise (1/T) sum_t sum_i z_ti x_ti   subject to the same selection constraints.
-
-Tasks with no successful bid are left out (the live auction cannot run on them either); tasks with one
-bid fix ``x``. The fitted ``w~_c`` is converted back to the live cost scale, ``w_c = w~_c / c_max``, and
-written with ``w_h`` and one jury weight per judge to a file :func:`sale_graph.weights.load_weights` reads.
-The fit is then checked by replaying the live selection rule (:func:`sale_graph.scoring.select_winner`
-through :class:`~sale_graph.bench.routers.SaleRouter`) with the fitted weights on dev and test, and the
-file's ``meta`` reports the objective and how often that rule picks the oracle agent.
+See :func:`fit_weights` for the programme; its pieces are built in
+:mod:`sale_graph.bench.fit_programme`, and the ablations (one refit per
+variant) in :mod:`sale_graph.bench.ablations`.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
-from scipy.sparse import coo_matrix
 
+from sale_graph.bench.defaults import DEFAULT_CVAR_ALPHA, DEFAULT_GAP, DEFAULT_OBJECTIVE, DEFAULT_TOLERANCE, OBJECTIVES
+from sale_graph.bench.fit_programme import (
+    Features,
+    FitError,
+    NoSignalError,
+    ObjectiveSpec,
+    Programme,
+    build_features,
+    imputed_gamma,
+    objective_spec,
+    outcome_regret,
+    primary_value,
+    winnable_agents,
+)
+from sale_graph.bench.fit_search import evaluate_samples
+from sale_graph.bench.fit_stages import Solution, StageResult, score, solve_stage
 from sale_graph.bench.market import Market
+from sale_graph.bench.provenance import fit_record
+from sale_graph.bench.variants import FULL, Variant
 from sale_graph.weights import Weights
-
-Objective = Literal["minmax", "mean"]
-
-
-class FitError(RuntimeError):
-    """The weight programme could not be built or solved."""
 
 
 @dataclass
@@ -101,6 +52,7 @@ class FitResult:
     skipped_tasks: int
     raw_weights: dict[str, float]
     selection: np.ndarray
+    stages: list[StageResult] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_file_dict(self) -> dict[str, Any]:
@@ -115,182 +67,188 @@ class FitResult:
         return p
 
 
-def imputed_gamma(market: Market) -> np.ndarray:
-    """``gamma[t, bidder, judge]`` with a missing vote replaced by the mean of the bid's present votes (0 if none)."""
-    g = market.gamma
-    present = np.isfinite(g)
-    count = present.sum(axis=2, keepdims=True)
-    mean = np.where(count > 0, np.nansum(np.where(present, g, 0.0), axis=2, keepdims=True) / np.maximum(count, 1), 0.0)
-    return np.where(present, g, mean)
-
-
-def outcome_regret(market: Market, fail_penalty: float = 2.0, cost_scale: float | None = None) -> tuple[np.ndarray, float]:
-    """``z[t, i]``: regret of selecting agent ``i`` on task ``t`` (see the module docstring) and the cost scale used."""
-    scale = float(cost_scale if cost_scale is not None else market.exec_cost.max())
-    scale = scale if scale > 0 else 1.0
-    u = np.where(market.passed, market.exec_cost / scale, fail_penalty)
-    u_valid = np.where(market.bid_ok, u, np.inf)
-    best = np.min(u_valid, axis=1, keepdims=True)
-    best = np.where(np.isfinite(best), best, 0.0)
-    return np.where(market.bid_ok, u - best, 0.0), scale
-
-
-def winnable_agents(feats: np.ndarray, bid_ok: np.ndarray, rank: dict[int, int], delta: float,
-                    w_max: float) -> np.ndarray:
-    """``win[t, i]``: whether some weights (``0 <= w <= w_max``, ``sum w = 1``) make the rule pick ``i`` on ``t`` (LP)."""
-    T, n, m = feats.shape
-    win = np.zeros((T, n), dtype=bool)
-    for t in range(T):
-        valid = np.flatnonzero(bid_ok[t])
-        for i in valid:
-            others = [k for k in valid if k != i]
-            if not others:
-                win[t, i] = True
-                continue
-            a_ub = np.array([feats[t, i] - feats[t, k] for k in others])
-            b_ub = np.array([-(delta if rank[k] < rank[i] else 0.0) for k in others])
-            res = linprog(np.zeros(m), A_ub=a_ub, b_ub=b_ub, A_eq=np.ones((1, m)), b_eq=[1.0],
-                          bounds=[(0.0, w_max)] * m, method="highs")
-            win[t, i] = res.status == 0
-    return win
-
-
-def fit_weights(
-    market: Market,
-    *,
-    objective: Objective = "minmax",
-    split: str = "dev",
-    fail_penalty: float = 2.0,
-    w_max: float = 1.0,
-    delta: float = 1e-4,
-    eps: float = 1e-3,
-    time_limit_s: float = 120.0,
-    evaluate: bool = True,
-) -> FitResult:
-    """Solve the weight MILP on ``split`` of ``market`` (see the module docstring for the programme)."""
-    if objective not in ("minmax", "mean"):
-        raise FitError(f"objective must be 'minmax' or 'mean', got {objective!r}")
+def _check_args(objective: str, fail_penalty: float, w_max: float, cvar_alpha: float, tolerance: float) -> None:
+    if objective not in OBJECTIVES:
+        raise FitError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if fail_penalty <= 1:
         raise FitError(f"fail_penalty must exceed 1 (the largest cost term), got {fail_penalty}")
     if not 0 < w_max <= 1:
         raise FitError(f"w_max must be in (0, 1] (weights sum to 1), got {w_max}")
-    idx = market.indices(split)
-    dev = market.subset(idx)
-    keep = dev.bid_ok.any(axis=1)
-    skipped = int((~keep).sum())
-    dev = dev.subset(np.flatnonzero(keep))
-    T, n = dev.n_tasks, dev.n_agents
-    if T == 0:
-        raise FitError(f"no {split} task with a successful bid in the log; record more tasks or check the split")
-    raw_cost = dev.price_out[None, :] * dev.bid_tokens
-    c_max = float(raw_cost[dev.bid_ok].max()) or 1.0
-    feats = np.concatenate([
-        (raw_cost / c_max)[:, :, None], -dev.entropy[:, :, None], -imputed_gamma(dev),
-    ], axis=2)  # (T, n, m): S = feats @ w
-    m = feats.shape[2]
-    z, cost_scale = outcome_regret(dev, fail_penalty)
+    if not 0 <= cvar_alpha < 1:
+        raise FitError(f"cvar_alpha must be in [0, 1), got {cvar_alpha}")
+    if tolerance < 0:
+        raise FitError(f"tolerance must be >= 0, got {tolerance}")
 
-    pairs = [(t, i) for t in range(T) for i in range(n) if dev.bid_ok[t, i]]
-    xcol = {p: m + k for k, p in enumerate(pairs)}
-    nx = len(pairs)
-    use_q = objective == "minmax"
-    nvar = m + nx + (1 if use_q else 0)
-    qcol = m + nx
+
+def _no_signal_message(dev: Market, split: str, z_win: np.ndarray) -> str:
+    all_fail = int((~dev.passed.any(axis=1)).sum())
+    return (f"no {split} task where the choice of agent changes the regret ({dev.n_tasks} tasks: {all_fail} where every "
+            f"agent failed, {dev.n_tasks - all_fail} where only agents the auction cannot pick passed or every winnable agent "
+            f"did equally well; {int(dev.passed.sum())} of {dev.passed.size} executions passed). Every weight vector is "
+            "equally good here, so any fit would be arbitrary: record tasks that some agents solve and others do not")
+
+
+def _fit_tasks(market: Market, split: str) -> tuple[Market, int]:
+    """The split's tasks with at least one successful bid (the auction cannot run on the others), and how many were left out."""
+    dev = market.subset(market.indices(split))
+    keep = dev.bid_ok.any(axis=1)
+    if not keep.any():
+        raise FitError(f"no {split} task with a successful bid in the log; record more tasks or check the split")
+    return dev.subset(np.flatnonzero(keep)), int((~keep).sum())
+
+
+def build_programme(dev: Market, v: Variant, split: str, fail_penalty: float, delta: float, w_max: float) -> Programme:
+    """Features, regret, winnable agents and the tasks where the choice matters; :class:`NoSignalError` if there are none."""
+    feats = build_features(dev, v)
+    z, _ = outcome_regret(dev, fail_penalty)
     rank = {a: r for r, a in enumerate(dev.price_order())}
     win = winnable_agents(feats, dev.bid_ok, rank, delta, w_max)
     if not win.any(axis=1).all():
         raise FitError(f"no weights with w_max={w_max} let the auction pick any agent on some {split} task; raise w_max")
     z_win = np.where(win, z, np.nan)
     matters = (np.nanmax(z_win, axis=1) - np.nanmin(z_win, axis=1)) > 1e-12
+    if not matters.any():
+        raise NoSignalError(_no_signal_message(dev, split, z_win))
+    return Programme(feats, dev.bid_ok, z, win, matters, dev.bins, rank, delta, w_max)
 
-    rows: list[int] = []
-    cols: list[int] = []
-    vals: list[float] = []
-    lb: list[float] = []
-    ub: list[float] = []
-    r = 0
 
-    def add(entries: list[tuple[int, float]], lo: float, hi: float) -> None:
-        nonlocal r
-        for c, v in entries:
-            rows.append(r)
-            cols.append(c)
-            vals.append(v)
-        lb.append(lo)
-        ub.append(hi)
-        r += 1
+def _overall(stages: list[StageResult]) -> str:
+    """``optimal`` when every stage was solved to its gap, else the first stage's status that was not."""
+    return next((s.status for s in stages if s.status != "optimal"), "optimal")
 
-    add([(f, 1.0) for f in range(m)], 1.0, 1.0)  # sum w = 1
-    for t in range(T):
-        valid = [i for i in range(n) if dev.bid_ok[t, i]]
-        add([(xcol[(t, i)], 1.0) for i in valid], 1.0, 1.0)
-        for k in valid:
-            for i in valid:
-                if i == k:
-                    continue
-                d = delta if rank[i] < rank[k] else 0.0
-                diff = feats[t, k] - feats[t, i]
-                big_m = max(0.0, float(diff.max()) + d)
-                add([(f, float(diff[f])) for f in range(m) if diff[f] != 0.0] + [(xcol[(t, k)], big_m)], -np.inf, big_m - d)
-        if use_q and matters[t]:
-            add([(qcol, 1.0)] + [(xcol[(t, i)], -float(z[t, i])) for i in valid if z[t, i] != 0.0], 0.0, np.inf)
-    A = coo_matrix((vals, (rows, cols)), shape=(r, nvar)).tocsr()
 
-    c = np.zeros(nvar)
-    for (t, i), col in xcol.items():
-        c[col] = (eps if use_q else 1.0) * z[t, i] / T
-    if use_q:
-        c[qcol] = 1.0
-    integrality = np.zeros(nvar)
-    integrality[m:m + nx] = 1
-    lower = np.zeros(nvar)
-    upper = np.concatenate([np.full(m, w_max), np.ones(nx), [np.inf] if use_q else []])
-    for (t, i), col in xcol.items():
-        if not win[t, i]:
-            upper[col] = 0.0  # no weights make the auction pick i on t
-    start = time.perf_counter()
-    res = milp(c, constraints=LinearConstraint(A, lb, ub), integrality=integrality, bounds=Bounds(lower, upper),
-               options={"time_limit": time_limit_s, "disp": False})
-    seconds = time.perf_counter() - start
-    if res.x is None:
-        raise FitError(f"the weight MILP found no solution ({res.message}); status {res.status}")
-    w = np.clip(res.x[:m], 0.0, None)
-    x = res.x[m:m + nx]
-    sel = np.full(T, -1)
-    for (t, i), val in zip(pairs, x):
-        if val > 0.5:
-            sel[t] = i
-    chosen = z[np.arange(T), sel]
-    q_value = float(chosen[matters].max()) if matters.any() else 0.0
-    judges = dev.agents
-    weights = Weights(w_c=float(w[0] / c_max), w_h=float(w[1]),
-                      jury={j: float(w[2 + k]) for k, j in enumerate(judges)}, source=f"bench fit ({objective})")
-    status = {0: "optimal", 1: "time or iteration limit (best solution found)", 2: "infeasible", 3: "unbounded"}.get(res.status, str(res.status))
-    result = FitResult(
-        weights=weights, objective=objective, objective_value=float(res.fun), max_regret=float(chosen.max()),
-        mean_regret=float(chosen.mean()), status=status, mip_gap=getattr(res, "mip_gap", None), seconds=seconds,
-        n_dev_tasks=T, skipped_tasks=skipped,
-        raw_weights={"w_c_normalised": float(w[0]), "w_h": float(w[1]), **{f"jury:{j}": float(w[2 + k]) for k, j in enumerate(judges)}},
-        selection=sel,
-    )
-    result.meta = {
-        "objective": objective, "objective_value": result.objective_value, "status": status,
-        "max_regret_dev": result.max_regret, "mean_regret_dev": result.mean_regret,
-        "mip_gap": result.mip_gap, "solve_seconds": round(seconds, 3), "dev_tasks": T,
-        "dev_tasks_without_bids": skipped, "fail_penalty": fail_penalty, "cost_scale_usd": cost_scale,
-        "c_max": c_max, "delta": delta, "w_max": w_max, "eps": eps if use_q else 0.0,
-        "regret": "u = exec_cost/cost_scale if passed else fail_penalty; z = u - min_agents u",
-        "tasks_where_choice_matters": int(matters.sum()),
-        "max_regret_where_choice_matters": q_value,
-        "tasks_with_fixed_regret": int((~matters).sum()),
-        "fixed_regret_max": float(z_win[~matters].max(initial=0.0, where=np.isfinite(z_win[~matters]))) if (~matters).any() else 0.0,
-    }
+def fit_weights(
+    market: Market,
+    *,
+    objective: str = DEFAULT_OBJECTIVE,
+    split: str = "dev",
+    fail_penalty: float = 2.0,
+    w_max: float = 1.0,
+    delta: float = 1e-4,
+    cvar_alpha: float = DEFAULT_CVAR_ALPHA,
+    tolerance: float = DEFAULT_TOLERANCE,
+    gap: float = DEFAULT_GAP,
+    time_limit_s: float = 120.0,
+    variant: Variant = FULL,
+    evaluate: bool = True,
+) -> FitResult:
+    r"""Fit the weights on ``split`` of ``market`` by a two-stage MILP (scipy ``milp``, HiGHS).
+
+    Data, for every task ``t`` of the split with a successful bid and every agent ``i`` whose bid
+    succeeded (``A_t``):
+
+    * features ``f_ti`` in [0, 1] with ``C - V = f_ti . w``: the cost feature
+      ``c~_ti = price_i |s_ti| / c_max`` (``c_max`` the largest on the split), ``-H_ti``, and ``-g_tij``
+      for every judge ``j`` (a missing vote imputed by the mean of the bid's present votes, 0 if none;
+      the live rule renormalises over present judges, the same under equal jury weights). A variant
+      (:mod:`sale_graph.bench.variants`) changes the cost feature or masks votes, and fixes weights at 0;
+    * regret ``z_ti = u_ti - min_{k in A_t} u_tk`` with ``u_ti = cost_ti / cost_max`` if agent ``i``'s logged
+      (plan-following) execution passed, else ``P`` (``fail_penalty`` > 1), whoever failed;
+    * ``W_t``: agents some weights let win (corner test or LP); ``D``: tasks where ``z_ti`` differs over
+      ``W_t``. Tasks outside ``D`` have the same regret whatever the weights. If ``D`` is empty the fit
+      raises :class:`NoSignalError` (the CLI exits 2): any weights would be "optimal".
+
+    Variables: ``w = (w~_c, w_h, w_1..w_n)``, ``0 <= w <= w_max`` (0 where the variant fixes it),
+    ``sum w = 1``; ``x_ti`` binary (0 for ``i`` outside ``W_t``); ``r_t = sum_i z_ti x_ti``.
+    Selection constraints (the live rule ``argmin (C - V)``, ties to the cheaper agent)::
+
+        sum_{i in A_t} x_ti = 1                                       for every t
+        (f_tk - f_ti) . w + M_tki x_tk <= M_tki - delta_ki            for every t, k != i in A_t
+
+    with ``delta_ki = delta`` when ``i`` is cheaper than ``k`` (else 0) and the big-M
+    ``M_tki = max(0, max_f (f_tk - f_ti)_f + delta_ki)`` over the free weights.
+
+    Primary objective ``F`` (stage 1):
+
+    * ``minmax``: ``min Q`` s.t. ``Q >= r_t`` for t in D (the worst task);
+    * ``binmax``: ``min Q`` s.t. ``Q >= mean_{t in D, bin b} r_t`` for every bin b (the worst bin's mean);
+    * ``cvar``: ``min eta + sum_{t in D} s_t / ((1 - alpha) |D|)`` s.t. ``s_t >= r_t - eta``, ``s_t >= 0``
+      (the mean regret of the worst ``1 - alpha`` share of tasks, ``alpha = cvar_alpha``);
+    * ``mean``: ``min (1/T) sum_t r_t`` (one stage).
+
+    Stage 2 (every objective but ``mean``)::
+
+        minimise    (1/T) sum_t r_t
+        subject to  the same constraints,  F <= F1 + tolerance
+
+    where ``F1`` is stage 1's value (for ``minmax`` also ``x_ti = 0`` wherever ``z_ti > F1 + tolerance``).
+    Each stage is solved to the relative MIP gap ``gap`` within ``time_limit_s`` seconds; both
+    statuses and gaps are reported (``meta.stages``). Stage 1's solution is feasible for stage 2, so
+    when stage 2 finds nothing better within its time limit stage 1's weights are kept (and said so).
+    ``w~_c`` is converted back to the live scale, ``w_c = w~_c / c_max``.
+    """
+    _check_args(objective, fail_penalty, w_max, cvar_alpha, tolerance)
+    dev, skipped = _fit_tasks(market, split)
+    prog = build_programme(dev, variant, split, fail_penalty, delta, w_max)
+    spec = objective_spec(prog, objective, cvar_alpha, fail_penalty)
+    samples = evaluate_samples(prog)
+    sol, st1 = solve_stage(prog, spec, samples, stage=1, objective=objective, cost=spec.cost, cvar_alpha=cvar_alpha, gap=gap,
+                           time_limit_s=time_limit_s, incumbents=[])
+    stages = [st1]
+    if objective != "mean":
+        bound = score(prog, sol, objective, cvar_alpha)[0] + tolerance + 1e-9
+        sol, st2 = solve_stage(prog, spec, samples, stage=2, objective="mean", cost=_mean_cost(prog, spec), cvar_alpha=cvar_alpha,
+                               gap=gap, time_limit_s=time_limit_s, incumbents=[sol], bound=(objective, bound))
+        stages.append(st2)
+    result = _result(dev, prog, sol, objective, variant, stages, skipped, cvar_alpha)
+    result.meta.update({
+        "fail_penalty": fail_penalty, "delta": delta, "w_max": w_max, "tolerance": tolerance, "gap_asked": gap,
+        "time_limit_s": time_limit_s, "cvar_alpha": cvar_alpha if objective == "cvar" else None,
+        "fit": fit_record(market, split, dev.task_ids),
+    })
     if evaluate:
-        result.meta.update(evaluate_fit(market, weights, dev_selection=sel, dev_market=dev))
+        result.meta.update(evaluate_fit(market, result.weights, variant, price_ref=prog.feats.price_ref,
+                                        const_tokens=prog.feats.const_tokens, dev_selection=result.selection, dev_market=dev))
     return result
 
 
-def evaluate_fit(market: Market, weights: Weights, *, dev_selection: np.ndarray | None = None,
+def _mean_cost(prog: Programme, spec: ObjectiveSpec) -> np.ndarray:
+    """Stage 2's cost vector: the mean regret over every dev task."""
+    T = prog.bid_ok.shape[0]
+    cost = np.zeros_like(spec.cost)
+    for t in range(T):
+        for col, zv in prog.regret_entries(t, 1.0 / T):
+            cost[col] = zv
+    return cost
+
+
+def _result(dev: Market, prog: Programme, sol: Solution, objective: str, variant: Variant, stages: list[StageResult],
+            skipped: int, cvar_alpha: float) -> FitResult:
+    feats: Features = prog.feats
+    w, sel = sol.w, sol.sel
+    T = dev.n_tasks
+    chosen = prog.z[np.arange(T), sel]
+    value = primary_value(objective, chosen, prog.matters, prog.bins, cvar_alpha)
+    judges = dev.agents
+    weights = Weights(w_c=float(w[0] / feats.c_max), w_h=float(w[1]), jury={j: float(w[2 + k]) for k, j in enumerate(judges)},
+                      source=f"bench fit ({objective}{'' if variant.name == 'full' else ', ' + variant.name})")
+    last = stages[-1]
+    result = FitResult(
+        weights=weights, objective=objective, objective_value=value, max_regret=float(chosen.max()),
+        mean_regret=float(chosen.mean()), status=_overall(stages), mip_gap=last.gap,
+        seconds=sum(s.seconds for s in stages), n_dev_tasks=T, skipped_tasks=skipped,
+        raw_weights={"w_c_normalised": float(w[0]), "w_h": float(w[1]), **{f"jury:{j}": float(w[2 + k]) for k, j in enumerate(judges)}},
+        selection=sel, stages=stages,
+    )
+    matters = prog.matters
+    result.meta = {
+        "objective": objective, "variant": variant.name, "removes": variant.removes, "objective_value": value,
+        "status": result.status, "status_detail": "; ".join(s.describe() for s in stages),
+        "stages": [{"stage": s.stage, "status": s.status, "mip_gap": s.gap, "gap_asked": s.asked_gap, "seconds": round(s.seconds, 3)}
+                   for s in stages],
+        "mip_gap": result.mip_gap, "solve_seconds": round(result.seconds, 3), "dev_tasks": T, "dev_tasks_without_bids": skipped,
+        "max_regret_dev": result.max_regret, "mean_regret_dev": result.mean_regret,
+        "max_regret_where_choice_matters": float(chosen[matters].max()),
+        "tasks_where_choice_matters": int(matters.sum()), "tasks_with_fixed_regret": int((~matters).sum()),
+        "fixed_regret_max": float(np.where(prog.win, prog.z, 0.0)[~matters].max(initial=0.0)),
+        "c_max": feats.c_max, "price_ref": feats.price_ref, "const_tokens": feats.const_tokens,
+        "regret": "u = exec_cost/cost_max if passed else fail_penalty; z = u - min_agents u",
+    }
+    return result
+
+
+def evaluate_fit(market: Market, weights: Weights, v: Variant = FULL, *, price_ref: float | None = None,
+                 const_tokens: float | None = None, dev_selection: np.ndarray | None = None,
                  dev_market: Market | None = None) -> dict[str, Any]:
     """How often the live rule with ``weights`` picks the oracle agent (and passes) on dev and test.
 
@@ -300,7 +258,7 @@ def evaluate_fit(market: Market, weights: Weights, *, dev_selection: np.ndarray 
     from sale_graph.bench.routers import SaleRouter
 
     out: dict[str, Any] = {}
-    router = SaleRouter(weights)
+    router = SaleRouter(weights, v.name, price_ref=price_ref, const_tokens=const_tokens)
     oracle = market.oracle()
     for split in ("dev", "test"):
         idx = market.indices(split)
@@ -316,3 +274,7 @@ def evaluate_fit(market: Market, weights: Weights, *, dev_selection: np.ndarray 
         replay = router.choose(dev_market, np.arange(dev_market.n_tasks))
         out["milp_replay_agreement_dev"] = round(float(np.mean(replay == dev_selection)), 4)
     return out
+
+
+__all__ = ["DEFAULT_OBJECTIVE", "FitError", "FitResult", "NoSignalError", "evaluate_fit", "fit_weights", "imputed_gamma",
+           "outcome_regret"]

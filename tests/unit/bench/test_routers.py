@@ -8,8 +8,17 @@ import pytest
 from sale_graph.bench.market import Market
 from sale_graph.bench.report import build_report, write_report
 from sale_graph.bench.routers import (
-    SALE_VARIANTS, CascadeRouter, EmbeddingStore, KNNRouter, MLPRouter, OracleRouter, RandomRouter, SaleRouter,
-    SingleAgentRouter, evaluate, standard_routers,
+    SALE_VARIANTS,
+    CascadeRouter,
+    EmbeddingStore,
+    KNNRouter,
+    MLPRouter,
+    OracleRouter,
+    RandomRouter,
+    SaleRouter,
+    SingleAgentRouter,
+    evaluate,
+    standard_routers,
 )
 from sale_graph.bench.synthetic import synthetic_records
 from sale_graph.nodes.score import build_table
@@ -27,8 +36,9 @@ def market_and_store() -> tuple[Market, EmbeddingStore]:
 
 
 def _pool(market: Market) -> AgentPool:
+    prices = zip(market.agents, market.price_in, market.price_out, strict=True)
     return AgentPool(tuple(AgentSpec(name=a, model=a, base_url="http://127.0.0.1:1/v1", price_input=float(pi),
-                                     price_output=float(po)) for a, pi, po in zip(market.agents, market.price_in, market.price_out)))
+                                     price_output=float(po)) for a, pi, po in prices))
 
 
 def test_single_random_oracle(market_and_store) -> None:
@@ -39,13 +49,16 @@ def test_single_random_oracle(market_and_store) -> None:
     r1, r2 = RandomRouter(7).choose(m, idx), RandomRouter(7).choose(m, idx)
     assert (r1 == r2).all() and len(set(r1.tolist())) == m.n_agents  # deterministic, uses every agent
     oracle = evaluate(OracleRouter(), m, idx)
-    assert oracle.passed.mean() == pytest.approx(m.passed.any(axis=1).mean())
+    # Routers that do not bid run the plain executions (issue 11: baselines get no free plan).
+    assert m.has_plain
+    passed, cost = m.plain_passed, m.plain_cost
+    assert oracle.passed.mean() == pytest.approx(passed.any(axis=1).mean())
     for a in m.agents:  # nobody beats the oracle on pass@1
         assert evaluate(SingleAgentRouter(a), m, idx).passed.mean() <= oracle.passed.mean()
     # the oracle is the cheapest passing execution
-    t = int(np.flatnonzero(m.passed.sum(axis=1) >= 2)[0])
+    t = int(np.flatnonzero(passed.sum(axis=1) >= 2)[0])
     pick = OracleRouter().choose(m, np.array([t]))[0]
-    assert m.passed[t, pick] and m.exec_cost[t, pick] == m.exec_cost[t][m.passed[t]].min()
+    assert passed[t, pick] and cost[t, pick] == cost[t][passed[t]].min()
     assert OracleRouter().route(m.records[t]) == m.agents[pick]
 
 
@@ -67,20 +80,20 @@ def test_sale_variants_pay_what_they_use(market_and_store) -> None:
     idx = np.arange(m.n_tasks)
     full = SaleRouter(Weights()).decide(m, idx)
     nojury = SaleRouter(Weights(), "no-jury").decide(m, idx)
-    selfj = SaleRouter(Weights(), "self-jury").decide(m, idx)
-    peer = SaleRouter(Weights(), "peer-jury").decide(m, idx)
+    selfj = SaleRouter(Weights(), "self-only").decide(m, idx)
+    peer = SaleRouter(Weights(), "peers-only").decide(m, idx)
     bids = m.bid_cost.sum(axis=1)
     assert np.allclose(nojury.overhead_cost, bids)
     diag = np.einsum("tii->t", m.vote_cost)
     assert np.allclose(selfj.overhead_cost, bids + diag)
     assert np.allclose(peer.overhead_cost + diag, full.overhead_cost)
-    # no price: the most expensive agent wins more often than with the price term
-    nop = SaleRouter(Weights(w_c=0.5, w_h=0.5), "no-price").choose(m, idx)
+    # no cost term: the most expensive agent wins more often than with it
+    nop = SaleRouter(Weights(w_c=0.5, w_h=0.5), "no-cost").choose(m, idx)
     withp = SaleRouter(Weights(w_c=0.5, w_h=0.5)).choose(m, idx)
     assert (nop == m.largest).mean() > (withp == m.largest).mean()
     # no-entropy equals w_h = 0
     assert (SaleRouter(Weights(), "no-entropy").choose(m, idx) == SaleRouter(Weights(w_h=0.0)).choose(m, idx)).all()
-    assert {SaleRouter(Weights(), v).name for v in SALE_VARIANTS} >= {"sale", "sale:no-jury", "sale:self-jury"}
+    assert {SaleRouter(Weights(), v).name for v in SALE_VARIANTS} >= {"sale", "sale:no-jury", "sale:self-only", "sale:peers-only"}
     with pytest.raises(ValueError, match="unknown SALE variant"):
         SaleRouter(Weights(), "no-everything")
 
@@ -108,8 +121,8 @@ def test_text_routers_learn_topics() -> None:
     vecs = []
     for k, r in enumerate(records):
         topic = k % 2
-        for e in r["executions"]:
-            e["passed"] = (e["agent"] == "qwen3-4b") if topic == 0 else (e["agent"] == "qwen3-32b")
+        for e in r["executions"] + r["plain_executions"]:
+            e["passed"] = (e["agent"] == "small") if topic == 0 else (e["agent"] == "xlarge")
         r["task"]["split"] = "dev" if k < 60 else "test"
         v = np.zeros(8)
         v[topic] = 1.0
@@ -119,7 +132,7 @@ def test_text_routers_learn_topics() -> None:
     store = EmbeddingStore()
     store.put(m.task_ids, m.texts, np.array(vecs))
     dev, test = m.indices("dev"), m.indices("test")
-    expected = np.where(test % 2 == 0, m.agents.index("qwen3-4b"), m.agents.index("qwen3-32b"))
+    expected = np.where(test % 2 == 0, m.agents.index("small"), m.agents.index("xlarge"))
     knn = KNNRouter(store, k=5).fit(m, dev)
     assert (knn.choose(m, test) == expected).all()
     mlp = MLPRouter(store, epochs=300).fit(m, dev)

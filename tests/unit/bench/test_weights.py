@@ -78,7 +78,8 @@ def test_min_max_value_when_no_weights_can_separate_two_tasks() -> None:
     res = fit_weights(market, objective="minmax")
     assert [market.agents[i] for i in res.selection] == [A, A]
     assert res.max_regret == pytest.approx(1.0)
-    assert res.objective_value == pytest.approx(1.0 + 1e-3 * 0.5, abs=1e-6)
+    assert res.objective_value == pytest.approx(1.0, abs=1e-6)  # two stages: the stage-1 value, no tie-break weight
+    assert res.mean_regret == pytest.approx(0.5)
     mean = fit_weights(market, objective="mean")
     assert mean.objective_value == pytest.approx(0.5, abs=1e-6)
     assert [market.agents[i] for i in mean.selection] == [A, A]
@@ -99,7 +100,8 @@ def test_a_failing_agent_own_cost_no_longer_decides_the_min_max() -> None:
     mean = fit_weights(market, objective="mean")
     assert [market.agents[i] for i in mm.selection] == [A, A, A, A]
     assert mm.max_regret == pytest.approx(1.75)
-    assert mm.objective_value == pytest.approx(1.75 + 1e-3 * 1.75 / 4, abs=1e-6)
+    assert mm.objective_value == pytest.approx(1.75, abs=1e-6)  # two stages: the stage-1 value, no tie-break weight
+    assert mm.mean_regret == pytest.approx(1.75 / 4)
     assert [market.agents[i] for i in mean.selection] == [A, A, A, A]
     assert mean.objective_value == pytest.approx(1.75 / 4, abs=1e-6)
 
@@ -127,7 +129,8 @@ def test_min_max_protects_the_hard_task_where_the_mean_saves_cost() -> None:
     assert mm.status == "optimal" and mean.status == "optimal"
     assert [market.agents[i] for i in mm.selection] == [B] * 5
     assert mm.max_regret == pytest.approx(0.5)
-    assert mm.objective_value == pytest.approx(0.5 + 1e-3 * 0.4, abs=1e-6)
+    assert mm.objective_value == pytest.approx(0.5, abs=1e-6)
+    assert mm.mean_regret == pytest.approx(0.4)
     raw = mm.raw_weights
     assert 0.4 * raw["jury:small"] > 0.5 * raw["w_c_normalised"]  # large beats small even at d = 0.4
     assert mm.meta["pass_at_1_dev"] == 1.0
@@ -149,7 +152,8 @@ def test_a_task_with_the_same_regret_whatever_the_weights_does_not_pin_the_maxim
     assert [market.agents[i] for i in mm.selection] == [B] * 5 + [A]
     assert mm.meta["max_regret_where_choice_matters"] == pytest.approx(0.5)
     assert mm.max_regret == pytest.approx(1.0)  # over every dev task, t6 included
-    assert mm.objective_value == pytest.approx(0.5 + 1e-3 * (2.0 + 1.0) / 6, abs=1e-6)
+    assert mm.objective_value == pytest.approx(0.5, abs=1e-6)
+    assert mm.mean_regret == pytest.approx((2.0 + 1.0) / 6)
 
 
 def test_bad_arguments_are_rejected() -> None:
@@ -160,3 +164,5 @@ def test_bad_arguments_are_rejected() -> None:
         fit_weights(market)
     with pytest.raises(FitError, match="fail_penalty"):
         fit_weights(market, split="test", fail_penalty=1.0)
+    with pytest.raises(FitError, match="cvar_alpha"):
+        fit_weights(market, split="test", cvar_alpha=1.0)

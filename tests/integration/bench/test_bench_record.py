@@ -18,7 +18,7 @@ from sale_graph.bench.tasks import task_from_dict, write_tasks
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CORPUS = ROOT / "examples" / "corpus.jsonl"  # the search tasks' local corpus (ships with the repo)
 SEARCH = {"backend": "local", "path": str(CORPUS)}
 CAPS = ["--bid-max-tokens", "48", "--jury-max-tokens", "8", "--execute-step-max-tokens", "48", "--execute-max-steps", "2",
@@ -27,7 +27,8 @@ TASKS = [
     {"id": "cap-fr", "domain": "search", "text": "What is the capital of France?", "gold": ["Paris"], "bin": 0, "bin_source": "proxy:test"},
     {"id": "add", "domain": "coding", "text": "Write a Python function add(a, b) that returns a + b.",
      "tests": "def check(candidate):\n    assert candidate(2, 3) == 5\n", "entry_point": "add", "bin": 1, "bin_source": "proxy:test"},
-    {"id": "planet", "domain": "search", "text": "Name the largest planet of the solar system.", "gold": ["Jupiter"], "bin": 0, "bin_source": "proxy:test"},
+    {"id": "planet", "domain": "search", "text": "Name the largest planet of the solar system.", "gold": ["Jupiter"], "bin": 0,
+     "bin_source": "proxy:test"},
 ]
 
 
@@ -50,9 +51,11 @@ def test_record_small_market(embedded_pool, tmp_path) -> None:
         for v in rec["jury"]:
             assert (v["status"] == "ok") == (v["gamma"] is not None) and v["reason"]
         assert [e["agent"] for e in rec["executions"]] == embedded_pool.names
-        for e in rec["executions"]:
+        assert [e["agent"] for e in rec["plain_executions"]] == embedded_pool.names  # the baselines' runs, no plan
+        for e in rec["executions"] + rec["plain_executions"]:
             assert isinstance(e["passed"], bool) and e["grade"]["detail"]
             assert e["steps"] <= 2 and e["output_tokens"] <= 2 * 48
+        assert {e["mode"] for e in rec["executions"]} == {"plan"} and {e["mode"] for e in rec["plain_executions"]} == {"plain"}
     # a second run skips both tasks
     again = record_tasks(tasks, embedded_pool, str(log), settings, search=SEARCH, progress=False)
     assert again.recorded == 0 and again.done_before == 2

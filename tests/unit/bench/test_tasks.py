@@ -8,7 +8,13 @@ import json
 import pytest
 
 from sale_graph.bench.datasets import (
-    DatasetError, answer_aliases, load_fanoutqa, load_fanoutqa_leaves, load_humaneval, load_sources, load_trivia,
+    DatasetError,
+    answer_aliases,
+    load_fanoutqa,
+    load_fanoutqa_leaves,
+    load_humaneval,
+    load_sources,
+    load_trivia,
     sample_tasks,
 )
 from sale_graph.bench.logio import LogError, LogWriter, read_log, repair_log
@@ -166,3 +172,40 @@ def test_grading_of_executions() -> None:
     bad = grade_execution(coding, "```python\ndef add(a, b):\n    return a - b\n```")
     assert not bad["passed"] and "AssertionError" in bad["detail"]
     assert grade_execution(coding, "")["detail"] == "no code in the answer"
+
+
+def test_a_family_shares_one_split(tmp_path) -> None:
+    # A FanOutQA leaf and its parent question: the split is the family's, whatever the ids.
+    leaf = {**SEARCH, "id": "leaf-1", "family": "fanoutqa-q1"}
+    parent = {**SEARCH, "id": "fanoutqa-q1", "family": "fanoutqa-q1"}
+    tasks = read_tasks(_write(tmp_path, [leaf, parent]))
+    assert tasks[0].split == tasks[1].split == split_of("fanoutqa-q1")
+    assert tasks[0].to_dict()["family"] == "fanoutqa-q1"
+    # explicit splits that straddle a family are an error naming both tasks
+    with pytest.raises(TaskFileError, match="same family 'fanoutqa-q1'"):
+        read_tasks(_write(tmp_path, [{**leaf, "split": "dev"}, {**parent, "split": "test"}]))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("fanoutqa") is None, reason="fanoutqa not installed")
+def test_fanoutqa_leaves_stay_with_their_parent_question() -> None:
+    parents = {t.id: t for t in load_fanoutqa()}
+    leaves = load_fanoutqa_leaves()
+    assert all(leaf.family in parents and parents[leaf.family].split == leaf.split for leaf in leaves)
+    assert {t.source for t in leaves} != {t.source for t in parents.values()}  # per-source tables keep them apart
+
+
+def test_the_proxy_mapping_is_what_the_functions_give() -> None:
+    from pathlib import Path
+
+    from sale_graph.bench import datasets
+    from sale_graph.bench.datasets import proxy_mapping
+
+    mapping = proxy_mapping()
+    assert mapping["proxy:fanoutqa-evidence-pages (multi-hop)"] == [
+        ("1 page", "0.5-2.5"), ("2-6 pages", "2.5-12.5"), ("7+ pages", "12.5-60")]
+    assert mapping["proxy:humaneval-solution-lines"] == [
+        ("1 line", "0.1-0.5"), ("2-5 lines", "0.5-2.5"), ("6-27 lines", "2.5-12.5"), ("28+ lines", "12.5-60")]
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "benchmarks.md").read_text()
+    for text in (datasets.__doc__ or "", docs):
+        assert "1 page -> 0.5-2.5, 2-6 pages -> 2.5-12.5, 7+ pages -> 12.5-60" in text
+        assert "4-6 pages" not in text
