@@ -21,6 +21,16 @@ if TYPE_CHECKING:
     from sale_graph.embedded import EmbeddedServer, ServerError, embedded_pool
     from sale_graph.errors import SaleError
     from sale_graph.graph import build_sale_graph
+    from sale_graph.integrations import (
+        ContextError,
+        RouteError,
+        SaleMiddleware,
+        SaleRouterState,
+        ToolCallingError,
+        check_routes,
+        sale_router,
+        strict_context,
+    )
     from sale_graph.llm import ModelFactory
     from sale_graph.memory import AuctionMemory, MemoryStoreError
     from sale_graph.nodes import Node
@@ -61,6 +71,14 @@ _LAZY: dict[str, str] = {
     "sale_as_node": "sale_graph.compose",
     "sale_subgraph": "sale_graph.compose",
     "shared_key_problems": "sale_graph.compose",
+    "ContextError": "sale_graph.integrations",
+    "RouteError": "sale_graph.integrations",
+    "SaleMiddleware": "sale_graph.integrations",
+    "SaleRouterState": "sale_graph.integrations",
+    "ToolCallingError": "sale_graph.integrations",
+    "check_routes": "sale_graph.integrations",
+    "sale_router": "sale_graph.integrations",
+    "strict_context": "sale_graph.integrations",
 }
 
 __all__ = [
@@ -70,28 +88,36 @@ __all__ = [
     "AuctionError",
     "AuctionMemory",
     "AuctionRun",
+    "ContextError",
     "EmbeddedServer",
     "MemoryStoreError",
     "ModelFactory",
     "Node",
     "PoolError",
+    "RouteError",
     "SaleContext",
     "SaleError",
     "SaleInput",
+    "SaleMiddleware",
     "SaleOutput",
+    "SaleRouterState",
     "SaleState",
     "ServerError",
+    "ToolCallingError",
     "Weights",
     "WeightsError",
     "build_sale_graph",
     "check_pool",
+    "check_routes",
     "embedded_pool",
     "load_pool",
     "load_weights",
     "run_auction",
     "sale_as_node",
+    "sale_router",
     "sale_subgraph",
     "shared_key_problems",
+    "strict_context",
 ]
 __version__ = "0.1.0"
 

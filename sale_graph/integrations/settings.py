@@ -1,0 +1,107 @@
+"""Settings of a route-only auction: a :class:`SaleContext` from keywords, unknown keys refused by name."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sale_graph.context import SaleContext
+from sale_graph.integrations.errors import ContextError
+from sale_graph.pool import AgentPool
+
+#: The settings a :class:`SaleContext` takes, in declaration order.
+CONTEXT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SaleContext))
+
+PoolSpec = AgentPool | str | os.PathLike[str] | None
+
+
+def unknown_keys_message(unknown: Iterable[str], allowed: Iterable[str], where: str) -> str:
+    """The sentence naming unknown setting keys, the closest allowed key of each, and every allowed key.
+
+    Args:
+        unknown: the keys that are not allowed.
+        allowed: every allowed key.
+        where: what held the keys (``"context"``, ``"SaleMiddleware settings"``...).
+
+    Returns:
+        One line, e.g. ``unknown context key 'use_memmory' (did you mean 'use_memory'?); allowed: pool, ...``.
+    """
+    allowed = list(allowed)
+    parts = []
+    for key in sorted(unknown):
+        close = difflib.get_close_matches(key, allowed, n=1)
+        parts.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    noun = "key" if len(parts) == 1 else "keys"
+    return f"unknown {where} {noun} {', '.join(parts)}; allowed: {', '.join(allowed)}"
+
+
+def check_context_keys(keys: Iterable[str], where: str = "context") -> None:
+    """Raise :class:`ContextError` when ``keys`` holds a name that is not a :class:`SaleContext` field.
+
+    Args:
+        keys: the setting names given.
+        where: what held them, for the message.
+
+    Raises:
+        ContextError: naming each unknown key, its closest allowed key, and all allowed keys.
+    """
+    unknown = set(keys) - set(CONTEXT_KEYS)
+    if unknown:
+        raise ContextError(unknown_keys_message(unknown, CONTEXT_KEYS, where))
+
+
+def as_context(value: SaleContext | Mapping[str, Any] | None, where: str = "context") -> SaleContext:
+    """A :class:`SaleContext` from a context, a dict of its fields (checked by name) or ``None`` (defaults)."""
+    if value is None:
+        return SaleContext()
+    if isinstance(value, SaleContext):
+        return value
+    if isinstance(value, Mapping):
+        check_context_keys(value, where)
+        return SaleContext(**dict(value))
+    raise ContextError(f"{where} must be a SaleContext or a dict of its fields, got {type(value).__name__}")
+
+
+def route_context(
+    base: SaleContext | Mapping[str, Any] | None,
+    pool: PoolSpec | Any,
+    settings: Mapping[str, Any],
+    where: str,
+) -> SaleContext:
+    """The settings of a route-only auction: ``base`` with ``pool`` and ``settings`` over it, ``route_only=True``.
+
+    Args:
+        base: a :class:`SaleContext`, a dict of its fields, or ``None`` for the defaults.
+        pool: an :class:`AgentPool`, a path to a pool TOML, ``None`` for the embedded pool, or
+            :data:`KEEP` to keep the base's pool.
+        settings: more :class:`SaleContext` fields by keyword (``weights``, ``use_memory``...).
+        where: who was given the settings, for error messages.
+
+    Returns:
+        The context, always with ``route_only=True``.
+
+    Raises:
+        ContextError: a setting is not a :class:`SaleContext` field.
+        ValueError: a setting has a bad value (from :class:`SaleContext`).
+    """
+    check_context_keys(settings, where)
+    over = dict(settings)
+    if pool is not KEEP:
+        over["pool"] = os.fspath(pool) if isinstance(pool, os.PathLike) else pool
+    return dataclasses.replace(as_context(base, where), **over, route_only=True)
+
+
+class _Keep:
+    """Marker: keep the pool the base context names."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()
+
+
+__all__ = ["CONTEXT_KEYS", "KEEP", "PoolSpec", "as_context", "check_context_keys", "route_context", "unknown_keys_message"]
