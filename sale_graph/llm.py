@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
+from langchain_openai.chat_models.base import BaseChatOpenAI
 
 from sale_graph.limits import Limiter, acall_slot, call_slot
 from sale_graph.pool import AgentSpec
@@ -92,6 +93,21 @@ class CallResult:
     def truncated(self) -> bool:
         """Whether the generation stopped at its token cap (``finish_reason == "length"``)."""
         return self.finish_reason == "length"
+
+
+def with_response_format(model: BaseChatModel, response_format: dict[str, Any] | None) -> Any:
+    """``model`` asking for ``response_format``, sent as a plain request field.
+
+    ``ChatOpenAI`` turns a ``response_format`` argument into the SDK's ``parse`` path,
+    which raises (instead of returning) when the answer hits its token cap and does
+    not stream; in ``extra_body`` the field is sent as is, like any other, so a cut
+    answer is recorded as truncated. Other chat models get it as a call argument.
+    """
+    if response_format is None:
+        return model
+    if isinstance(model, BaseChatOpenAI):
+        return model.model_copy(update={"extra_body": {**(model.extra_body or {}), "response_format": response_format}})
+    return model.bind(response_format=response_format)
 
 
 def message_text(message: BaseMessage) -> str:

@@ -24,7 +24,7 @@ class Node(Protocol):
 # Failures of one model call that the auction records and survives (the agent's
 # bid or vote is marked failed/missing, visibly); anything else is a bug and raises.
 CALL_ERRORS: tuple[type[BaseException], ...] = (
-    openai.APIError,
+    openai.OpenAIError,  # API errors, and the client's own (a parse cut at its length limit...)
     httpx.HTTPError,
     TimeoutError,
     ConnectionError,

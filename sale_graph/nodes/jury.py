@@ -20,7 +20,7 @@ from sale_graph.jury_format import (
     response_format,
 )
 from sale_graph.limits import Limiter
-from sale_graph.llm import CallResult, acall_model, call_model, ledger_entry
+from sale_graph.llm import CallResult, acall_model, call_model, ledger_entry, with_response_format
 from sale_graph.nodes._common import CALL_ERRORS, Node, ctx_of, describe_error, dual_node, emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import jury_messages
@@ -75,9 +75,8 @@ def ask_judge(judge: AgentSpec, model: Any, prompt_for: PromptFor, run: Limiter 
     fmt = answer_format(judge)
     while True:
         messages, rf = prompt_for(fmt)
-        extra = {"response_format": rf} if rf is not None else {}
         try:
-            result = call_model(model, messages, agent=judge, phase="jury", run=run, **extra)
+            result = call_model(with_response_format(model, rf), messages, agent=judge, phase="jury", run=run)
         except CALL_ERRORS as exc:
             nxt = _next_format(judge, fmt, exc)
             if nxt is None:
@@ -93,9 +92,8 @@ async def aask_judge(judge: AgentSpec, model: Any, prompt_for: PromptFor, run: L
     fmt = answer_format(judge)
     while True:
         messages, rf = prompt_for(fmt)
-        extra = {"response_format": rf} if rf is not None else {}
         try:
-            result = await acall_model(model, messages, agent=judge, phase="jury", run=run, **extra)
+            result = await acall_model(with_response_format(model, rf), messages, agent=judge, phase="jury", run=run)
         except CALL_ERRORS as exc:
             nxt = _next_format(judge, fmt, exc)
             if nxt is None:
