@@ -20,10 +20,12 @@ winner's prompt and the whole auction record. The node carries its destinations 
 its return type, so ``add_node`` draws the edges without ``destinations=``.
 
 Checks: at build time every pool agent needs a route and every route an agent of the
-pool (when the pool is known then); at run time the winner's node must exist in the
-graph and the state must declare the two keys (a bad ``goto`` or an undeclared key
-would otherwise be dropped by LangGraph with only a log line). :func:`check_routes`
-checks a built graph before its first run.
+pool (when the pool is known then); ``compile()`` refuses a route to a node the graph
+lacks (LangGraph checks the destinations); :func:`check_routes` says the same naming the
+route, and that the state lacks the two keys. At run time the router checks both again
+before it routes (a ``goto`` to a missing node, or an update to an undeclared key, is
+otherwise dropped by LangGraph with only a log line, e.g. when ``add_node`` was given
+other ``destinations=``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from langgraph._internal._runnable import RunnableCallable
 from langgraph.graph import StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Command
-from typing_extensions import TypedDict, get_type_hints
+from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
 from sale_graph.integrations.auction import RouteOnlyAuction, auction_record, latest_human_text, task_input
@@ -238,7 +240,7 @@ def check_routes(graph: Any) -> None:
     if not isinstance(builder, StateGraph):
         raise TypeError(f"check_routes takes a StateGraph or a compiled graph, got {type(graph).__name__}")
     problems = []
-    keys = set(get_type_hints(builder.state_schema))
+    keys = set(builder.channels) | set(builder.managed)  # every schema's keys: the state's and the nodes' own
     for node_name, spec in builder.nodes.items():
         router = spec.runnable
         if not isinstance(router, SaleRouterNode):
