@@ -67,7 +67,7 @@ def test_repo_langgraph_json_is_valid() -> None:
     from langgraph_cli.config import validate_config_file
 
     cfg = validate_config_file(REPO / "langgraph.json")
-    assert set(cfg["graphs"]) == {"sale", "research_assistant"}
+    assert set(cfg["graphs"]) == {"sale", "research_assistant", "routed_agents"}
     for spec in cfg["graphs"].values():
         path, _, var = spec.partition(":")
         assert (REPO / path).is_file() and var == "graph"
@@ -130,11 +130,12 @@ def test_schemas_render(langgraph_server: dict[str, Any]) -> None:
 
     client = get_sync_client(url=langgraph_server["url"])
     assistants = {a["graph_id"]: a for a in client.assistants.search()}
-    assert set(assistants) == {"sale", "research_assistant"}
+    assert set(assistants) == {"sale", "research_assistant", "routed_agents"}
 
     sale = client.assistants.get_schemas(assistants["sale"]["assistant_id"])
-    assert sale["input_schema"]["required"] == ["task"]
-    assert {"task", "domain", "gold", "tests", "entry_point"} <= set(sale["input_schema"]["properties"])
+    # A task, or chat-shaped input (the task from the last human message): neither key is required alone.
+    assert not sale["input_schema"].get("required")
+    assert {"task", "messages", "domain", "gold", "tests", "entry_point"} <= set(sale["input_schema"]["properties"])
     assert {"answer", "selection", "bids", "votes", "ledger"} <= set(sale["output_schema"]["properties"])
     ctx = sale["context_schema"]
     assert ctx["title"] == "SaleContext"
