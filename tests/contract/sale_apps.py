@@ -55,8 +55,8 @@ def role_of(request: Mapping[str, Any]) -> str:
     system = system_text(request)
     if system.startswith("Rate how likely"):
         return "jury"
-    if any(note in system for note in (MIDDLEWARE_NOTE, EXECUTOR_NOTE, NODE_NOTE)):
-        return "agent"
+    if request.get("tools") or any(note in system for note in (MIDDLEWARE_NOTE, EXECUTOR_NOTE, NODE_NOTE)):
+        return "agent"  # the auction's own calls never offer tools
     if last_user_text(request).startswith("Here are strategies from past auctions"):
         return "refine"
     return "bid"
