@@ -10,6 +10,7 @@ ledger with the endpoint's own ``usage_metadata``.
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections import OrderedDict
@@ -43,6 +44,7 @@ class ModelFactory(Protocol):
 
 _MODELS_KEPT = 256
 _models: OrderedDict[tuple[str, ...], BaseChatModel] = OrderedDict()
+_formatted: OrderedDict[tuple[int, str], tuple[BaseChatModel, BaseChatModel]] = OrderedDict()
 _models_lock = threading.Lock()
 
 
@@ -105,9 +107,20 @@ def with_response_format(model: BaseChatModel, response_format: dict[str, Any] |
     """
     if response_format is None:
         return model
-    if isinstance(model, BaseChatOpenAI):
-        return model.model_copy(update={"extra_body": {**(model.extra_body or {}), "response_format": response_format}})
-    return model.bind(response_format=response_format)
+    if not isinstance(model, BaseChatOpenAI):
+        return model.bind(response_format=response_format)
+    key = (id(model), json.dumps(response_format, sort_keys=True))
+    with _models_lock:
+        hit = _formatted.get(key)
+        if hit is not None:
+            _formatted.move_to_end(key)
+            return hit[1]
+    copy = model.model_copy(update={"extra_body": {**(model.extra_body or {}), "response_format": response_format}})
+    with _models_lock:
+        _formatted[key] = (model, copy)  # the original is kept so its id stays unique while the entry lives
+        while len(_formatted) > _MODELS_KEPT:
+            _formatted.popitem(last=False)
+    return copy
 
 
 def message_text(message: BaseMessage) -> str:
