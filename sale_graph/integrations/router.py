@@ -136,13 +136,7 @@ def sale_router(
     if not routes:
         raise RouteError("sale_router needs routes: {'<pool agent>': '<node name>', ...}, one per pool agent")
     auction = RouteOnlyAuction(model_factory=model_factory, tools=tools, memory=memory)
-    run_context: RunContext | None = None
-    if callable(context) and not isinstance(context, (SaleContext, Mapping)):
-        run_context = context
-    fixed = None if run_context is not None else route_context(cast(Any, context), pool, settings, "sale_router setting")
-    if fixed is not None or pool is not KEEP:
-        known = fixed.resolved_pool() if fixed is not None else route_context(None, pool, {}, "sale_router").resolved_pool()
-        _raise(route_problems(routes, known))
+    fixed, run_context = _build_settings(routes, context, pool, settings)
 
     def settings_of(runtime: Any) -> SaleContext:
         if fixed is not None or run_context is None:
@@ -178,6 +172,19 @@ def sale_router(
     node = node_type(route, aroute, name=name)
     node.routes, node.destinations = routes, destinations
     return node
+
+
+def _build_settings(
+    routes: Mapping[str, str], context: Any, pool: PoolSpec, settings: Mapping[str, Any]
+) -> tuple[SaleContext | None, RunContext | None]:
+    """The router's fixed settings, or the callable that takes them from each run; routes checked if the pool is known."""
+    if callable(context) and not isinstance(context, (SaleContext, Mapping)):
+        if pool is not KEEP:
+            _raise(route_problems(routes, route_context(None, pool, {}, "sale_router").resolved_pool()))
+        return None, context
+    fixed = route_context(context, pool, settings, "sale_router setting")
+    _raise(route_problems(routes, fixed.resolved_pool()))
+    return fixed, None
 
 
 def _typed_node_class(destinations: tuple[str, ...]) -> type[SaleRouterNode]:

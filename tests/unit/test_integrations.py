@@ -214,3 +214,18 @@ def test_middleware_grader_outcome_without_memory_is_a_note_and_a_bad_outcome_an
 def test_middleware_needs_a_human_message() -> None:
     with pytest.raises(SaleError, match="SaleMiddleware found no task"):
         middleware_agent().invoke({"messages": [AIMessage("hello")]})
+
+
+def test_middleware_approval_pauses_the_agent_run_and_the_override_answers() -> None:
+    from langgraph.checkpoint.memory import InMemorySaver
+    from langgraph.types import Command
+
+    sale = SaleMiddleware(model_factory=factory(), approve_before_execute=True, **SETTINGS)
+    agent = create_agent(model=ScriptedChatModel(responder=lambda m: "default model"), tools=[], middleware=[sale],
+                         checkpointer=InMemorySaver())
+    cfg: Any = {"configurable": {"thread_id": "approve"}}
+    paused = agent.invoke({"messages": [HumanMessage("2 + 3?")]}, cfg)
+    assert paused["__interrupt__"][0].value["winner"] == "large"
+    done = agent.invoke(Command(resume={"winner": "small"}), cfg)
+    assert done["messages"][-1].content == "Final Answer: 5 (by small)"
+    assert done["sale_auction"]["execution"] == {"agent": "small", "model_calls": 1, "outcome": "unknown"}
