@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sale_graph.embedded.models import embedded_pool
+from sale_graph.errors import ContextError, unknown_keys_message
 from sale_graph.limits import Limiter, run_limiter
 from sale_graph.pool import AgentPool, AgentSpec, load_pool, pool_from_dict
 from sale_graph.weights import Weights, load_weights, weights_from_dict
@@ -86,6 +87,13 @@ class SaleContext:
     search_first: bool = True
     approve_before_execute: bool = False
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> SaleContext:
+        """Refuse unknown settings by name (LangGraph builds the context with ``SaleContext(**dict)``)."""
+        unknown = set(kwargs) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ContextError(unknown_keys_message(unknown, cls.__dataclass_fields__, "context"))
+        return super().__new__(cls)
+
     def __post_init__(self) -> None:
         if self.max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {self.max_concurrency}")
@@ -157,11 +165,7 @@ def context_from(runtime_context: Any) -> SaleContext:
     if runtime_context is None:
         return SaleContext()
     if isinstance(runtime_context, dict):
-        known = SaleContext.__dataclass_fields__
-        unknown = sorted(set(runtime_context) - set(known))
-        if unknown:
-            raise ValueError(f"unknown context setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        return SaleContext(**runtime_context)
+        return SaleContext(**runtime_context)  # unknown keys: ContextError naming the allowed ones
     raise TypeError(f"context must be a SaleContext or a dict, got {type(runtime_context).__name__}")
 
 

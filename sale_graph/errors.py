@@ -11,6 +11,33 @@ non-zero; anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class SaleError(Exception):
     """An error the user can fix: its message names the input at fault and what to do."""
+
+
+class ContextError(SaleError, ValueError):
+    """A run's settings name a key :class:`~sale_graph.context.SaleContext` does not have."""
+
+
+def unknown_keys_message(unknown: Iterable[str], allowed: Iterable[str], where: str) -> str:
+    """The sentence naming unknown setting keys, the closest allowed key of each, and every allowed key.
+
+    Args:
+        unknown: the keys that are not allowed.
+        allowed: every allowed key.
+        where: what held the keys (``"context"``, ``"SaleMiddleware settings"``...).
+
+    Returns:
+        One line, e.g. ``unknown context key 'use_memmory' (did you mean 'use_memory'?); allowed: pool, ...``.
+    """
+    allowed = list(allowed)
+    parts = []
+    for key in sorted(unknown):
+        close = difflib.get_close_matches(key, allowed, n=1)
+        parts.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
+    noun = "key" if len(parts) == 1 else "keys"
+    return f"unknown {where} {noun} {', '.join(parts)}; allowed: {', '.join(allowed)}"

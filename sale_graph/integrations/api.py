@@ -13,7 +13,7 @@ every run the server calls the exported object, when it is callable, with a
 (LangGraph's documented factory hook). :func:`strict_context` turns a compiled graph
 into such an object that is still the compiled graph (so ``from graphs.sale import
 graph; graph.invoke(...)`` works as before): the server calls it, it checks the keys
-and raises :class:`~sale_graph.integrations.errors.ContextError`, which fails the run
+and raises :class:`~sale_graph.errors.ContextError`, which fails the run
 with the message (``runs.wait(...)`` returns it; the thread stays usable).
 """
 
@@ -28,8 +28,8 @@ from langgraph_sdk.runtime import ServerRuntime
 from pydantic import BaseModel
 from typing_extensions import get_type_hints
 
+from sale_graph.errors import unknown_keys_message
 from sale_graph.integrations.errors import ContextError
-from sale_graph.integrations.settings import unknown_keys_message
 
 
 def context_keys(schema: Any) -> list[str] | None:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from sale_graph.errors import SaleError
-
-
-class ContextError(SaleError, ValueError):
-    """A run's settings name a key :class:`~sale_graph.context.SaleContext` does not have."""
+from sale_graph.errors import ContextError, SaleError
 
 
 class RouteError(SaleError, ValueError):

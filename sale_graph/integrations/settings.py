@@ -3,39 +3,18 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sale_graph.context import SaleContext
-from sale_graph.integrations.errors import ContextError
+from sale_graph.errors import ContextError, unknown_keys_message
 from sale_graph.pool import AgentPool
 
 #: The settings a :class:`SaleContext` takes, in declaration order.
 CONTEXT_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(SaleContext))
 
 PoolSpec = AgentPool | str | os.PathLike[str] | None
-
-
-def unknown_keys_message(unknown: Iterable[str], allowed: Iterable[str], where: str) -> str:
-    """The sentence naming unknown setting keys, the closest allowed key of each, and every allowed key.
-
-    Args:
-        unknown: the keys that are not allowed.
-        allowed: every allowed key.
-        where: what held the keys (``"context"``, ``"SaleMiddleware settings"``...).
-
-    Returns:
-        One line, e.g. ``unknown context key 'use_memmory' (did you mean 'use_memory'?); allowed: pool, ...``.
-    """
-    allowed = list(allowed)
-    parts = []
-    for key in sorted(unknown):
-        close = difflib.get_close_matches(key, allowed, n=1)
-        parts.append(f"{key!r} (did you mean {close[0]!r}?)" if close else repr(key))
-    noun = "key" if len(parts) == 1 else "keys"
-    return f"unknown {where} {noun} {', '.join(parts)}; allowed: {', '.join(allowed)}"
 
 
 def check_context_keys(keys: Iterable[str], where: str = "context") -> None:
