@@ -5,7 +5,8 @@ the routers' own default settings are still chosen on dev):
 
 * ``knn``, ``mlp``: the tolerance ``tol`` (cheapest agent within ``tol`` of the best prediction);
 * ``cascade``: the self-score threshold (1.01: never accept, i.e. the largest agent plus overhead);
-* ``sale``: SALE's cost weight ``w_c`` times a scale (0: value only; larger: cheaper agents).
+* ``sale``: SALE's cost weight ``w_c`` (the default 0.01 when the fit set it to 0) times a scale, 0 to 1024
+  (0: value only; larger: cheaper agents).
 
 AIQ (Average Improvement in Quality, Hu et al., RouterBench 2024): the area under a
 router's non-decreasing, concave cost-quality frontier, divided by the width of the
@@ -32,9 +33,10 @@ from sale_graph.bench.auction_routers import CASCADE_THRESHOLDS, CascadeRouter, 
 from sale_graph.bench.market import Market
 from sale_graph.bench.router_base import Router, evaluate
 from sale_graph.bench.text_routers import KNNRouter, MLPRouter, cheapest_within
+from sale_graph.weights import Weights
 
 TOLERANCES = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
-COST_SCALES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
+COST_SCALES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0, 256.0, 1024.0)
 
 
 def _point(setting: float, passed: np.ndarray, cost: np.ndarray) -> dict[str, float]:
@@ -68,8 +70,9 @@ def cost_quality_curves(routers: Sequence[Router], market: Market, idx: np.ndarr
             curves[r.name] = pts
         elif isinstance(r, SaleRouter) and r.name == "sale":
             pts = []
+            ref = r.weights.w_c if r.weights.w_c > 0 else Weights().w_c  # a fit may set w_c = 0: scale the default then
             for s in COST_SCALES:
-                scaled = SaleRouter(replace(r.weights, w_c=r.weights.w_c * s), r.variant.name, price_ref=r.price_ref,
+                scaled = SaleRouter(replace(r.weights, w_c=ref * s), r.variant.name, price_ref=r.price_ref,
                                     const_tokens=r.const_tokens)
                 out = evaluate(scaled, market, idx)
                 pts.append(_point(s, out.passed, out.cost))

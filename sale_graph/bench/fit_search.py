@@ -68,7 +68,7 @@ def rule_picks(prog: Programme, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             d = prog.delta if prog.rank[i] < prog.rank[k] else 0.0
             allowed[:, k] &= ~prog.bid_ok[:, i, None] | (scores[:, k] <= scores[:, i] - d)
     picks = np.argmax(allowed, axis=1)
-    return picks, allowed.any(axis=1).all(axis=0)
+    return picks, np.asarray(allowed.any(axis=1).all(axis=0))
 
 
 def evaluate_samples(prog: Programme, n: int = N_SAMPLES, seed: int = 0) -> Sampled:

@@ -68,8 +68,8 @@ def _notes(market: Market, routers: list[Router], sw: SaleWeights, split: str) -
         baselines = ("routers that do not bid (single agents, random, oracle, knn, mlp) are evaluated on the plain "
                      "executions (no plan); SALE and the cascade on the executions of the bids they paid for")
     else:
-        baselines = ("this log has no plain executions (recorded with --no-plain): routers that do not bid are evaluated "
-                     "on executions that follow the chosen agent's bid, and are CHARGED FOR THAT BID (its tokens, dollars "
+        baselines = ("this log has no plain executions (recorded with --no-plain, or before they were recorded): routers that do not bid "
+                     "are evaluated on executions that follow the chosen agent's bid, and are CHARGED FOR THAT BID (its tokens, dollars "
                      "and seconds)")
     ablations = {r.name: VARIANTS[r.name.split(":", 1)[1]].removes for r in routers if r.name.startswith("sale:")}
     ablation_note = "" if ablations else (
@@ -196,20 +196,22 @@ def run_report(logs: str | Path | list[str | Path], out_dir: str | Path, *, weig
     paths = [logs] if isinstance(logs, (str, Path)) else list(logs)
     market_recs: list[dict[str, Any]] = []
     live_recs: list[dict[str, Any]] = []
+    market_paths: list[str | Path] = []
     for p in paths:
         m, lv = split_records(read_log(p).records)
         market_recs += m
         live_recs += lv
+        market_paths += [p] if m else []
     if not market_recs and not live_recs:
         raise MarketError(f"{', '.join(map(str, paths))}: no complete record yet")
     rep: dict[str, Any] = {"meta": {"title": "SALE benchmark report (live runs only)", "synthetic": False}}
     market = None
     if market_recs:
-        market = Market.from_records(market_recs, source=", ".join(map(str, paths)))
+        market = Market.from_records(market_recs, source=", ".join(map(str, market_paths)))
         eval_idx = market.indices(split)
         leak = check_leakage("SALE", weights, market, eval_idx.tolist(), allow_fitted_on_eval)
         leak_mean = check_leakage("mean-objective", weights_mean, market, eval_idx.tolist(), allow_fitted_on_eval)
-        store = EmbeddingStore(default_cache_path(next(p for p in paths if Path(p).is_file())))
+        store = EmbeddingStore(default_cache_path(market_paths[0]))  # the embedding cache lives next to the market log
         rep = build_report(market, weights=load_sale_weights(weights), split=split, store=store, text_routers=text_routers,
                            weights_mean=load_weights(weights_mean) if weights_mean else None,
                            leakage={"sale": leak, "mean_objective": leak_mean})
