@@ -84,7 +84,9 @@ def live_section(records: list[dict[str, Any]], market: Market | None = None,
     prices = _prices(records[0], market)
     per = {k: _order_stats(recs, prices) for k, recs in sorted(by_order.items())}
     keys = ("pass_at_1", "cost_usd", "largest_share", "refined_win_rate", "refined_saving_usd")
-    summary = {k: mean_interval([s[k] for s in per.values() if s[k] is not None]) for k in keys}
+    shares = {"pass_at_1", "largest_share", "refined_win_rate"}
+    summary = {k: mean_interval([s[k] for s in per.values() if s[k] is not None], (0.0, 1.0) if k in shares else None)
+               for k in keys}
     length = max(len(s["curve"]) for s in per.values())
     curves = [s["curve"] + [float("nan")] * (length - len(s["curve"])) for s in per.values()]
     section: dict[str, Any] = {

@@ -95,8 +95,11 @@ def fmt_ci(v: float, ci: tuple[float, float] | list[float], pct: bool = True) ->
     return f"{v:.4g} [{ci[0]:.3g}, {ci[1]:.3g}]"
 
 
-def mean_interval(values: Sequence[float]) -> dict[str, Any]:
-    """Mean and 95% t-interval across independent runs (e.g. task orders); no interval from one run."""
+def mean_interval(values: Sequence[float], bounds: tuple[float, float] | None = None) -> dict[str, Any]:
+    """Mean and 95% t-interval across independent runs (e.g. task orders); no interval from one run.
+
+    ``bounds`` clips the interval to the quantity's range (e.g. ``(0, 1)`` for a share).
+    """
     from scipy import stats
 
     arr = np.asarray(values, dtype=float)
@@ -106,4 +109,7 @@ def mean_interval(values: Sequence[float]) -> dict[str, Any]:
     if arr.size < 2:
         return {"mean": mean, "ci95": None, "n": 1}
     half = float(stats.t.ppf(0.975, arr.size - 1) * arr.std(ddof=1) / np.sqrt(arr.size))
-    return {"mean": mean, "ci95": [mean - half, mean + half], "n": int(arr.size)}
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = max(bounds[0], lo), min(bounds[1], hi)
+    return {"mean": mean, "ci95": [lo, hi], "n": int(arr.size)}

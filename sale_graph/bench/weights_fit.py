@@ -142,8 +142,7 @@ def fit_weights(
       for every judge ``j`` (a missing vote imputed by the mean of the bid's present votes, 0 if none;
       the live rule renormalises over present judges, the same under equal jury weights). A variant
       (:mod:`sale_graph.bench.variants`) changes the cost feature or masks votes, and fixes weights at 0;
-    * regret ``z_ti = u_ti - min_{k in A_t} u_tk`` with ``u_ti = cost_ti / cost_max`` if agent ``i``'s logged
-      (plan-following) execution passed, else ``P`` (``fail_penalty`` > 1), whoever failed;
+    * regret ``z_ti = u_ti - min_{k in A_t} u_tk``, ``u_ti = cost_ti / cost_max`` if ``i``'s plan-following run passed, else ``P``;
     * ``W_t``: agents some weights let win (corner test or LP); ``D``: tasks where ``z_ti`` differs over
       ``W_t``. Tasks outside ``D`` have the same regret whatever the weights. If ``D`` is empty the fit
       raises :class:`NoSignalError` (the CLI exits 2): any weights would be "optimal".
@@ -172,9 +171,9 @@ def fit_weights(
         subject to  the same constraints,  F <= F1 + tolerance
 
     where ``F1`` is stage 1's value (for ``minmax`` also ``x_ti = 0`` wherever ``z_ti > F1 + tolerance``).
-    Each stage is solved to the relative MIP gap ``gap`` within ``time_limit_s`` seconds; both
-    statuses and gaps are reported (``meta.stages``). Stage 1's solution is feasible for stage 2, so
-    when stage 2 finds nothing better within its time limit stage 1's weights are kept (and said so).
+    Each stage runs to the relative MIP gap ``gap`` within ``time_limit_s`` s from a sampled start
+    (:mod:`~sale_graph.bench.fit_search`: a cutoff, and the fallback when HiGHS finds nothing better);
+    both statuses and the kept solution's gap to the dual bound are reported (``meta.stages``).
     ``w~_c`` is converted back to the live scale, ``w_c = w~_c / c_max``.
     """
     _check_args(objective, fail_penalty, w_max, cvar_alpha, tolerance)
@@ -195,11 +194,14 @@ def fit_weights(
         "fail_penalty": fail_penalty, "delta": delta, "w_max": w_max, "tolerance": tolerance, "gap_asked": gap,
         "time_limit_s": time_limit_s, "cvar_alpha": cvar_alpha if objective == "cvar" else None,
         "fit": fit_record(market, split, dev.task_ids),
+        **(_evaluated(market, dev, prog, result, variant) if evaluate else {}),
     })
-    if evaluate:
-        result.meta.update(evaluate_fit(market, result.weights, variant, price_ref=prog.feats.price_ref,
-                                        const_tokens=prog.feats.const_tokens, dev_selection=result.selection, dev_market=dev))
     return result
+
+
+def _evaluated(market: Market, dev: Market, prog: Programme, result: FitResult, variant: Variant) -> dict[str, Any]:
+    return evaluate_fit(market, result.weights, variant, price_ref=prog.feats.price_ref, const_tokens=prog.feats.const_tokens,
+                        dev_selection=result.selection, dev_market=dev)
 
 
 def _mean_cost(prog: Programme, spec: ObjectiveSpec) -> np.ndarray:
