@@ -39,6 +39,7 @@ Prices live only in the config, never in code. Every agent becomes a
 from __future__ import annotations
 
 import os
+import time
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -312,8 +313,6 @@ class EndpointStatus:
 
 def ping_agent(agent: AgentSpec, timeout_s: float = 5.0) -> EndpointStatus:
     """GET ``{base_url}/models`` and check that the agent's model is served there."""
-    import time
-
     url = agent.base_url.rstrip("/") + "/models"
     headers = {}
     if agent.api_key_env and os.environ.get(agent.api_key_env):

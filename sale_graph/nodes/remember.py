@@ -7,6 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
+from sale_graph.memory.bridge import store_auction
 from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, describe_error, emit
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
@@ -31,8 +32,6 @@ def make_remember_node(services: SaleServices) -> Node:
             if memory is None:
                 notes.append("auction not stored: memory is off")
             else:
-                from sale_graph.memory.bridge import store_auction
-
                 n = store_auction(memory, state)
                 notes.append(f"stored {n} strategies in the auction memory")
         except Exception as exc:  # any store failure: the answer must still be returned, with the failure shown

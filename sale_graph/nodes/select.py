@@ -7,6 +7,7 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
+from sale_graph.memory.bridge import store_auction
 from sale_graph.nodes._common import Node, ctx_of, emit
 from sale_graph.nodes.score import AuctionError, build_table
 from sale_graph.scoring import quorum_met, select_winner
@@ -113,8 +114,6 @@ def make_select_node(services: SaleServices) -> Node:
         )
         memory = services.memory_for(ctx)
         if memory is not None:  # write the bids now: a crash before `remember` loses nothing
-            from sale_graph.memory.bridge import store_auction
-
             store_auction(memory, {**state, "scores": rows, "selection": selection, "degraded": degraded})
         emit(runtime, "select", winner=selection["winner"], round=selection["round"], net=selection["net"],
              margin=selection["margin"], reason=reason)
