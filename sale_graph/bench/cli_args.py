@@ -107,6 +107,10 @@ def add_commands(sub: Any, handlers: Mapping[str, Handler]) -> None:
     r.add_argument("--split", default="all", choices=["all", "dev", "test"])
     r.add_argument("--no-plain", action="store_true",
                    help="skip the plain executions (baselines are then charged for the plan they follow)")
+    r.add_argument("--no-classifier", action="store_true",
+                   help="skip the one text-classifier call per task (the report's llm-classifier router)")
+    r.add_argument("--classifier", metavar="AGENT", help="the classifier agent (default: the pool's cheapest)")
+    r.add_argument("--criteria", metavar="FILE", help="JSON {agent: description} added to each agent's criteria")
     r.set_defaults(func=handlers["record"])
 
     _add_fit(sub, handlers["fit"])

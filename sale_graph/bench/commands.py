@@ -31,6 +31,7 @@ def _load_tasks(args: argparse.Namespace) -> list[Any]:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    from sale_graph.bench.classifier import load_criteria
     from sale_graph.bench.record import RecordSettings
 
     return RecordSettings(
@@ -38,6 +39,8 @@ def _settings(args: argparse.Namespace) -> Any:
         execute_step_max_tokens=args.execute_step_max_tokens, execute_max_steps=args.execute_max_steps,
         execute_max_tokens=args.execute_max_tokens, execute_wall_time_s=args.execute_wall_time_s,
         max_concurrency=args.max_concurrency, jobs=args.jobs, plain=not getattr(args, "no_plain", False),
+        classifier=not getattr(args, "no_classifier", True), classifier_agent=getattr(args, "classifier", None),
+        classifier_criteria=load_criteria(getattr(args, "criteria", None)),
     )
 
 

@@ -60,7 +60,10 @@ class RecordSettings:
     ``max_concurrency`` bounds model calls in flight (bids, jury, executions);
     ``jobs`` is how many tasks are worked on at once; ``plain`` adds every agent's
     plain execution (no plan) beside the plan-following one. A cap left ``None``
-    is each agent's own from the pool (else the live defaults).
+    is each agent's own from the pool (else the live defaults). ``classifier``
+    adds one text-classifier call per task (:mod:`sale_graph.bench.classifier`)
+    by ``classifier_agent`` (default: the cheapest agent), the agents' criteria
+    holding the ``classifier_criteria`` descriptions.
     """
 
     bid_max_tokens: int | None = _LIVE.bid_max_tokens
@@ -73,6 +76,10 @@ class RecordSettings:
     jobs: int = 1
     f1_threshold: float | None = None
     plain: bool = True
+    classifier: bool = True
+    classifier_agent: str | None = None
+    classifier_criteria: dict[str, str] = field(default_factory=dict)
+    classifier_max_tokens: int | None = 64
 
     def context(self, pool: AgentPool, search: dict[str, Any] | None = None) -> SaleContext:
         """The :class:`SaleContext` the node functions run under (no memory, no endpoint checks)."""
@@ -164,6 +171,19 @@ class Recorder:
         self._execute = make_execute_node(self.services)
         self._exec_limiter = threading.BoundedSemaphore(self.settings.max_concurrency)
         self._runtime = cast(Runtime[SaleContext], SimpleNamespace(context=self.ctx, stream_writer=None))
+        self._classifier: tuple[AgentSpec, dict[str, str]] | None = None
+        if self.settings.classifier:
+            from sale_graph.bench.classifier import agent_criteria
+
+            agents = list(pool.agents)
+            name = self.settings.classifier_agent
+            if name is None:
+                chooser = min(agents, key=lambda a: (a.price_output, a.name))
+            elif name in pool.names:
+                chooser = pool.get(name)
+            else:
+                raise ValueError(f"classifier agent {name!r} is not in the pool {pool.names}")
+            self._classifier = (chooser, agent_criteria(agents, self.settings.classifier_criteria))
 
     def _fan_out(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
         if len(items) <= 1:
@@ -241,13 +261,21 @@ class Recorder:
         }
         if self.settings.plain:
             record["plain_executions"] = runs[len(agents):]
+        if self._classifier is not None:
+            from sale_graph.bench.classifier import run_classifier
+
+            chooser, criteria = self._classifier
+            record["classifier"] = run_classifier(self.services, self.ctx, chooser, task.text, criteria,
+                                                  self.settings.classifier_max_tokens)
         return record
 
 
 def record_cost(record: dict[str, Any]) -> float:
-    """Dollars one record spent (bids, jury and every execution)."""
+    """Dollars one record spent (bids, jury, every execution and the classifier call)."""
     keys = ("bids", "jury", "executions", "plain_executions")
-    return float(sum(x.get("cost_usd", 0.0) for key in keys for x in record.get(key, [])))
+    classifier = record.get("classifier") or {}
+    return float(sum(x.get("cost_usd", 0.0) for key in keys for x in record.get(key, []))
+                 + classifier.get("cost_usd", 0.0))
 
 
 @dataclass

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from sale_graph.bench.classifier import ClassifierRouter
 from sale_graph.bench.curves import cost_quality_curves, curves_summary
 from sale_graph.bench.market import Market
 from sale_graph.bench.report_stats import GroupStats, group_stats, paired_diff, task_groups
@@ -65,7 +66,7 @@ def _notes(market: Market, routers: list[Router], sw: SaleWeights, split: str) -
     else:
         train = "trained routers (knn, mlp, cascade threshold) fitted on dev, evaluated on test"
     if market.has_plain:
-        baselines = ("routers that do not bid (single agents, random, oracle, knn, mlp) are evaluated on the plain "
+        baselines = ("routers that do not bid (single agents, random, oracle, knn, mlp, llm-classifier) are evaluated on the plain "
                      "executions (no plan); SALE and the cascade on the executions of the bids they paid for")
     else:
         baselines = ("this log has no plain executions (recorded with --no-plain, or before they were recorded): routers that do not bid "
@@ -78,7 +79,11 @@ def _notes(market: Market, routers: list[Router], sw: SaleWeights, split: str) -
     order = ("SALE is replayed without memory, so its choices do not depend on the task order: pass@1 and cost are "
              f"identical over the {N_ORDERS} orders; the order only moves the running share of wins. `sale bench live "
              "--orders 5` measures SALE with its memory, where the order matters (give its log to the report).")
-    return {"train_note": train, "baselines_note": baselines, "ablations": ablations, "ablations_note": ablation_note,
+    clf = next((r for r in routers if isinstance(r, ClassifierRouter)), None)
+    classifier = clf.note(market, market.indices(split)) if clf else (
+        "llm-classifier: not available (this log has no classifier records: recorded before them or with --no-classifier)")
+    return {"train_note": train, "baselines_note": baselines, "classifier_note": classifier, "ablations": ablations,
+            "ablations_note": ablation_note,
             "order_note": order, "sale_fit": {k: sw.meta.get(k) for k in ("objective", "status", "cvar_alpha", "tolerance")
                                               if k in sw.meta}}
 

@@ -16,7 +16,8 @@ def _title(rep: dict[str, Any], text: str) -> str:
 
 def _per_bin(rep: dict[str, Any], plt: Any, path: Path) -> None:
     stats = rep["stats"]["all"]
-    key = [r for r in stats if r.startswith("agent:")] + [r for r in ("sale", "knn", "mlp", "cascade", "oracle") if r in stats]
+    others = ("sale", "knn", "mlp", "llm-classifier", "cascade", "oracle")
+    key = [r for r in stats if r.startswith("agent:")] + [r for r in others if r in stats]
     labels = [b for b in BIN_LABELS if b in stats["sale"]]
     x = np.arange(len(labels))
     width = 0.8 / max(1, len(key))

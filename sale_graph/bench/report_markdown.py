@@ -47,6 +47,7 @@ def _header(rep: dict[str, Any]) -> list[str]:
         "(proxies are effort estimates, not human timings; see `sale_graph/bench/datasets.py`):",
         *proxy_lines(meta["bin_sources"]), "",
         f"**Baselines**: {meta['baselines_note']}.", "",
+        *([f"**LLM classifier**: {meta['classifier_note']}.", ""] if meta.get("classifier_note") else []),
         f"SALE weights: {meta['sale_weights_source']} ({json.dumps(meta['sale_weights'])})"
         + (f"; fit: {json.dumps(meta['sale_fit'])}" if meta.get("sale_fit") else "") + f". {meta['train_note']}. "
         f"Cascade threshold (self-score, picked on dev): {meta['cascade_threshold']}.", "",

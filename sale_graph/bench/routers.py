@@ -18,6 +18,8 @@ Routers:
 * ``random``: a uniform agent per task (seeded hash of the task id).
 * ``oracle``: the cheapest agent (realised execution cost) that solved the task.
 * ``knn``, ``mlp``: text routers (:mod:`sale_graph.bench.text_routers`).
+* ``llm-classifier``: the recorded choice of one text-classifier call per task, as langchain's
+  ``ModelRouterMiddleware`` makes it (:mod:`sale_graph.bench.classifier`); only for logs that have it.
 * ``cascade``, ``sale`` and its refitted ablations (:mod:`sale_graph.bench.auction_routers`).
 """
 
@@ -30,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from sale_graph.bench.auction_routers import CascadeRouter, SaleRouter
+from sale_graph.bench.classifier import ClassifierRouter, has_classifier
 from sale_graph.bench.market import Market
 from sale_graph.bench.router_base import Decisions, Outcome, Router, charged_for_plan, evaluate
 from sale_graph.bench.text_routers import EmbeddingStore, KNNRouter, MLPRouter, cheapest_within, default_cache_path
@@ -103,7 +106,7 @@ def standard_routers(
     store: EmbeddingStore | None = None,
     text_routers: bool = True,
 ) -> list[Router]:
-    """Every router of the report, trained on ``dev_idx``: agents, random, oracle, knn, mlp, cascade, SALE and ablations.
+    """Every router of the report, trained on ``dev_idx``: agents, random, oracle, knn, mlp, llm-classifier, cascade, SALE, ablations.
 
     ``weights`` is SALE's weights (default: the documented defaults), with the refitted
     ablations when it is a :class:`SaleWeights` read from a fitted weights file; ablations
@@ -119,6 +122,8 @@ def standard_routers(
     if text_routers and len(dev_idx):
         st = store or EmbeddingStore()
         routers += [KNNRouter(st).fit(market, dev_idx), MLPRouter(st, tol=0.05).fit(market, dev_idx)]
+    if has_classifier(market):  # logs recorded before the classifier (or with --no-classifier) have none
+        routers.append(ClassifierRouter())
     routers.append(CascadeRouter().fit(market, dev_idx) if len(dev_idx) else CascadeRouter(0.6))
     routers.append(sw.router("full"))
     routers += [sw.router(v.name) for v in ABLATIONS if v.name in sw.ablations]
@@ -126,7 +131,8 @@ def standard_routers(
 
 
 __all__ = [
-    "SALE_VARIANTS", "CascadeRouter", "Decisions", "EmbeddingStore", "KNNRouter", "MLPRouter", "OracleRouter", "Outcome",
+    "SALE_VARIANTS", "CascadeRouter",
+    "ClassifierRouter", "Decisions", "EmbeddingStore", "KNNRouter", "MLPRouter", "OracleRouter", "Outcome",
     "RandomRouter", "Router", "SaleRouter", "SaleWeights", "SingleAgentRouter", "charged_for_plan", "cheapest_within",
     "default_cache_path", "evaluate", "standard_routers",
 ]
