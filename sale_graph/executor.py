@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -89,6 +89,41 @@ class EndpointPolicy(AgentMiddleware):
         return await acall_with_retries(once, max_retries=self.agent.max_retries, on_retry=self.on_retry, endpoint=endpoint)
 
 
+class DirectAnswer:
+    """The executor with no tools: a ReAct loop without tools is one model call, so make just that call.
+
+    It streams like the compiled agent (one ``{"model": {"messages": [answer]}}`` update)
+    and calls the model under the same endpoint slot and retry policy.
+    """
+
+    def __init__(self, agent: AgentSpec, model: Any) -> None:
+        self.agent = agent
+        self.model = model
+        self.endpoint = (agent.name, agent.base_url, agent.model)
+
+    def stream(self, inputs: dict[str, Any], stream_mode: str, config: RunnableConfig) -> Iterator[dict[str, Any]]:
+        """Yield the one model step."""
+        limiter = endpoint_limiter(self.agent)
+
+        def once() -> Any:
+            with limiter.hold():
+                return self.model.invoke(inputs["messages"], config=config)
+
+        yield {"model": {"messages": [call_with_retries(once, max_retries=self.agent.max_retries, on_retry=_on_retry,
+                                                        endpoint=self.endpoint)]}}
+
+    async def astream(self, inputs: dict[str, Any], stream_mode: str, config: RunnableConfig) -> AsyncIterator[dict[str, Any]]:
+        """Yield the one model step (asyncio)."""
+        limiter = endpoint_limiter(self.agent)
+
+        async def once() -> Any:
+            async with limiter.ahold():
+                return await self.model.ainvoke(inputs["messages"], config=config)
+
+        yield {"model": {"messages": [await acall_with_retries(once, max_retries=self.agent.max_retries, on_retry=_on_retry,
+                                                               endpoint=self.endpoint)]}}
+
+
 _AGENTS_KEPT = 64
 _agents: OrderedDict[tuple[int, ...], tuple[Any, Any, list[Any]]] = OrderedDict()
 _agents_lock = threading.Lock()
@@ -99,9 +134,12 @@ def react_agent(agent: AgentSpec, model: Any, tools: list[Any]) -> Any:
 
     The winning strategy goes in as the run's first (system) message, so nothing
     run-specific is compiled in. An agent with ``tool_calling = "text"`` gets its
-    model wrapped in :class:`~sale_graph.text_tool_calling.TextToolCallingModel`. Kept: the most recent 64, with their model and tools
+    model wrapped in :class:`~sale_graph.text_tool_calling.TextToolCallingModel`. With
+    no tools the run is one model call (:class:`DirectAnswer`). Kept: the most recent 64, with their model and tools
     (which keeps the ids of the key valid).
     """
+    if not tools:
+        return DirectAnswer(agent, model)
     key = (id(model), *(id(t) for t in tools))
     with _agents_lock:
         hit = _agents.get(key)

@@ -44,7 +44,7 @@ class ModelFactory(Protocol):
 
 _MODELS_KEPT = 256
 _models: OrderedDict[tuple[str, ...], BaseChatModel] = OrderedDict()
-_formatted: OrderedDict[tuple[int, str], tuple[BaseChatModel, BaseChatModel]] = OrderedDict()
+_formatted: OrderedDict[tuple[int, str], tuple[BaseChatModel, Any]] = OrderedDict()
 _models_lock = threading.Lock()
 
 
@@ -107,15 +107,16 @@ def with_response_format(model: BaseChatModel, response_format: dict[str, Any] |
     """
     if response_format is None:
         return model
-    if not isinstance(model, BaseChatOpenAI):
-        return model.bind(response_format=response_format)
     key = (id(model), json.dumps(response_format, sort_keys=True))
     with _models_lock:
         hit = _formatted.get(key)
         if hit is not None:
             _formatted.move_to_end(key)
             return hit[1]
-    copy = model.model_copy(update={"extra_body": {**(model.extra_body or {}), "response_format": response_format}})
+    if isinstance(model, BaseChatOpenAI):
+        copy: Any = model.model_copy(update={"extra_body": {**(model.extra_body or {}), "response_format": response_format}})
+    else:
+        copy = model.bind(response_format=response_format)
     with _models_lock:
         _formatted[key] = (model, copy)  # the original is kept so its id stays unique while the entry lives
         while len(_formatted) > _MODELS_KEPT:
