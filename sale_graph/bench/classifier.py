@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from langchain_core.messages import HumanMessage
 
 from sale_graph.bench.market import Market
 from sale_graph.bench.router_base import Decisions, Router
+from sale_graph.llm import call_model
 
 QUESTION_ID = "model_route"
 """The question id ``ModelRouterMiddleware`` asks under (``_QUESTION_ID``)."""
@@ -217,10 +219,6 @@ def run_classifier(services: Any, ctx: Any, agent: Any, task_text: str, criteria
         ``{agent, question, instructions, criteria, raw, choice, reason, status, input_tokens, output_tokens,
         cost_usd, seconds}``; a failed call has ``status: "error"``, ``choice: None`` and the error as reason.
     """
-    from langchain_core.messages import HumanMessage
-
-    from sale_graph.llm import call_model
-
     out: dict[str, Any] = {"agent": agent.name, "question": QUESTION_ID, "instructions": INSTRUCTIONS,
                            "criteria": dict(criteria), "raw": "", "choice": None, "status": "ok",
                            "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "seconds": 0.0}

@@ -12,14 +12,16 @@ import argparse
 import json
 import os
 import sys
+import time
 from typing import Any
 
 from sale_graph.bench.cli_args import add_commands
+from sale_graph.bench.tasks import read_tasks, write_tasks
+from sale_graph.embedded import EmbeddedServer, embedded_pool
+from sale_graph.pool import check_pool, load_pool
 
 
 def _load_tasks(args: argparse.Namespace) -> list[Any]:
-    from sale_graph.bench.tasks import read_tasks
-
     tasks = read_tasks(args.tasks)
     if getattr(args, "split", "all") != "all":
         tasks = [t for t in tasks if t.split == args.split]
@@ -31,6 +33,7 @@ def _load_tasks(args: argparse.Namespace) -> list[Any]:
 
 
 def _settings(args: argparse.Namespace) -> Any:
+    # lazy: keeps `sale --help` fast (sale_graph.cli imports this module at top)
     from sale_graph.bench.classifier import load_criteria
     from sale_graph.bench.record import RecordSettings
 
@@ -52,9 +55,6 @@ class _Servers:
         self.server: Any = None
 
     def __enter__(self) -> Any:
-        from sale_graph.embedded import EmbeddedServer, embedded_pool
-        from sale_graph.pool import check_pool, load_pool
-
         pool = embedded_pool() if self.pool_arg is None else load_pool(self.pool_arg)
         if self.pool_arg is None:
             self.server = EmbeddedServer()
@@ -71,8 +71,8 @@ class _Servers:
 
 def cmd_tasks(args: argparse.Namespace) -> int:
     """Export offline task sets (or validate a user's file) to one JSONL file."""
+    # lazy: keeps `sale --help` fast (sale_graph.cli imports this module at top)
     from sale_graph.bench.datasets import load_sources
-    from sale_graph.bench.tasks import read_tasks, write_tasks
 
     tasks = load_sources(args.source, limit_per_source=args.limit, dev_fraction=args.dev_fraction, seed=args.seed,
                          paths={"trivia": args.trivia_dir} if args.trivia_dir else None) if args.source else []
@@ -97,6 +97,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     """Record the full market (bids, jury matrix, every agent's graded execution) for every task."""
+    # lazy: keeps `sale --help` fast (sale_graph.cli imports this module at top)
     from sale_graph.bench.record import record_tasks
 
     tasks = _load_tasks(args)
@@ -123,6 +124,7 @@ def _fail(message: str) -> int:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     """Fit the auction weights on the log's dev split (two-stage MILP), refit the ablations, write a weights file."""
+    # lazy: keeps `sale --help` fast (sale_graph.cli imports this module at top)
     from sale_graph.bench.ablations import fit_with_ablations
     from sale_graph.bench.fit_programme import FitError
     from sale_graph.bench.market import Market
@@ -165,6 +167,7 @@ def _pct(v: float | None) -> str:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Replay every router on the log (and report live runs); write the tables, JSON results and figures."""
+    # lazy: keeps `sale --help` fast (sale_graph.cli imports this module at top)
     from sale_graph.bench.provenance import LeakageError
     from sale_graph.bench.report import run_report
 
@@ -186,6 +189,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_live(args: argparse.Namespace) -> int:
     """Run SALE with memory for real on the test split, in seeded task orders (slow)."""
+    # lazy: keeps `sale --help` fast (sale_graph.cli imports this module at top)
     from sale_graph.bench.live import run_live
 
     args.split = args.split or "test"
@@ -204,6 +208,7 @@ def cmd_live(args: argparse.Namespace) -> int:
 
 def cmd_synthetic(args: argparse.Namespace) -> int:
     """Write a SYNTHETIC market log (and its embedding cache) with the chosen signal quality."""
+    # lazy: keeps `sale --help` fast (sale_graph.cli imports this module at top)
     from sale_graph.bench.synthetic import write_synthetic_log
 
     if not 0.0 <= args.signal <= 1.0:
@@ -215,8 +220,7 @@ def cmd_synthetic(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Fit and evaluate SALE on SYNTHETIC markets over a signal grid; table, JSON and one figure."""
-    import time
-
+    # lazy: keeps `sale --help` fast (sale_graph.cli imports this module at top)
     from sale_graph.bench.sweep import run_sweep, sweep_table, write_sweep
 
     start = time.perf_counter()

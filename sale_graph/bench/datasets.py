@@ -58,7 +58,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sale_graph.bench.tasks import DEFAULT_DEV_FRACTION, Task, bin_of_minutes, split_of
+from sale_graph.bench.tasks import BIN_LABELS, DEFAULT_DEV_FRACTION, Task, bin_of_minutes, split_of
 
 
 class DatasetError(RuntimeError):
@@ -142,8 +142,6 @@ def _make_task(task_id: str, domain: str, text: str, minutes: float, proxy: str,
 
 def _ranges(unit: tuple[str, str], minutes: Callable[[int], float], top: int = 200) -> list[tuple[str, str]]:
     """``(units, bin label)`` for 1..top units of a per-unit proxy, consecutive counts of one bin merged."""
-    from sale_graph.bench.tasks import BIN_LABELS
-
     out: list[tuple[str, str]] = []
     start, current = 1, bin_of_minutes(minutes(1))
     for n in range(2, top + 2):
@@ -158,8 +156,6 @@ def _ranges(unit: tuple[str, str], minutes: Callable[[int], float], top: int = 2
 
 def proxy_mapping() -> dict[str, list[tuple[str, str]]]:
     """What every proxy really gives: ``{proxy: [(input, bin label), ...]}``, computed from the proxy functions."""
-    from sale_graph.bench.tasks import BIN_LABELS
-
     return {
         PROXY_TRIVIA: [("any question", BIN_LABELS[bin_of_minutes(0.05)])],
         PROXY_FANOUT + " (leaf)": [("one fact", BIN_LABELS[bin_of_minutes(fanout_leaf_minutes("x"))]),
@@ -269,7 +265,7 @@ def trivia_dir() -> Path:
 
 def load_trivia(dev_fraction: float = DEFAULT_DEV_FRACTION, path: str | Path | None = None) -> list[Task]:
     """Red-Trivia questions with accepted aliases (image questions dropped) as search tasks."""
-    import yaml
+    import yaml  # optional extra: bench-gpl (pyyaml)
 
     folder = Path(path) if path else trivia_dir()
     files = sorted(folder.glob("*.yaml"))

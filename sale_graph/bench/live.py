@@ -25,7 +25,10 @@ import numpy as np
 from sale_graph.bench.logio import LogWriter, read_log, record_key, repair_log
 from sale_graph.bench.record import RecordSettings, grade_execution
 from sale_graph.bench.tasks import Task
+from sale_graph.context import SaleContext
+from sale_graph.graph import build_sale_graph
 from sale_graph.pool import AgentPool
+from sale_graph.runner import run_auction
 
 
 @dataclass
@@ -102,10 +105,6 @@ def run_live(
 
     ``graph`` (a compiled SALE graph) is for tests; by default the project's graph is built.
     """
-    from sale_graph.context import SaleContext
-    from sale_graph.graph import build_sale_graph
-    from sale_graph.runner import run_auction
-
     if orders < 1:
         raise ValueError(f"orders must be at least 1, got {orders}")
     settings = settings or RecordSettings()
@@ -118,7 +117,7 @@ def run_live(
     todo = [(k, p, t) for k, p, t in plan if record_key({"kind": "live", "order": k, "task": {"id": t.id}}) not in done]
     bar = None
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # optional extra: bench (tqdm)
 
         bar = tqdm(total=len(plan), initial=len(plan) - len(todo), unit="task", desc="live SALE")
     ran = passed = 0

@@ -152,6 +152,7 @@ class Market:
         with a :class:`MarketError` that says how to read it
         (:func:`sale_graph.bench.live_report.live_runs`).
         """
+        # lazy: import cycle (market_parse imports MarketError from market)
         from sale_graph.bench.market_parse import build_market
 
         return cls(**build_market(records, source))

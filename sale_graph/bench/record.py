@@ -36,16 +36,23 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 from langgraph.runtime import Runtime
 
+from sale_graph.bench.classifier import agent_criteria, run_classifier
 from sale_graph.bench.logio import LogWriter, read_log, repair_log
 from sale_graph.bench.tasks import Task
 from sale_graph.context import SaleContext
+from sale_graph.grading import DEFAULT_F1_THRESHOLD, extract_final_answer, grade_answer
+from sale_graph.nodes.bid import BidTask, make_bid_node
+from sale_graph.nodes.execute import make_execute_node
+from sale_graph.nodes.jury import JuryTask, make_jury_node
 from sale_graph.pool import AgentPool, AgentSpec
 from sale_graph.services import SaleServices
+from sale_graph.tools.code import check_solution, extract_code
 
 RECORD_SCHEMA = 1
 _LIVE = SaleContext()  # the live auction's defaults, which a recording shares
@@ -111,15 +118,11 @@ def grade_execution(task: Task, answer: str, f1_threshold: float | None = None) 
     import lines are put before it.
     """
     if task.domain == "search":
-        from sale_graph.grading import DEFAULT_F1_THRESHOLD, extract_final_answer, grade_answer
-
         threshold = DEFAULT_F1_THRESHOLD if f1_threshold is None else f1_threshold
         short = extract_final_answer(answer) if answer.strip() else ""
         g = grade_answer(short, task.gold or [], threshold)
         return {"passed": g.passed, "detail": f"em={g.em} f1={g.f1:.3f} vs {g.best_gold!r}", "extracted": short,
                 "em": g.em, "f1": round(g.f1, 4), "f1_threshold": threshold}
-    from sale_graph.tools.code import check_solution, extract_code
-
     code = extract_code(answer) if answer.strip() else ""
     if not code.strip():
         return {"passed": False, "detail": "no code in the answer", "extracted": ""}
@@ -158,10 +161,6 @@ class Recorder:
 
     def __init__(self, pool: AgentPool, settings: RecordSettings | None = None, *,
                  services: SaleServices | None = None, search: dict[str, Any] | None = None) -> None:
-        from sale_graph.nodes.bid import make_bid_node
-        from sale_graph.nodes.execute import make_execute_node
-        from sale_graph.nodes.jury import make_jury_node
-
         self.pool = pool
         self.settings = settings or RecordSettings()
         self.services = services or CachedToolServices()
@@ -173,8 +172,6 @@ class Recorder:
         self._runtime = cast(Runtime[SaleContext], SimpleNamespace(context=self.ctx, stream_writer=None))
         self._classifier: tuple[AgentSpec, dict[str, str]] | None = None
         if self.settings.classifier:
-            from sale_graph.bench.classifier import agent_criteria
-
             agents = list(pool.agents)
             name = self.settings.classifier_agent
             if name is None:
@@ -192,8 +189,6 @@ class Recorder:
             return list(ex.map(fn, items))
 
     def _run_bid(self, agent: AgentSpec, task: Task) -> dict[str, Any]:
-        from sale_graph.nodes.bid import BidTask
-
         tool_names = self.services.tool_names_for(task.domain)
         payload = BidTask(auction_id=f"bench-{task.id}", agent=agent.name, task=task.text, tool_names=tool_names)
         out = self._bid(payload, runtime=self._runtime)
@@ -202,8 +197,6 @@ class Recorder:
         return bid
 
     def _run_vote(self, args: tuple[AgentSpec, dict[str, Any], Task]) -> dict[str, Any]:
-        from sale_graph.nodes.jury import JuryTask
-
         judge, bid, task = args
         out = self._jury(JuryTask(auction_id=f"bench-{task.id}", judge=judge.name, bidder=bid["agent"], round="original",
                                   task=task.text, strategy=bid["strategy"]), runtime=self._runtime)
@@ -262,8 +255,6 @@ class Recorder:
         if self.settings.plain:
             record["plain_executions"] = runs[len(agents):]
         if self._classifier is not None:
-            from sale_graph.bench.classifier import run_classifier
-
             chooser, criteria = self._classifier
             record["classifier"] = run_classifier(self.services, self.ctx, chooser, task.text, criteria,
                                                   self.settings.classifier_max_tokens)
@@ -290,8 +281,6 @@ class RecordSummary:
 
 def _logged(out: str, pool: AgentPool, settings: RecordSettings) -> tuple[set[str], float]:
     """Task ids already in the log and the dollars they spent; an error when the log is of another pool or mode."""
-    from pathlib import Path
-
     done: set[str] = set()
     spent = 0.0
     if not Path(out).exists():
@@ -339,7 +328,7 @@ def record_tasks(
     recorder = recorder or Recorder(pool, settings, services=services, search=search)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from tqdm import tqdm  # optional extra: bench (tqdm)
 
         bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), unit="task", dynamic_ncols=True,
                    desc="recording", smoothing=0.1)

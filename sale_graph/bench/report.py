@@ -27,16 +27,22 @@ from typing import Any
 
 import numpy as np
 
+from sale_graph.bench.ablations import load_sale_weights
 from sale_graph.bench.classifier import ClassifierRouter
 from sale_graph.bench.curves import cost_quality_curves, curves_summary
-from sale_graph.bench.market import Market
+from sale_graph.bench.live_report import live_section
+from sale_graph.bench.logio import read_log
+from sale_graph.bench.market import Market, MarketError, split_records
+from sale_graph.bench.provenance import check_leakage
+from sale_graph.bench.report_figures import make_figures
+from sale_graph.bench.report_markdown import summary_markdown
 from sale_graph.bench.report_stats import GroupStats, group_stats, paired_diff, task_groups
 from sale_graph.bench.router_base import Outcome, Router, evaluate
 from sale_graph.bench.routers import SaleRouter, SaleWeights, standard_routers
 from sale_graph.bench.tasks import BIN_LABELS
 from sale_graph.bench.text_routers import EmbeddingStore, default_cache_path
 from sale_graph.bench.variants import VARIANTS
-from sale_graph.weights import Weights
+from sale_graph.weights import Weights, load_weights
 
 N_BOOT = 1000
 N_ORDERS = 5
@@ -167,9 +173,6 @@ def report_json(rep: dict[str, Any]) -> dict[str, Any]:
 
 def write_report(rep: dict[str, Any], out_dir: str | Path, figures: bool = True) -> list[Path]:
     """Write the JSON files, the markdown summary and (optionally) the figures; return the paths."""
-    from sale_graph.bench.report_figures import make_figures
-    from sale_graph.bench.report_markdown import summary_markdown
-
     out = Path(out_dir).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
@@ -190,13 +193,6 @@ def run_report(logs: str | Path | list[str | Path], out_dir: str | Path, *, weig
                weights_mean: str | None = None, split: str = "test", text_routers: bool = True, figures: bool = True,
                allow_fitted_on_eval: bool = False) -> tuple[dict[str, Any], list[Path], float]:
     """Load the logs (market and/or live records), build and write the report; return it, the files and the seconds."""
-    from sale_graph.bench.ablations import load_sale_weights
-    from sale_graph.bench.live_report import live_section
-    from sale_graph.bench.logio import read_log
-    from sale_graph.bench.market import MarketError, split_records
-    from sale_graph.bench.provenance import check_leakage
-    from sale_graph.weights import load_weights
-
     start = time.perf_counter()
     paths = [logs] if isinstance(logs, (str, Path)) else list(logs)
     market_recs: list[dict[str, Any]] = []

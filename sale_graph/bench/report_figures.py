@@ -87,10 +87,10 @@ def _small_share(rep: dict[str, Any], plt: Any, path: Path) -> None:
 
 def make_figures(rep: dict[str, Any], out_dir: Path) -> list[Path]:
     """Write the figures that the report's content allows; return their paths."""
-    import matplotlib
+    import matplotlib  # optional extra: bench (matplotlib)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional extra: bench; after use("Agg")
 
     paths = []
     if "stats" in rep:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from sale_graph.bench.datasets import proxy_mapping
+from sale_graph.bench.live_report import live_markdown
 from sale_graph.bench.report_stats import GroupStats, fmt_ci
 from sale_graph.bench.tasks import BIN_LABELS
 
 
 def proxy_lines(bin_sources: list[str]) -> list[str]:
     """One line per bin proxy in use: what input gives which bin (computed from the proxy functions)."""
-    from sale_graph.bench.datasets import proxy_mapping
-
     lines = []
     mapping = proxy_mapping()
     for name, ranges in mapping.items():
@@ -131,8 +131,6 @@ def _comparisons(rep: dict[str, Any]) -> list[str]:
 
 def summary_markdown(rep: dict[str, Any]) -> str:
     """The markdown summary: setup, main tables, per-bin and per-source tables, curves, comparisons, live runs."""
-    from sale_graph.bench.live_report import live_markdown
-
     lines = _header(rep)
     if "stats" in rep:
         stats = rep["stats"]

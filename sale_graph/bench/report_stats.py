@@ -100,7 +100,7 @@ def mean_interval(values: Sequence[float], bounds: tuple[float, float] | None = 
 
     ``bounds`` clips the interval to the quantity's range (e.g. ``(0, 1)`` for a share).
     """
-    from scipy import stats
+    from scipy import stats  # optional extra: bench (scipy)
 
     arr = np.asarray(values, dtype=float)
     if arr.size == 0:

@@ -112,10 +112,10 @@ def objective_table(rows: list[dict[str, Any]], objectives: Sequence[str]) -> st
 
 def sweep_figure(rows: list[dict[str, Any]], path: str | Path, objective: str = DEFAULT_OBJECTIVE) -> Path:
     """pass@1 and dollars per task of SALE, the largest agent, kNN and the oracle against the signal."""
-    import matplotlib
+    import matplotlib  # optional extra: bench (matplotlib)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # optional extra: bench; after use("Agg")
 
     qs = sorted({r["signal"] for r in rows})
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))

@@ -17,6 +17,7 @@ import numpy as np
 
 from sale_graph.bench.market import Market
 from sale_graph.bench.router_base import Router
+from sale_graph.embeddings import default_embeddings
 
 
 class EmbeddingStore:
@@ -72,8 +73,6 @@ class EmbeddingStore:
 
 
 def _default_embed(texts: list[str]) -> np.ndarray:
-    from sale_graph.embeddings import default_embeddings
-
     return np.asarray(default_embeddings(symmetric=True).embed_documents(texts), dtype=np.float32)
 
 

@@ -32,6 +32,7 @@ from sale_graph.bench.fit_search import evaluate_samples
 from sale_graph.bench.fit_stages import Solution, StageResult, score, solve_stage
 from sale_graph.bench.market import Market
 from sale_graph.bench.provenance import fit_record
+from sale_graph.bench.routers import SaleRouter
 from sale_graph.bench.variants import FULL, Variant
 from sale_graph.weights import Weights
 
@@ -257,8 +258,6 @@ def evaluate_fit(market: Market, weights: Weights, v: Variant = FULL, *, price_r
     With the MILP's own selection, also how often it agrees with the replayed rule on dev
     (imputed missing votes can make them differ).
     """
-    from sale_graph.bench.routers import SaleRouter
-
     out: dict[str, Any] = {}
     router = SaleRouter(weights, v.name, price_ref=price_ref, const_tokens=const_tokens)
     oracle = market.oracle()
