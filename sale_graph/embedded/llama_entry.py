@@ -5,6 +5,10 @@ It registers one extra chat format and then runs llama-cpp-python's own server
 markup: the right prompt for a *base* model such as Gemma-3-270m, which
 continues text rather than following chat turns. The prompts end with a cue
 (``Plan:\n1.``, ``SCORE:``) that a base model continues naturally.
+
+``--exec PROGRAM ARGS...`` runs another server instead (llama.cpp's
+``llama-server``): this process arranges to die with its parent, then becomes
+``PROGRAM`` (``execv`` keeps the arrangement).
 """
 
 from __future__ import annotations
@@ -43,8 +47,13 @@ def _die_with_parent() -> None:
 
 
 def main() -> None:
-    """Register the extra chat format and run llama-cpp-python's OpenAI-compatible server."""
+    """Register the extra chat format and run llama-cpp-python's OpenAI-compatible server (or ``--exec`` another)."""
+    import os
+    import sys
+
     _die_with_parent()
+    if len(sys.argv) > 2 and sys.argv[1] == "--exec":
+        os.execv(sys.argv[2], sys.argv[2:])
     _register_plain_format()
     from llama_cpp.server.__main__ import main as server_main
 

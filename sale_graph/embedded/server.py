@@ -1,7 +1,9 @@
 """The embedded pool's model servers: one llama.cpp server process per model on loopback.
 
-Each model runs in its own ``llama_cpp.server`` process (one thread each), so the
-two agents' calls really run in parallel on a 2-core machine. The servers are
+Each model runs in its own server process (one thread each), so the two agents'
+calls really run in parallel on a 2-core machine: llama-cpp-python's
+``llama_cpp.server`` (one request at a time) or llama.cpp's ``llama-server``
+(several slots decoded together), after the models' ``backend``. The servers are
 started by ``sale serve`` or, when nothing answers on the ports, by ``sale run``
 itself, which stops them afterwards. A server exits with the process that
 started it (see :mod:`sale_graph.embedded.llama_entry`).
@@ -20,10 +22,22 @@ from pathlib import Path
 
 import httpx
 
-from sale_graph.embedded.models import HOST, EmbeddedModel, ServerError, embedded_models, model_path
+from sale_graph.embedded.models import HOST, EmbeddedModel, ServerError, embedded_models, llama_server_binary, model_path
 from sale_graph.paths import data_path
 
 PARENT_ENV = "SALE_SERVER_PARENT_PID"  # the server exits with this process (see sale_graph.embedded.llama_entry)
+
+PLAIN_TEMPLATE = (
+    "{%- set ns = namespace(first=true) -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['content'] -%}"
+    "{%- if not ns.first -%}{{- '\\n\\n' -}}{%- endif -%}"
+    "{{- message['content'] -}}"
+    "{%- set ns.first = false -%}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+)
+"""llama-server's ``sale-plain``: the messages' texts joined by blank lines, no chat markup (see ``llama_entry``)."""
 
 
 def _server_config(model: EmbeddedModel) -> dict[str, object]:
@@ -41,13 +55,59 @@ def _server_config(model: EmbeddedModel) -> dict[str, object]:
     return {"host": HOST, "port": model.port, "models": [entry]}
 
 
-def is_serving(model: EmbeddedModel, timeout_s: float = 2.0) -> bool:
-    """Whether ``model`` answers on its port with its alias."""
+def _llama_server_args(model: EmbeddedModel) -> list[str]:
+    """The ``llama-server`` command line for ``model``: its slots share one thread and the context per slot stays ``n_ctx``."""
+    args = [
+        str(llama_server_binary()), "--model", str(model_path(model.alias)), "--alias", model.alias,
+        "--host", HOST, "--port", str(model.port),
+        "--ctx-size", str(model.n_ctx * model.slots), "--parallel", str(model.slots), "--cont-batching",
+        "--threads", "1", "--threads-batch", "1", "--jinja",
+    ]
+    if model.chat_format == "sale-plain":
+        template = data_path("server", "sale-plain.jinja")
+        if not template.is_file() or template.read_text() != PLAIN_TEMPLATE:
+            partial = template.with_name(f"{template.name}.{os.getpid()}")
+            partial.write_text(PLAIN_TEMPLATE)
+            partial.replace(template)  # atomic: a server starting at the same time reads a whole file
+        args += ["--chat-template-file", str(template)]
+    elif model.chat_format:
+        args += ["--chat-template", model.chat_format]
+    return args
+
+
+def _command(model: EmbeddedModel) -> list[str]:
+    """The command that serves ``model`` on its backend, through :mod:`sale_graph.embedded.llama_entry`."""
+    entry = [sys.executable, "-m", "sale_graph.embedded.llama_entry"]
+    if model.backend == "llama-server":
+        return [*entry, "--exec", *_llama_server_args(model)]
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise ServerError('llama-cpp-python is not installed; install the local extra: pip install -e ".[local]"')
+    cfg_path = data_path("server", f"{model.alias}-{model.port}.json")
+    cfg_path.write_text(json.dumps(_server_config(model), indent=2))
+    return [*entry, "--config_file", str(cfg_path)]
+
+
+def serving_backend(model: EmbeddedModel, timeout_s: float = 2.0) -> str | None:
+    """Which backend answers on ``model``'s port with its alias (``None``: nothing, or another model).
+
+    llama.cpp's ``llama-server`` lists its models as ``owned_by: "llamacpp"``;
+    llama-cpp-python's server as ``owned_by: "me"``.
+    """
     try:
         resp = httpx.get(f"{model.base_url}/models", timeout=timeout_s)
-        return resp.status_code == 200 and any(d.get("id") == model.alias for d in resp.json().get("data", []))
-    except (httpx.HTTPError, ValueError):
-        return False
+        if resp.status_code != 200:
+            return None
+        for entry in resp.json().get("data", []):
+            if isinstance(entry, dict) and entry.get("id") == model.alias:
+                return "llama-server" if entry.get("owned_by") == "llamacpp" else "llama-cpp-python"
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return None
+
+
+def is_serving(model: EmbeddedModel, timeout_s: float = 2.0) -> bool:
+    """Whether ``model`` answers on its port with its alias, served by its backend."""
+    return serving_backend(model, timeout_s) == model.backend
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -76,29 +136,37 @@ class EmbeddedServer:
         Returns the aliases it started. Raises :class:`ServerError` with the server
         log's tail if a process dies or does not answer in time.
         """
-        if importlib.util.find_spec("llama_cpp") is None:
-            raise ServerError('llama-cpp-python is not installed; install the local extra: pip install -e ".[local]"')
-        started = []
-        for m in self.models:
-            if is_serving(m):
-                continue
-            cfg_path = data_path("server", f"{m.alias}.json")
-            cfg_path.write_text(json.dumps(_server_config(m), indent=2))
-            log = data_path("server", f"{m.alias}.log")
-            self.logs[m.alias] = log
-            with open(log, "wb") as fh:
-                self.procs[m.alias] = subprocess.Popen(
-                    [sys.executable, "-m", "sale_graph.embedded.llama_entry", "--config_file", str(cfg_path)],
-                    stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-                    env={**os.environ, PARENT_ENV: str(os.getpid())},
-                )
-            started.append(m.alias)
+        started: list[str] = []
         try:
+            for m in self.models:
+                if self._launch(m):
+                    started.append(m.alias)
             self.wait_healthy()
         except ServerError:
             self.stop()
             raise
         return started
+
+    def _launch(self, m: EmbeddedModel) -> bool:
+        """Start ``m``'s server unless its backend answers on its port already (then ``False``)."""
+        found = serving_backend(m)
+        if found == m.backend:
+            return False
+        if found is not None:
+            raise ServerError(
+                f"{m.alias} on port {m.port} is served by {found}, not {m.backend}: stop that server, "
+                f"set SALE_EMBEDDED_BACKEND={found}, or choose other ports with SALE_EMBEDDED_PORT"
+            )
+        command = _command(m)
+        # Per port: servers started at once on other ports (tests, benchmarks) keep their own files.
+        log = data_path("server", f"{m.alias}-{m.port}.log")
+        self.logs[m.alias] = log
+        with open(log, "wb") as fh:
+            self.procs[m.alias] = subprocess.Popen(
+                command, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                env={**os.environ, PARENT_ENV: str(os.getpid())},
+            )
+        return True
 
     def wait_healthy(self) -> None:
         """Block until every model answers, or raise :class:`ServerError`."""
@@ -109,7 +177,7 @@ class EmbeddedServer:
                 proc = self.procs.get(m.alias)
                 if proc is not None and proc.poll() is not None:
                     raise ServerError(
-                        f"the llama.cpp server for {m.alias} exited with code {proc.returncode} while starting "
+                        f"the {m.backend} server for {m.alias} exited with code {proc.returncode} while starting "
                         f"(port {m.port}). Log {self.logs[m.alias]}:\n{_log_tail(self.logs[m.alias])}"
                     )
                 if is_serving(m):
