@@ -7,8 +7,8 @@ continues text rather than following chat turns. The prompts end with a cue
 (``Plan:\n1.``, ``SCORE:``) that a base model continues naturally.
 
 ``--exec PROGRAM ARGS...`` runs another server instead (llama.cpp's
-``llama-server``): this process arranges to die with its parent, then becomes
-``PROGRAM`` (``execv`` keeps the arrangement).
+``llama-server``): this process arranges to be killed with its parent, then
+becomes ``PROGRAM`` (``execv`` keeps the arrangement).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ def _register_plain_format() -> None:
         return fmt.ChatFormatterResponse(prompt=prompt, stop=["\n\n\n", "\nTask:"])
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(kill: bool = False) -> None:
     """Exit with the process that started this server, even if it is killed without cleaning up.
 
-    On Linux the kernel sends SIGTERM when the parent dies (``PR_SET_PDEATHSIG``);
-    a parent that died before that was set is caught by comparing parent pids.
+    On Linux the kernel sends SIGTERM (SIGKILL with ``kill``) when the parent dies
+    (``PR_SET_PDEATHSIG``); a parent that died before that was set is caught by
+    comparing parent pids.
     """
     import os
     import signal
@@ -41,7 +42,7 @@ def _die_with_parent() -> None:
     import ctypes
 
     pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL if kill else signal.SIGTERM)
     if os.getppid() != int(expected):
         raise SystemExit("the process that started this server is gone")
 
@@ -51,9 +52,12 @@ def main() -> None:
     import os
     import sys
 
-    _die_with_parent()
     if len(sys.argv) > 2 and sys.argv[1] == "--exec":
+        # SIGKILL: llama-server shuts down gracefully on SIGTERM, and a second signal during
+        # that shutdown left it hung (in 2 of 3 test sessions whose `sale serve` was killed).
+        _die_with_parent(kill=True)
         os.execv(sys.argv[2], sys.argv[2:])
+    _die_with_parent()
     _register_plain_format()
     from llama_cpp.server.__main__ import main as server_main
 
