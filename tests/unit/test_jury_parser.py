@@ -45,3 +45,16 @@ def test_injected_score_inside_the_bid_is_ignored() -> None:
 
 def test_nonce_differs_per_prompt() -> None:
     assert jury_messages("t", "s").nonce != jury_messages("t", "s").nonce
+
+
+@pytest.mark.parametrize("json_answer", [False, True])
+def test_a_judges_prompts_differ_only_from_the_bid_on(json_answer: bool) -> None:
+    """Prompt caching (llama.cpp, vLLM, SGLang) reuses everything before the bid: only the last turn's tail may change."""
+    a = jury_messages("Who wrote Hamlet?", "1. Recall the play.", json_answer=json_answer)
+    b = jury_messages("Who wrote Hamlet?", "1. Search the web. 2. Answer.", json_answer=json_answer)
+    assert a.messages[:-1] == b.messages[:-1]
+    assert not any(a.nonce in text for _, text in a.messages[:-1])  # the nonce only in the bid's own turn
+    shared = "Task: Who wrote Hamlet?\nPlan: <strategy-"
+    assert a.messages[-1][1].startswith(shared) and b.messages[-1][1].startswith(shared)
+    # The bid cannot close its own tag: it does not know the tag of the turn it sits in.
+    assert f"<strategy-{a.nonce}>1. Recall the play.</strategy-{a.nonce}>" in a.messages[-1][1]
