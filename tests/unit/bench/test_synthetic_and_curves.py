@@ -24,8 +24,9 @@ def test_the_signal_sets_how_much_entropy_and_jury_say_about_outcomes() -> None:
         m = Market.from_records(synthetic_records(600, seed=1, signal=q)[0])
         ok = m.bid_ok
         jury = imputed_gamma(m.gamma).mean(axis=2)[ok]
-        assert lo < np.corrcoef(m.entropy[ok], m.passed[ok])[0, 1] < hi, q
-        assert lo < np.corrcoef(jury, m.passed[ok])[0, 1] < hi, q
+        # <= hi: at full signal the correlation is 1 up to rounding, and numpy 2.4 rounds it to exactly 1.0
+        assert lo < np.corrcoef(m.entropy[ok], m.passed[ok])[0, 1] <= hi, q
+        assert lo < np.corrcoef(jury, m.passed[ok])[0, 1] <= hi, q
     # the outcomes do not depend on the signal (same seed): only what SALE can see changes
     a, b = (Market.from_records(synthetic_records(50, seed=2, signal=q)[0]) for q in (0.0, 1.0))
     assert (a.passed == b.passed).all() and (a.plain_cost == b.plain_cost).all()
