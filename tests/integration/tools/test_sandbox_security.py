@@ -30,6 +30,7 @@ from sale_graph.tools.sandbox import (
     SandboxResult,
     probe_bubblewrap,
 )
+from tests.procs import live_processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -79,18 +80,7 @@ def _cgroups() -> set[str]:
 
 def _procs_with(marker: str) -> list[int]:
     """Pids whose command line contains ``marker`` (zombies and this process excluded)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if marker.encode() in cmdline and state != "Z":
-            found.append(int(entry))
-    return found
+    return [pid for pid, argv in live_processes() if marker in "\0".join(argv)]
 
 
 @pytest.fixture(autouse=True)
