@@ -225,12 +225,13 @@ def serving(setups: list[Setup]) -> Iterator[dict[str, AgentPool]]:
 
 
 def available_backends() -> list[Backend]:
+    """llama-cpp-python (the plain install's server, the baseline of the side-by-side ratios), then llama-server if installed."""
     try:
         llama_server_binary()
     except ServerError as exc:
         print(f"llama-server backend skipped: {exc}")
         return ["llama-cpp-python"]
-    return list(BACKENDS)
+    return ["llama-cpp-python", "llama-server"]
 
 
 def one_auction(graph: Any, log: CallLog, pool: AgentPool, backend: str, mode: str, task: str) -> Row:

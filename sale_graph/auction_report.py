@@ -71,7 +71,9 @@ def render_report(state: Mapping[str, Any], timings: Mapping[str, float] | None 
     judges = sorted({j for r in scores for j in r["jury"]})
     by_bid = {(b["agent"], b["round"]): b for b in state.get("bids", [])}
     thinking = any(b.get("reasoning_tokens") for b in by_bid.values())
-    bids = Table(title=f"Bids (auction {state.get('auction_id', '')[:8]})", show_lines=False)
+    pool = ((state.get("run_context") or {}).get("fingerprint") or {}).get("pool")
+    title = f"Bids (auction {state.get('auction_id', '')[:8]}" + (f", pool: {pool})" if pool else ")")
+    bids = Table(title=escape(title), show_lines=False)
     columns = ("agent", "round", "price $/1M", "tokens", *(("think tok",) if thinking else ()), "cost C", "entropy H",
                *[f"jury:{j}" for j in judges], "value V", "C - V")
     for col in columns:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -16,6 +17,16 @@ from sale_graph.auction_report import render_report
 from sale_graph.bench.commands import register_bench_commands
 from sale_graph.context import SaleContext
 from sale_graph.embedded import EmbeddedServer, embedded_pool
+from sale_graph.embedded.models import (
+    AUTO,
+    BACKEND_ENV,
+    BACKENDS,
+    LLAMA_SERVER_SLOTS,
+    SLOTS_ENV,
+    EmbeddedModel,
+    embedded_models,
+)
+from sale_graph.embedded.server import running_setup
 from sale_graph.errors import SaleError
 from sale_graph.memory.commands import register_memory_commands
 from sale_graph.pool import check_pool, load_pool, ping_agent
@@ -70,6 +81,24 @@ def _describe(event: dict[str, Any]) -> str | None:
     return None
 
 
+def _setup_label(models: tuple[EmbeddedModel, ...]) -> str:
+    slots = models[0].slots
+    return f"{models[0].backend}, {slots} slot{'s' if slots > 1 else ''} per model"
+
+
+def _embedded_models_for_run(err: Console) -> tuple[EmbeddedModel, ...]:
+    """The embedded models ``sale run`` uses: the servers already running when no backend is set, else the configured ones."""
+    if not os.environ.get(BACKEND_ENV, "").strip():
+        running = running_setup()
+        if running is not None:
+            models = embedded_models(*running)
+            err.print(f"using the embedded servers already running ({_setup_label(models)})")
+            return models
+    models = embedded_models()
+    err.print(f"embedded pool: {_setup_label(models)}")
+    return models
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one auction and execution; print the bid table, winner, answer and ledger."""
     from sale_graph.runner import run_auction  # heavy (LangGraph, the OpenAI client): only `sale run` needs it
@@ -92,12 +121,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     server = None
     try:
+        models = None
+        if args.pool is None:
+            models = _embedded_models_for_run(err)
+            context.pool = embedded_pool(models[0].backend, models[0].slots)
         pool = context.resolved_pool()
         context.resolved_weights().check_judges(pool.names)  # a bad weights file fails before any server starts
-        if args.pool is None:
-            server = EmbeddedServer()
+        if models is not None:
+            server = EmbeddedServer(models)
             if not server.running():
-                with err.status("starting the embedded model servers (llama.cpp, loopback)..."):
+                with err.status(f"starting the embedded model servers ({_setup_label(models)}, loopback)..."):
                     server.start()
         with err.status("checking endpoints..."):
             check_pool(pool)
@@ -133,10 +166,14 @@ def cmd_pool_check(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve the embedded pool in the foreground until Ctrl-C."""
-    server = EmbeddedServer()
+    backend = None if args.backend == AUTO else args.backend
+    models = embedded_models(backend, args.slots)
+    server = EmbeddedServer(models)
     started = server.start()
-    for a in embedded_pool().agents:
-        print(f"serving {a.name} at {a.base_url} (${a.price_output}/1M tokens)" + ("" if a.name in started else " [already running]"))
+    print(f"backend: {_setup_label(models)}" + (" (auto)" if backend is None and not os.environ.get(BACKEND_ENV) else ""))
+    for a in embedded_pool(models[0].backend, models[0].slots).agents:
+        print(f"serving {a.name} at {a.base_url} (${a.price_output}/1M tokens, max_concurrency {a.max_concurrency})"
+              + ("" if a.name in started else " [already running]"))
     if not started:
         return 0
     print("Ctrl-C to stop.", flush=True)
@@ -177,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_pool_check)
 
     serve = sub.add_parser("serve", help="serve the embedded local pool (llama.cpp on loopback) until Ctrl-C")
+    serve.add_argument("--backend", choices=(AUTO, *BACKENDS), default=os.environ.get(BACKEND_ENV, "").strip() or AUTO,
+                       help=f"model server (default ${BACKEND_ENV} or auto: llama-server when installed, else llama-cpp-python)")
+    serve.add_argument("--slots", type=int, help=f"llama-server's parallel slots per model (default ${SLOTS_ENV} or {LLAMA_SERVER_SLOTS})")
     serve.set_defaults(func=cmd_serve)
 
     register_memory_commands(sub)

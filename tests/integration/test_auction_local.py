@@ -12,6 +12,7 @@ import pytest
 
 from sale_graph import SaleContext, build_sale_graph
 from sale_graph.llm import call_model
+from tests.procs import live_processes
 
 pytestmark = pytest.mark.integration
 
@@ -71,22 +72,32 @@ def test_unreachable_pool_fails_clearly(tmp_path) -> None:
     assert "agent 'ghost' at http://127.0.0.1:9/v1/models" in run.stderr
 
 
+def _servers_on(port: int) -> list[str]:
+    """Command lines of the live model servers of ``port``: llama-server's ``--port N``, llama-cpp-python's config file."""
+    return [" ".join(argv) for _, argv in live_processes()
+            if any(arg == str(port) or arg.endswith(f"-{port}.json") for arg in argv)]
+
+
+@pytest.mark.parametrize("backend", ["llama-cpp-python", "llama-server"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
-def test_serve_leaves_no_server_behind(tmp_path, sig) -> None:
+def test_serve_leaves_no_server_behind(tmp_path, sig, backend) -> None:
     import socket
     import time
 
-    from tests.integration.conftest import _free_port_pair
+    from tests.integration.conftest import _free_port_pair, require_llama_server
 
+    if backend == "llama-server":
+        require_llama_server()
     port = _free_port_pair()
     env = {**os.environ, "SALE_EMBEDDED_PORT": str(port), "SALE_HOME": os.environ.get("SALE_HOME", str(tmp_path))}
-    proc = subprocess.Popen([sys.executable, "-m", "sale_graph.cli", "serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "sale_graph.cli", "serve", "--backend", backend],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         line = proc.stdout.readline()
         while line and "Ctrl-C" not in line:
             line = proc.stdout.readline()
         assert "Ctrl-C" in line, proc.stderr.read()
+        assert _servers_on(port) and _servers_on(port + 1), "the servers were not found by their port"
         proc.send_signal(sig)
         proc.wait(timeout=30)
     finally:
@@ -98,7 +109,9 @@ def test_serve_leaves_no_server_behind(tmp_path, sig) -> None:
         for p in (port, port + 1):
             with socket.socket() as s:
                 refused += s.connect_ex(("127.0.0.1", p)) != 0
-        if refused == 2:
+        left = _servers_on(port) + _servers_on(port + 1)
+        if refused == 2 and not left:
             break
         time.sleep(0.3)
     assert refused == 2, f"a model server still listens after {sig.name} of `sale serve`"
+    assert not left, f"model server processes outlived `sale serve` ({sig.name}): {left}"
