@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -87,6 +88,12 @@ class _HTTPServer(ThreadingHTTPServer):
     def __init__(self, wire: WireServer) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.wire = wire
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (a timed-out or closed keep-alive connection) is normal here; anything else is printed."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
