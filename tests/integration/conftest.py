@@ -53,16 +53,15 @@ def embedded_server() -> Iterator[object]:
     llama-cpp-python, the one a plain ``.[local]`` install runs, whether or not
     llama-server is installed too (``test_llama_server_backend.py`` covers that one).
     """
-    import os
-
     from sale_graph.embedded import EmbeddedServer
 
-    os.environ["SALE_EMBEDDED_PORT"] = str(_free_port_pair())
-    os.environ["SALE_EMBEDDED_BACKEND"] = "llama-cpp-python"
-    server = EmbeddedServer()
-    server.start()
-    yield server
-    server.stop()
+    with pytest.MonkeyPatch.context() as env:  # restored after the session's last integration test
+        env.setenv("SALE_EMBEDDED_PORT", str(_free_port_pair()))
+        env.setenv("SALE_EMBEDDED_BACKEND", "llama-cpp-python")
+        server = EmbeddedServer()
+        server.start()
+        yield server
+        server.stop()
 
 
 @pytest.fixture(scope="session")
