@@ -89,6 +89,9 @@ def _embedded_models_for_run(err: Console) -> tuple[EmbeddedModel, ...]:
         if running is not None:
             models = embedded_models(*running)
             err.print(f"using the embedded servers already running ({setup_label(models)} per model)")
+            if running == ("llama-server", None):
+                err.print(f"note: their /props did not give one slot count; max_concurrency {models[0].slots} assumed "
+                          f"(restart them with `sale serve --slots N` or set {SLOTS_ENV})")
             return models
     models = embedded_models()
     err.print(f"embedded pool: {setup_label(models)} per model")

@@ -147,3 +147,24 @@ def test_serve_rejects_bad_slots_before_starting_anything(clean_env: pytest.Monk
     assert "slots=0 is outside 1-64" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["serve", "--backend", "ollama"])
+
+
+@pytest.mark.parametrize(("running", "label", "note"), [
+    (("llama-server", 3), "llama-server, 3 slots per model", False),
+    (("llama-server", None), "llama-server, 2 slots per model", True),
+    (("llama-cpp-python", None), "llama-cpp-python, 1 slot per model", False),
+])
+def test_sale_run_adopts_running_servers_and_says_when_their_slots_are_unknown(
+    clean_env: pytest.MonkeyPatch, running: tuple[str, int | None], label: str, note: bool,
+) -> None:
+    from rich.console import Console
+
+    from sale_graph import cli
+
+    clean_env.setattr(cli, "running_setup", lambda: running)
+    err = Console(record=True, width=200)
+    models = cli._embedded_models_for_run(err)
+    text = err.export_text()
+    assert f"using the embedded servers already running ({label})" in text
+    assert ("did not give one slot count; max_concurrency 2 assumed" in text) is note
+    assert models[0].backend == running[0]
