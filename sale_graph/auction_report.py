@@ -111,6 +111,7 @@ def render_report(state: Mapping[str, Any], timings: Mapping[str, float] | None 
         parts.append(escape(f"Refinement: {ref.get('status', '-')}" + (f" ({detail})" if detail else "")))
     execution = state.get("execution") or {}
     if execution:
+        parts.extend(tool_lines(execution))
         answer = state.get("answer") or f"(no answer: {execution.get('detail', '')})"
         if len(answer) > 1200:
             answer = answer[:1200] + f" ... [{len(answer) - 1200} more characters; --json shows all]"
@@ -143,6 +144,25 @@ def render_report(state: Mapping[str, Any], timings: Mapping[str, float] | None 
     for note in state.get("notes", []):
         parts.append(f"[dim]note: {escape(note)}[/dim]")
     return Group(*parts)
+
+
+def tool_lines(execution: Mapping[str, Any]) -> list[str]:
+    """What the executor could use and what each tool call returned, one line per call (results cut to a line)."""
+    had = execution.get("tools")
+    if had is None:
+        return []
+    lines = [f"[bold]Tools of {escape(execution['agent'])}:[/bold] {escape(', '.join(had)) if had else 'none'}"]
+    uses = execution.get("tool_uses") or []
+    if had and not uses:
+        lines.append("  (no tool was called)")
+    for use in uses:
+        args = ", ".join(f"{k}={v!r}" for k, v in use["args"].items())
+        result = " ".join(use["result"].split())
+        if len(result) > 320:
+            result = result[:320] + "..."
+        more = f" [{use['result_chars']} characters]" if use["result_chars"] > len(result) else ""
+        lines.append(escape(f"  {use['tool']}({args}) -> {result}{more}"))
+    return lines
 
 
 def _jury_lines(votes: list[Mapping[str, Any]]) -> list[str]:

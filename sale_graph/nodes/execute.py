@@ -68,7 +68,7 @@ def make_execute_node(services: SaleServices) -> Node:
         agent: AgentSpec = ctx.resolved_pool().get(name)
         tools = services.tools_for(state.get("domain"), ctx)
         model = services.model_factory(agent, phase="execute", max_tokens=ctx.cap("execute_step", agent), logprobs=False)
-        trace = Trace(agent=agent, ctx=ctx, strategy=strategy)
+        trace = Trace(agent=agent, ctx=ctx, strategy=strategy, tools=tool_names(tools))
         emit(runtime, "execute_start", agent=agent.name, tools=tool_names(tools))
         return react_agent(agent, model, tools), tools, trace
 

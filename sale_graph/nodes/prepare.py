@@ -24,13 +24,19 @@ class TaskError(SaleError, ValueError):
 
 
 def make_prepare_node(services: SaleServices) -> Node:
-    """Build the ``prepare`` node bound to ``services`` (it checks the executor's tools can be built)."""
+    """Build the ``prepare`` node bound to ``services``.
+
+    Before anything is paid for, it checks what this run will use: the default
+    tools of the task's domain (the code sandbox, a search corpus) only when the
+    run executes (not ``route_only``) with those defaults (no ``tools`` given to
+    the graph).
+    """
 
     def prepare_node(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         ctx = ctx_of(runtime)
-        if services.tools is None:
-            check_default_tools(state.get("domain"), ctx.search)
         update = prepare(state, runtime)
+        if services.tools is None and not ctx.route_only:
+            check_default_tools(state.get("domain"), ctx.search)
         update["tool_names"] = services.tool_names_for(state.get("domain"), ctx.search)
         return update
 

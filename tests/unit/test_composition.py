@@ -65,7 +65,7 @@ def record(state: SharedParent) -> dict[str, Any]:
 
 def shared_parent(f: FakeFactory) -> Any:
     g = StateGraph(SharedParent, context_schema=SaleContext)
-    g.add_node("sale", sale_subgraph(model_factory=f))
+    g.add_node("sale", sale_subgraph(model_factory=f, tools=[]))
     g.add_node("record", record)
     g.add_edge(START, "sale")
     g.add_edge("sale", "record")
@@ -137,7 +137,7 @@ def test_shared_request_id_is_not_reused_by_the_next_run() -> None:
 
 def _single_sale_parent(schema: type) -> Any:
     g = StateGraph(schema, context_schema=SaleContext)
-    g.add_node("sale", sale_subgraph(model_factory=factory()))
+    g.add_node("sale", sale_subgraph(model_factory=factory(), tools=[]))
     g.add_edge(START, "sale")
     g.add_edge("sale", END)
     return g.compile(checkpointer=InMemorySaver())
@@ -208,7 +208,7 @@ def test_function_node_passes_parent_context_through() -> None:
 
 def test_function_node_with_foreign_context_fails_clearly() -> None:
     g = StateGraph(AskState, context_schema=AppContext)
-    g.add_node("ask", sale_as_node(to_sale, from_sale, model_factory=factory()))
+    g.add_node("ask", sale_as_node(to_sale, from_sale, model_factory=factory(), tools=[]))
     g.add_edge(START, "ask")
     g.add_edge("ask", END)
     with pytest.raises(TypeError, match="context must be a SaleContext or a dict"):
@@ -253,6 +253,7 @@ def function_parent(f: FakeFactory) -> Any:
         lambda s: {"task": s["task"]},
         lambda out: {"answer": out["answer"], "selection": out["selection"]},
         model_factory=f,
+        tools=[],
     ))
     g.add_edge(START, "sale")
     g.add_edge("sale", END)

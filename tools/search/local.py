@@ -7,21 +7,38 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sale_graph.tools.corpus import SEARCH_MODES, WIKI_CORPUS_NAME, BuildReport, CorpusDocument, LocalCorpus, wiki_corpus_path
+from sale_graph.tools.corpus import (
+    SEARCH_MODES,
+    WIKI_CORPUS_NAME,
+    WORLD_CORPUS_NAME,
+    BuildReport,
+    CorpusDocument,
+    LocalCorpus,
+    wiki_corpus_path,
+    world_corpus_path,
+)
 from sale_graph.tools.search.base import SearchConfigError, SearchResult, check_query
 
-__all__ = ["LocalCorpusBackend"]
+__all__ = ["NAMED_CORPORA", "LocalCorpusBackend"]
+
+#: Corpora known by name (the ``corpus`` option): what each holds.
+NAMED_CORPORA: dict[str, str] = {
+    "world": "countries of the world (capitals, populations, areas, neighbours), ships with the package (MIT data)",
+    "wiki": "about 10k English Wikipedia lead summaries, optional extra 'wiki' (GPL-3.0 data)",
+}
 
 
 class LocalCorpusBackend:
     """Offline search over a local corpus (hybrid dense + BM25 by default).
 
-    ``source`` is a folder of .txt/.md files or a JSONL file; without one the
-    offline Wikipedia summaries are used (optional extra ``wiki``). The index
-    is built on the first search (or by :meth:`prepare`) and reused afterwards.
+    ``source`` is a folder of .txt/.md files or a JSONL file, or one of the
+    named corpora of :data:`NAMED_CORPORA`: ``"world"`` (countries of the world,
+    shipped with the package) or ``"wiki"`` (offline Wikipedia summaries,
+    optional extra ``wiki``). Without one, ``"wiki"``. The index is built on
+    the first search (or by :meth:`prepare`) and reused afterwards.
 
     Args:
-        source: The corpus source (default: the offline Wikipedia corpus).
+        source: The corpus source: a path, ``"world"`` or ``"wiki"`` (default: ``"wiki"``).
         name: Index name under the data dir.
         mode: ``hybrid``, ``dense`` or ``keyword``.
         embeddings: LangChain embeddings (default: the offline e5-small embedder).
@@ -37,7 +54,9 @@ class LocalCorpusBackend:
 
     name = "local"
     OPTIONS: ClassVar[dict[str, str]] = {
-        "path": "folder of .txt/.md files or a .jsonl file (default: the offline Wikipedia corpus)",
+        "path": "folder of .txt/.md files or a .jsonl file (default: the corpus named by 'corpus')",
+        "corpus": "a named corpus when no path is given: 'world' (countries, ships with the package) or 'wiki' "
+                  "(offline Wikipedia summaries, extra 'wiki'; the default)",
         "name": "index name under the data dir",
         "mode": "hybrid | dense | keyword",
         "chunk_chars": "maximum chunk size in characters",
@@ -58,9 +77,10 @@ class LocalCorpusBackend:
     ) -> None:
         if mode not in SEARCH_MODES:
             raise SearchConfigError(f"local search: mode {mode!r} is unknown; use one of {', '.join(SEARCH_MODES)}")
-        if source is None:
-            source = wiki_corpus_path()
-            name = name or WIKI_CORPUS_NAME
+        if source is None or isinstance(source, str) and source in NAMED_CORPORA:
+            corpus_name = source or "wiki"
+            source = wiki_corpus_path() if corpus_name == "wiki" else world_corpus_path()
+            name = name or (WIKI_CORPUS_NAME if corpus_name == "wiki" else WORLD_CORPUS_NAME)
         self.mode = mode
         self.corpus = LocalCorpus(
             source, name=name, embeddings=embeddings, chunk_chars=chunk_chars, overlap_chars=overlap_chars, progress=progress
@@ -81,8 +101,13 @@ class LocalCorpusBackend:
         """
         options = dict(options)
         path = options.pop("path", None)
+        corpus = options.pop("corpus", None)
         if path is not None and not isinstance(path, (str, os.PathLike)):
             raise SearchConfigError(f"search config: 'path' must be a file or folder path, got {path!r}")
+        if corpus is not None and corpus not in NAMED_CORPORA:
+            raise SearchConfigError(f"search config: 'corpus' must be one of {', '.join(map(repr, NAMED_CORPORA))}, got {corpus!r}")
+        if corpus is not None and path is not None:
+            raise SearchConfigError("search config: give 'path' (your own corpus) or 'corpus' (a named one), not both")
         for field in ("chunk_chars", "overlap_chars"):
             if field in options and (isinstance(options[field], bool) or not isinstance(options[field], int)):
                 raise SearchConfigError(f"search config: {field!r} must be an integer, got {options[field]!r}")
@@ -91,7 +116,7 @@ class LocalCorpusBackend:
                 raise SearchConfigError(f"search config: {field!r} must be a string, got {options[field]!r}")
         if "progress" in options and not isinstance(options["progress"], bool):
             raise SearchConfigError(f"search config: 'progress' must be true or false, got {options['progress']!r}")
-        return cls(Path(path).expanduser() if path is not None else None, **options)
+        return cls(Path(path).expanduser() if path is not None else corpus, **options)
 
     def prepare(self) -> BuildReport:
         """Build or reuse the index now (otherwise the first search does); returns the build report."""

@@ -167,6 +167,12 @@ def test_grading_of_executions() -> None:
     assert not grade_execution(search, "Final Answer: Lyon")["passed"]
     assert not grade_execution(search, "")["passed"]
     coding = task_from_dict({**CODING, "code_prefix": "def add(a, b):\n"})
+    assert grade_execution(coding, "")["detail"] == "no code in the answer"
+
+
+@pytest.mark.integration  # runs the code in the real sandbox
+def test_grading_of_coding_executions_in_the_sandbox() -> None:
+    coding = task_from_dict({**CODING, "code_prefix": "def add(a, b):\n"})
     assert grade_execution(coding, "```python\ndef add(a, b):\n    return a + b\n```")["passed"]
     assert grade_execution(coding, "```python\n    return a + b\n```")["passed"]  # body only: prefix added
     bad = grade_execution(coding, "```python\ndef add(a, b):\n    return a - b\n```")

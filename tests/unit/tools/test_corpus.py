@@ -249,3 +249,27 @@ def test_wiki_corpus_path_missing_extra_says_what_to_install(monkeypatch: pytest
         wiki_corpus_path()
     with pytest.raises(MissingExtraError, match="wiki"):
         make_search_backend({"backend": "local"})
+
+
+def test_the_bundled_world_corpus_loads_and_answers_everyday_facts() -> None:
+    from sale_graph.tools.corpus import WORLD_CORPUS_NAME, load_documents, world_corpus_path
+
+    path = world_corpus_path()
+    assert path.is_file(), "the world corpus ships inside the package"
+    assert (path.parent / "NOTICE").read_text().count("MIT License") == 1  # its data's licence travels with it
+    docs = load_documents(path, WORLD_CORPUS_NAME)  # refuses duplicate ids and records without text
+    assert 240 <= len(docs) <= 260
+    australia = next(d for d in docs if d.title == "Australia")
+    assert "The capital of Australia is Canberra." in australia.text and "mid-2010s" in australia.text
+
+
+def test_named_corpus_option_of_the_local_backend() -> None:
+    from sale_graph.tools.search import make_search_backend
+    from sale_graph.tools.search.base import SearchConfigError
+
+    backend = make_search_backend({"backend": "local", "corpus": "world"})
+    assert backend.corpus.name == "world-countries"  # type: ignore[attr-defined]
+    with pytest.raises(SearchConfigError, match="'corpus' must be one of 'world', 'wiki'"):
+        make_search_backend({"backend": "local", "corpus": "atlas"})
+    with pytest.raises(SearchConfigError, match="not both"):
+        make_search_backend({"backend": "local", "corpus": "world", "path": "docs.jsonl"})
