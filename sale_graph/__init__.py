@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from sale_graph.compose import sale_as_node, sale_subgraph, shared_key_problems
     from sale_graph.context import SaleContext
     from sale_graph.embedded import EmbeddedServer, ServerError, embedded_pool
-    from sale_graph.errors import SaleError
+    from sale_graph.errors import PoolError, SaleError
     from sale_graph.graph import build_sale_graph
     from sale_graph.integrations import (
         ContextError,
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from sale_graph.nodes import Node
     from sale_graph.nodes.approve import ApprovalError
     from sale_graph.nodes.score import AuctionError
-    from sale_graph.pool import AgentPool, AgentSpec, PoolError, check_pool, load_pool
+    from sale_graph.pool import AgentPool, AgentSpec, check_pool, load_pool
     from sale_graph.runner import AuctionRun, run_auction
     from sale_graph.state import SaleInput, SaleOutput, SaleState
     from sale_graph.weights import Weights, WeightsError, load_weights
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "AgentPool": "sale_graph.pool",
     "AgentSpec": "sale_graph.pool",
-    "PoolError": "sale_graph.pool",
+    "PoolError": "sale_graph.errors",
     "SaleError": "sale_graph.errors",
     "Weights": "sale_graph.weights",
     "WeightsError": "sale_graph.weights",

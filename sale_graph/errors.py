@@ -23,6 +23,10 @@ class ContextError(SaleError, ValueError):
     """A run's settings name a key :class:`~sale_graph.context.SaleContext` does not have."""
 
 
+class PoolError(SaleError, ValueError):
+    """A pool config is malformed or one of its endpoints cannot be used."""
+
+
 def unknown_keys_message(unknown: Iterable[str], allowed: Iterable[str], where: str) -> str:
     """The sentence naming unknown setting keys, the closest allowed key of each, and every allowed key.
 

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sale_graph.reasoning import strip_think
+from sale_graph.llm.reasoning import strip_think
 
 __all__ = [
     "DEFAULT_F1_THRESHOLD",
@@ -191,7 +191,7 @@ def extract_final_answer(text: str) -> str:
     r"""Return the answer from a ReAct agent's final message: one extractor for live runs and the bench.
 
     Reasoning is removed first (``<think>`` blocks, closed or cut off, see
-    :func:`sale_graph.reasoning.strip_think`). Then, in order: the text after the
+    :func:`sale_graph.llm.reasoning.strip_think`). Then, in order: the text after the
     last "Final Answer:" marker, after the last "Answer:" marker, a LaTeX
     ``\boxed{...}``, a closing fenced code block, and otherwise the last non-empty
     line. After a marker the answer is its first non-empty line (trailing

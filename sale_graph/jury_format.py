@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from sale_graph.judge_answers import ParsedScore
 from sale_graph.pool import AgentSpec
-from sale_graph.retries import is_request_shape_rejection
+from sale_graph.llm.retries import is_request_shape_rejection
 from sale_graph.scoring import LIKERT_MAX
 
 AnswerFormat = Literal["json_schema", "json_object", "text"]
