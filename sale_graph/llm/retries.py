@@ -30,7 +30,7 @@ import httpx
 import openai
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from sale_graph.errors import PoolError, SaleError
+from sale_graph.errors import EndpointError, PoolError
 
 T = TypeVar("T")
 Endpoint = tuple[str, str, str]
@@ -52,10 +52,6 @@ CALL_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     PoolError,
 )
-
-
-class EndpointError(SaleError, RuntimeError):
-    """An agent's endpoint refuses every call (bad key, wrong URL, unknown model): fix the pool file."""
 
 
 def status_of(exc: BaseException) -> int | None:

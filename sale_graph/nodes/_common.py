@@ -10,7 +10,7 @@ from langgraph._internal._runnable import RunnableCallable
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext, context_from
-from sale_graph.errors import SaleError
+from sale_graph.errors import ResumeError
 
 
 class Node(Protocol):
@@ -33,10 +33,6 @@ def emit(runtime: Any, event: str, **data: Any) -> None:
 
 TASK_INPUT_KEYS = ("task_id", "domain", "gold", "tests", "entry_point")
 """Optional per-task input keys: they describe one task and must never carry over to the next run."""
-
-
-class ResumeError(SaleError, RuntimeError):
-    """A paused run was resumed with a different runtime context than it started with."""
 
 
 def run_fingerprint(ctx: SaleContext) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import pytest
 from sale_graph.cli import main
 from sale_graph.embedded import models as em
 from sale_graph.embedded import server as es
-from sale_graph.embedded.models import EmbeddedModel, ServerError, default_backend, embedded_models, embedded_pool, server_slots
+from sale_graph.embedded.models import EmbeddedModel, default_backend, embedded_models, embedded_pool, server_slots
+from sale_graph.errors import ServerError
 
 
 @pytest.fixture
