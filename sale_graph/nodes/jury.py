@@ -9,16 +9,8 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
-from sale_graph.judge_answers import ParsedScore, parse_judge_answer
-from sale_graph.jury_format import (
-    FALLBACK,
-    AnswerFormat,
-    answer_format,
-    is_format_rejection,
-    parse_json_score,
-    remember_format,
-    response_format,
-)
+from sale_graph.jury.ask import FALLBACK, AnswerFormat, answer_format, is_format_rejection, remember_format, response_format
+from sale_graph.jury.read import ParsedScore, parse_judge_answer, parse_json_score
 from sale_graph.llm import (
     CALL_ERRORS,
     CallResult,
