@@ -14,7 +14,7 @@ Fields:
 
 * ``id`` (str, unique in a file), ``domain`` (``"search"`` or ``"coding"``), ``text`` (non-empty);
 * search: ``gold``, a non-empty list of accepted answer aliases (graded with
-  :func:`sale_graph.grading.grade_answer`);
+  :func:`sale_graph.executor.grading.grade_answer`);
 * coding: ``tests`` (HumanEval ``check(candidate)`` or assert statements) and ``entry_point``;
   optional ``code_prefix`` (code placed before an answer that does not define the entry
   point itself, e.g. HumanEval's prompt, so a body-only completion still runs);

@@ -57,7 +57,7 @@ from sale_graph.llm import (
 from sale_graph.llm.endpoint_policy import EndpointPolicy
 from sale_graph.memory import AuctionMemory
 from sale_graph.memory.records import OUTCOMES
-from sale_graph.outcome import Outcome
+from sale_graph.executor.grading import Outcome
 from sale_graph.pool import AgentPool, AgentSpec
 from sale_graph.state import UsageEntry, accumulate
 

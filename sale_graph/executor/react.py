@@ -1,4 +1,4 @@
-"""How the winner executes: a ReAct agent with its tools, within a step, token and time budget.
+"""The winner's run: a ReAct agent with its tools, within a step, token and time budget.
 
 :func:`run_react` / :func:`arun_react` stream a ``langchain.agents.create_agent``
 agent step by step into a :class:`Trace` (tokens, tool calls, the ledger, budget
@@ -25,7 +25,7 @@ from langgraph.errors import GraphRecursionError
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
-from sale_graph.grading import extract_final_answer
+from sale_graph.executor.grading import assess, extract_final_answer
 from sale_graph.llm.call import call_tags, finish_reason_of, ledger_entry, message_text, usage_of
 from sale_graph.llm.endpoint_policy import EndpointPolicy, collecting_retries, report_retry
 from sale_graph.llm.limits import endpoint_limiter
@@ -33,7 +33,6 @@ from sale_graph.llm.reasoning import strip_think
 from sale_graph.llm.retries import CALL_ERRORS, acall_with_retries, call_with_retries, describe_error
 from sale_graph.llm.text_tool_calling import TextToolCallingModel
 from sale_graph.nodes._common import emit
-from sale_graph.outcome import assess
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import execute_system_prompt
 from sale_graph.state import Execution, SaleState, UsageEntry
