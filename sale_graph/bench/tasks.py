@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sale_graph.jsonl import iter_jsonl
+from sale_graph.storage.jsonl import iter_jsonl
 
 Domain = Literal["search", "coding"]
 Split = Literal["dev", "test"]

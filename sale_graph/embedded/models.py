@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sale_graph.errors import ServerError
-from sale_graph.paths import data_path
+from sale_graph.storage.paths import data_path
 from sale_graph.pool import AgentPool, AgentSpec
 
 HOST = "127.0.0.1"

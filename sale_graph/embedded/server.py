@@ -32,7 +32,7 @@ from sale_graph.embedded.models import (
     model_path,
 )
 from sale_graph.errors import ServerError
-from sale_graph.paths import data_path
+from sale_graph.storage.paths import data_path
 
 PARENT_ENV = "SALE_SERVER_PARENT_PID"  # the server exits with this process (see sale_graph.embedded.llama_entry)
 
