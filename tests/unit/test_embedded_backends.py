@@ -160,7 +160,7 @@ def test_sale_run_adopts_running_servers_and_says_when_their_slots_are_unknown(
 ) -> None:
     from rich.console import Console
 
-    from sale_graph import cli
+    from sale_graph.cli import commands as cli
 
     clean_env.setattr(cli, "running_setup", lambda: running)
     err = Console(record=True, width=200)

@@ -190,12 +190,12 @@ def test_cli_bad_pool_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest
 
 def test_cli_weights_missing_an_agent_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import sale_graph.cli
+    import sale_graph.cli.commands
     import sale_graph.nodes.prepare
     import sale_graph.tools.defaults
 
     monkeypatch.setenv("SALE_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(sale_graph.cli, "check_pool", lambda pool: [])  # no endpoint: the weights must fail first
+    monkeypatch.setattr(sale_graph.cli.commands, "check_pool", lambda pool: [])  # no endpoint: the weights must fail first
     for module in (sale_graph.tools.defaults, sale_graph.nodes.prepare):  # no sandbox needed, wherever prepare finds it
         monkeypatch.setattr(module, "check_default_tools", lambda domain, search: None, raising=False)
     pool = tmp_path / "pool.toml"

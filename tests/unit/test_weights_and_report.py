@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sale_graph.auction_report import ledger_totals
+from sale_graph.cli.report import ledger_totals
 from sale_graph.errors import WeightsError
 from sale_graph.weights import DEFAULT_WEIGHTS, Weights, load_weights
 
