@@ -41,8 +41,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sale_graph.errors import ServerError
-from sale_graph.storage.paths import data_path
 from sale_graph.pool import AgentPool, AgentSpec
+from sale_graph.storage.paths import data_path
 
 HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 8741

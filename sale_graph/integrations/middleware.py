@@ -41,6 +41,7 @@ from langgraph.types import Command
 
 from sale_graph.context import SaleContext
 from sale_graph.errors import SaleError
+from sale_graph.executor.grading import Outcome
 from sale_graph.integrations.auction import RouteOnlyAuction, auction_record, latest_human_text, task_input
 from sale_graph.integrations.errors import ToolCallingError
 from sale_graph.integrations.settings import KEEP, PoolSpec, route_context
@@ -57,7 +58,6 @@ from sale_graph.llm import (
 from sale_graph.llm.endpoint_policy import EndpointPolicy
 from sale_graph.memory import AuctionMemory
 from sale_graph.memory.records import OUTCOMES
-from sale_graph.executor.grading import Outcome
 from sale_graph.pool import AgentPool, AgentSpec
 from sale_graph.state import UsageEntry, accumulate
 

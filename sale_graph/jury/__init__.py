@@ -21,7 +21,7 @@ from sale_graph.jury.ask import (
     remember_format,
     response_format,
 )
-from sale_graph.jury.read import ParsedScore, parse_batch_scores, parse_judge_answer, parse_json_score, strip_quoted_bid
+from sale_graph.jury.read import ParsedScore, parse_batch_scores, parse_json_score, parse_judge_answer, strip_quoted_bid
 
 __all__ = [
     "FALLBACK",

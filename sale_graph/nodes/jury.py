@@ -10,7 +10,7 @@ from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
 from sale_graph.jury.ask import FALLBACK, AnswerFormat, answer_format, is_format_rejection, remember_format, response_format
-from sale_graph.jury.read import ParsedScore, parse_judge_answer, parse_json_score
+from sale_graph.jury.read import ParsedScore, parse_json_score, parse_judge_answer
 from sale_graph.llm import (
     CALL_ERRORS,
     CallResult,

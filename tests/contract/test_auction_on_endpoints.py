@@ -43,8 +43,8 @@ from typing import Any
 import pytest
 
 from sale_graph import AgentPool, AgentSpec, SaleContext, build_sale_graph
-from sale_graph.jury.ask import forget_detected
 from sale_graph.errors import AuctionError, EndpointError
+from sale_graph.jury.ask import forget_detected
 from tests.contract.conftest import ServerFactory
 from tests.contract.wire_formats import ModelBehaviour, count_tokens, message_text, tokenize
 from tests.contract.wire_server import RecordedRequest, WireServer

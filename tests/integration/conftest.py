@@ -29,8 +29,8 @@ def require_llama_server() -> None:
     """Skip (or, with ``SALE_REQUIRE_LLAMA_SERVER=1`` as in CI, fail) unless llama.cpp's llama-server is installed."""
     import os
 
-    from sale_graph.errors import ServerError
     from sale_graph.embedded.models import find_llama_server
+    from sale_graph.errors import ServerError
 
     try:
         found = find_llama_server()

@@ -13,9 +13,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from sale_graph import SaleContext, WeightsError, build_sale_graph
+from sale_graph.errors import ResumeError
 from sale_graph.executor.grading import extract_final_answer
 from sale_graph.memory import MemoryStoreError
-from sale_graph.errors import ResumeError
 from tests.fakes import FakeFactory, pool_of, prompt_text
 
 POOL = pool_of(("small", 0.05), ("large", 0.36))
