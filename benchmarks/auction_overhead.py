@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from sale_graph import SaleContext, build_sale_graph, load_pool
-from sale_graph.auction_report import ledger_totals
+from sale_graph.cli.report import ledger_totals
 from sale_graph.embedded import EmbeddedServer, embedded_pool
 from sale_graph.runner import run_auction
 

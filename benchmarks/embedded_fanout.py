@@ -47,12 +47,12 @@ from sale_graph.embedded.models import (
     LLAMA_SERVER_SLOTS,
     PORT_ENV,
     Backend,
-    ServerError,
     embedded_models,
     embedded_pool,
     llama_server_binary,
 )
 from sale_graph.embedded.server import EmbeddedServer
+from sale_graph.errors import ServerError
 from sale_graph.llm import openai_factory
 from sale_graph.pool import AgentPool, AgentSpec
 from sale_graph.runner import run_auction

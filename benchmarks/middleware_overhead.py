@@ -31,7 +31,7 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage
 
 from sale_graph import AgentPool, AgentSpec, SaleMiddleware, build_sale_graph
-from sale_graph.jury_format import forget_detected
+from sale_graph.jury.ask import forget_detected
 from tests.contract.sale_apps import add, agent_fields, behaviours, native_tool_calls
 from tests.contract.wire_server import WireServer
 

@@ -26,7 +26,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from sale_graph import AgentPool, SaleContext, SaleRouterState, check_routes, sale_router
-from sale_graph.text_tool_calling import TextToolCallingModel
+from sale_graph.llm import TextToolCallingModel
 
 TASK = "What is 2 + 3? Use the add tool."
 

@@ -18,11 +18,22 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from sale_graph.compose import sale_as_node, sale_subgraph, shared_key_problems
     from sale_graph.context import SaleContext
-    from sale_graph.embedded import EmbeddedServer, ServerError, embedded_pool
-    from sale_graph.errors import SaleError
+    from sale_graph.embedded import EmbeddedServer, embedded_pool
+    from sale_graph.errors import (
+        ApprovalError,
+        AuctionError,
+        ContextError,
+        EndpointError,
+        ExecutionError,
+        PoolError,
+        ResumeError,
+        SaleError,
+        ServerError,
+        TaskError,
+        WeightsError,
+    )
     from sale_graph.graph import build_sale_graph
     from sale_graph.integrations import (
-        ContextError,
         RouteError,
         SaleMiddleware,
         SaleRouterState,
@@ -34,44 +45,46 @@ if TYPE_CHECKING:
     from sale_graph.llm import ModelFactory
     from sale_graph.memory import AuctionMemory, MemoryStoreError
     from sale_graph.nodes import Node
-    from sale_graph.nodes.approve import ApprovalError
-    from sale_graph.nodes.score import AuctionError
-    from sale_graph.pool import AgentPool, AgentSpec, PoolError, check_pool, load_pool
+    from sale_graph.pool import AgentPool, AgentSpec, check_pool, load_pool
     from sale_graph.runner import AuctionRun, run_auction
     from sale_graph.state import SaleInput, SaleOutput, SaleState
-    from sale_graph.weights import Weights, WeightsError, load_weights
+    from sale_graph.weights import Weights, load_weights
 
 # Public name -> module that defines it, imported on first access.
 _LAZY: dict[str, str] = {
-    "AgentPool": "sale_graph.pool",
-    "AgentSpec": "sale_graph.pool",
-    "PoolError": "sale_graph.pool",
-    "SaleError": "sale_graph.errors",
-    "Weights": "sale_graph.weights",
-    "WeightsError": "sale_graph.weights",
-    "check_pool": "sale_graph.pool",
-    "load_pool": "sale_graph.pool",
-    "load_weights": "sale_graph.weights",
-    "ApprovalError": "sale_graph.nodes.approve",
-    "AuctionError": "sale_graph.nodes.score",
-    "AuctionMemory": "sale_graph.memory",
-    "AuctionRun": "sale_graph.runner",
-    "EmbeddedServer": "sale_graph.embedded",
-    "MemoryStoreError": "sale_graph.memory",
-    "ModelFactory": "sale_graph.llm",
-    "Node": "sale_graph.nodes",
+    "build_sale_graph": "sale_graph.graph",
     "SaleContext": "sale_graph.context",
     "SaleInput": "sale_graph.state",
     "SaleOutput": "sale_graph.state",
     "SaleState": "sale_graph.state",
-    "ServerError": "sale_graph.embedded",
-    "build_sale_graph": "sale_graph.graph",
+    "Node": "sale_graph.nodes",
+    "ModelFactory": "sale_graph.llm",
+    "AgentPool": "sale_graph.pool",
+    "AgentSpec": "sale_graph.pool",
+    "check_pool": "sale_graph.pool",
+    "load_pool": "sale_graph.pool",
+    "Weights": "sale_graph.weights",
+    "load_weights": "sale_graph.weights",
+    "SaleError": "sale_graph.errors",
+    "ApprovalError": "sale_graph.errors",
+    "AuctionError": "sale_graph.errors",
+    "ContextError": "sale_graph.errors",
+    "EndpointError": "sale_graph.errors",
+    "ExecutionError": "sale_graph.errors",
+    "PoolError": "sale_graph.errors",
+    "ResumeError": "sale_graph.errors",
+    "ServerError": "sale_graph.errors",
+    "TaskError": "sale_graph.errors",
+    "WeightsError": "sale_graph.errors",
+    "AuctionMemory": "sale_graph.memory",
+    "MemoryStoreError": "sale_graph.memory",
+    "EmbeddedServer": "sale_graph.embedded",
     "embedded_pool": "sale_graph.embedded",
+    "AuctionRun": "sale_graph.runner",
     "run_auction": "sale_graph.runner",
     "sale_as_node": "sale_graph.compose",
     "sale_subgraph": "sale_graph.compose",
     "shared_key_problems": "sale_graph.compose",
-    "ContextError": "sale_graph.integrations",
     "RouteError": "sale_graph.integrations",
     "SaleMiddleware": "sale_graph.integrations",
     "SaleRouterState": "sale_graph.integrations",
@@ -90,10 +103,13 @@ __all__ = [
     "AuctionRun",
     "ContextError",
     "EmbeddedServer",
+    "EndpointError",
+    "ExecutionError",
     "MemoryStoreError",
     "ModelFactory",
     "Node",
     "PoolError",
+    "ResumeError",
     "RouteError",
     "SaleContext",
     "SaleError",
@@ -103,6 +119,7 @@ __all__ = [
     "SaleRouterState",
     "SaleState",
     "ServerError",
+    "TaskError",
     "ToolCallingError",
     "Weights",
     "WeightsError",

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from sale_graph.embedded.models import embedded_pool
 from sale_graph.errors import ContextError, unknown_keys_message
-from sale_graph.limits import Limiter, run_limiter
+from sale_graph.llm.limits import Limiter, run_limiter
 from sale_graph.pool import AgentPool, AgentSpec, load_pool, pool_from_dict
 from sale_graph.weights import Weights, load_weights, weights_from_dict
 

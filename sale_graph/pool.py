@@ -30,7 +30,7 @@ Optional fields (see docs/pools.md for each, with a vLLM / Qwen3 example):
   judge is asked for a JSON score; ``auto`` detects it once per endpoint;
 * ``token_limit_field`` (``max_tokens`` or ``max_completion_tokens``, for OpenAI reasoning
   models); ``tool_calling`` (``native``, or ``text`` for models that make no native tool
-  calls: ReAct-style text actions, see :mod:`sale_graph.text_tool_calling`).
+  calls: ReAct-style text actions, see :mod:`sale_graph.llm.text_tool_calling`).
 
 Prices live only in the config, never in code. Every agent becomes a
 :class:`langchain_openai.ChatOpenAI` (:meth:`AgentSpec.chat_model`).
@@ -48,18 +48,14 @@ from urllib.parse import urlparse
 
 import httpx
 
-from sale_graph.chat_model import SaleChatOpenAI
-from sale_graph.errors import SaleError
+from sale_graph.errors import PoolError
+from sale_graph.llm.chat_openai import SaleChatOpenAI
 
 TokenLimitField = Literal["max_tokens", "max_completion_tokens"]
 ToolCalling = Literal["native", "text"]
 StructuredOutput = Literal["auto", "json_schema", "json_object", "none"]
 STRUCTURED_OUTPUT_MODES = ("auto", "json_schema", "json_object", "none")
 AUCTION_PHASES = ("bid", "jury", "refine")
-
-
-class PoolError(SaleError, ValueError):
-    """A pool config is malformed or one of its endpoints cannot be used."""
 
 
 @dataclass(frozen=True)
@@ -139,9 +135,9 @@ class AgentSpec:
         ``max_tokens`` is the smaller of the call's cap and the agent's own. The cap
         is sent in ``extra_body`` under ``token_limit_field`` because langchain-openai
         1.x sends ``max_completion_tokens``, which llama.cpp's Python server ignores.
-        The model is a :class:`~sale_graph.chat_model.SaleChatOpenAI` (keeps separated
+        The model is a :class:`~sale_graph.llm.chat_openai.SaleChatOpenAI` (keeps separated
         reasoning), asks for token usage in streams too (``stream_usage``), and leaves
-        retries to :mod:`sale_graph.retries` so each one is recorded.
+        retries to :mod:`sale_graph.llm.retries` so each one is recorded.
         """
         caps = [c for c in (max_tokens, self.max_tokens) if c is not None]
         extra_body: dict[str, Any] = self.request_fields(phase)

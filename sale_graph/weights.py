@@ -28,11 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sale_graph.errors import SaleError
-
-
-class WeightsError(SaleError, ValueError):
-    """A weights file or value is malformed."""
+from sale_graph.errors import WeightsError
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ For every task the recorder collects, with the graph's own node functions
   its own included; missing votes keep their reason);
 * every agent's *own* execution of the task following its own bid
   (``nodes.execute``: the ReAct executor with the domain's tools and budgets),
-  graded: search answers with :func:`sale_graph.grading.grade_answer` against the
+  graded: search answers with :func:`sale_graph.executor.grading.grade_answer` against the
   gold aliases, code with :func:`sale_graph.tools.code.check_solution` in the sandbox;
 * unless ``plain=False`` (``--no-plain``), every agent's *plain* execution
   (``plain_executions``): the same executor, tools and budgets with no plan, the
@@ -46,7 +46,7 @@ from sale_graph.bench.classifier import agent_criteria, run_classifier
 from sale_graph.bench.logio import LogWriter, read_log, repair_log
 from sale_graph.bench.tasks import Task
 from sale_graph.context import SaleContext
-from sale_graph.grading import DEFAULT_F1_THRESHOLD, extract_final_answer, grade_answer
+from sale_graph.executor.grading import DEFAULT_F1_THRESHOLD, extract_final_answer, grade_answer
 from sale_graph.nodes.bid import BidTask, make_bid_node
 from sale_graph.nodes.execute import make_execute_node
 from sale_graph.nodes.jury import JuryTask, make_jury_node
@@ -109,7 +109,7 @@ def _sum_ledger(ledger: Sequence[dict[str, Any]]) -> dict[str, Any]:
 def grade_execution(task: Task, answer: str, f1_threshold: float | None = None) -> dict[str, Any]:
     """Grade one execution's answer: ``{"passed": bool, "detail": str, ...}``.
 
-    Search: the short answer is :func:`sale_graph.grading.extract_final_answer`
+    Search: the short answer is :func:`sale_graph.executor.grading.extract_final_answer`
     of the executor's answer, graded against the gold aliases (exact match or
     F1 at the threshold). Coding: the last ```python block (else the whole
     answer) is run against the task's tests in the sandbox; when it does not

@@ -14,7 +14,7 @@ Fields:
 
 * ``id`` (str, unique in a file), ``domain`` (``"search"`` or ``"coding"``), ``text`` (non-empty);
 * search: ``gold``, a non-empty list of accepted answer aliases (graded with
-  :func:`sale_graph.grading.grade_answer`);
+  :func:`sale_graph.executor.grading.grade_answer`);
 * coding: ``tests`` (HumanEval ``check(candidate)`` or assert statements) and ``entry_point``;
   optional ``code_prefix`` (code placed before an answer that does not define the entry
   point itself, e.g. HumanEval's prompt, so a body-only completion still runs);
@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sale_graph.jsonl import iter_jsonl
+from sale_graph.storage.jsonl import iter_jsonl
 
 Domain = Literal["search", "coding"]
 Split = Literal["dev", "test"]

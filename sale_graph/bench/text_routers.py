@@ -17,7 +17,7 @@ import numpy as np
 
 from sale_graph.bench.market import Market
 from sale_graph.bench.router_base import Router
-from sale_graph.embeddings import default_embeddings
+from sale_graph.storage.text_embedder import default_embeddings
 
 
 class EmbeddingStore:
@@ -25,7 +25,7 @@ class EmbeddingStore:
 
     The cache is an ``.npz`` file (ids, text hashes, vectors); a task whose text
     changed is re-embedded. ``embed`` defaults to
-    :func:`sale_graph.embeddings.default_embeddings` (symmetric e5-small).
+    :func:`sale_graph.storage.text_embedder.default_embeddings` (symmetric e5-small).
     """
 
     def __init__(self, cache_path: str | Path | None = None, embed: Callable[[list[str]], np.ndarray] | None = None) -> None:

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from sale_graph.errors import SaleError
-from sale_graph.paths import data_path
+from sale_graph.errors import ServerError
 from sale_graph.pool import AgentPool, AgentSpec
+from sale_graph.storage.paths import data_path
 
 HOST = "127.0.0.1"
 DEFAULT_BASE_PORT = 8741
@@ -68,10 +68,6 @@ tokens per second)."""
 
 PLAIN_STOP = ["\n\n\n", "\nTask:"]
 """Where a base model's plain-text continuation stops (the ``sale-plain`` format's stop strings)."""
-
-
-class ServerError(SaleError, RuntimeError):
-    """The embedded model server could not be started or is not healthy."""
 
 
 @dataclass(frozen=True)

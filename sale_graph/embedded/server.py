@@ -27,12 +27,12 @@ from sale_graph.embedded.models import (
     HOST,
     Backend,
     EmbeddedModel,
-    ServerError,
     embedded_models,
     llama_server_binary,
     model_path,
 )
-from sale_graph.paths import data_path
+from sale_graph.errors import ServerError
+from sale_graph.storage.paths import data_path
 
 PARENT_ENV = "SALE_SERVER_PARENT_PID"  # the server exits with this process (see sale_graph.embedded.llama_entry)
 

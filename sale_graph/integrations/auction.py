@@ -18,9 +18,9 @@ from langchain_core.messages import HumanMessage
 from langgraph.config import get_config
 
 from sale_graph.context import SaleContext
+from sale_graph.errors import TaskError
 from sale_graph.llm import ModelFactory, message_text
 from sale_graph.memory import AuctionMemory
-from sale_graph.nodes.prepare import TaskError
 
 #: Keys of the auction's output that a route-only run leaves empty or that belong to the caller.
 _NOT_RECORDED = ("messages", "answer", "request_id", "execution")

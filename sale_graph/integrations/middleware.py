@@ -41,18 +41,25 @@ from langgraph.types import Command
 
 from sale_graph.context import SaleContext
 from sale_graph.errors import SaleError
-from sale_graph.executor import EndpointPolicy
+from sale_graph.executor.grading import Outcome
 from sale_graph.integrations.auction import RouteOnlyAuction, auction_record, latest_human_text, task_input
 from sale_graph.integrations.errors import ToolCallingError
 from sale_graph.integrations.settings import KEEP, PoolSpec, route_context
-from sale_graph.llm import ModelFactory, ledger_entry, message_text, openai_factory, usage_of
+from sale_graph.llm import (
+    ModelFactory,
+    TextToolCallingModel,
+    describe_failure,
+    ledger_entry,
+    message_text,
+    openai_factory,
+    status_of,
+    usage_of,
+)
+from sale_graph.llm.endpoint_policy import EndpointPolicy
 from sale_graph.memory import AuctionMemory
 from sale_graph.memory.records import OUTCOMES
-from sale_graph.outcome import Outcome
 from sale_graph.pool import AgentPool, AgentSpec
-from sale_graph.retries import describe_failure, status_of
 from sale_graph.state import UsageEntry, accumulate
-from sale_graph.text_tool_calling import TextToolCallingModel
 
 Grader = Callable[[Mapping[str, Any]], Outcome]
 """Grades a finished agent run from its final state: ``"passed"``, ``"failed"`` or ``"unknown"``."""

@@ -43,7 +43,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from sale_graph.embeddings import as_chroma_function, default_embeddings
 from sale_graph.memory.chroma import embedder_id, http_client, max_batch, open_collections, persistent_client, scan, task_filter
 from sale_graph.memory.pairs import no_similar_reason, select_contrastive_pairs
 from sale_graph.memory.recording import auction_degraded, auction_labels, auction_outcome, checked_records
@@ -57,7 +56,8 @@ from sale_graph.memory.records import (
 )
 from sale_graph.memory.transfer import AUCTION_FIELDS, read_export, write_export
 from sale_graph.memory.vectors import TaskVectors
-from sale_graph.paths import data_path
+from sale_graph.storage.paths import data_path
+from sale_graph.storage.text_embedder import as_chroma_function, default_embeddings
 
 DEFAULT_MIN_SIMILARITY = 0.88
 """Default cosine floor for "similar task" with the default e5-small embedder.

@@ -20,9 +20,9 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from sale_graph.jsonl import iter_jsonl
 from sale_graph.memory.errors import MemoryStoreError
 from sale_graph.memory.records import OUTCOMES, ROUNDS, StrategyRecord, require_finite
+from sale_graph.storage.jsonl import iter_jsonl
 
 EXPORT_FORMAT = "sale-graph-memory"
 EXPORT_VERSION = 1

@@ -1,4 +1,4 @@
-"""Small helpers the nodes share: the run's context and pool, progress events, recoverable errors."""
+"""Small helpers the nodes share: the run's context and pool, progress events, the resume check, node wrappers."""
 
 from __future__ import annotations
 
@@ -6,30 +6,17 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import httpx
-import openai
 from langgraph._internal._runnable import RunnableCallable
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext, context_from
-from sale_graph.errors import SaleError
-from sale_graph.pool import PoolError
+from sale_graph.errors import ResumeError
 
 
 class Node(Protocol):
     """A node function: (state or ``Send`` payload, runtime) -> state update (LangGraph's runtime-node shape)."""
 
     def __call__(self, state: Any, *, runtime: Runtime[SaleContext]) -> Any: ...
-
-# Failures of one model call that the auction records and survives (the agent's
-# bid or vote is marked failed/missing, visibly); anything else is a bug and raises.
-CALL_ERRORS: tuple[type[BaseException], ...] = (
-    openai.OpenAIError,  # API errors, and the client's own (a parse cut at its length limit...)
-    httpx.HTTPError,
-    TimeoutError,
-    ConnectionError,
-    PoolError,
-)
 
 
 def ctx_of(runtime: Any) -> SaleContext:
@@ -44,18 +31,8 @@ def emit(runtime: Any, event: str, **data: Any) -> None:
         writer({"event": event, **data})
 
 
-def describe_error(exc: BaseException) -> str:
-    """A one-line description of a call failure for the record."""
-    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {msg}"[:300]
-
-
 TASK_INPUT_KEYS = ("task_id", "domain", "gold", "tests", "entry_point")
 """Optional per-task input keys: they describe one task and must never carry over to the next run."""
-
-
-class ResumeError(SaleError, RuntimeError):
-    """A paused run was resumed with a different runtime context than it started with."""
 
 
 def run_fingerprint(ctx: SaleContext) -> dict[str, Any]:

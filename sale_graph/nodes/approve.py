@@ -21,13 +21,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from sale_graph.context import SaleContext
-from sale_graph.errors import SaleError
+from sale_graph.errors import ApprovalError
 from sale_graph.nodes._common import check_run_context, ctx_of, emit
 from sale_graph.state import SaleState, SelectionInfo
-
-
-class ApprovalError(SaleError, ValueError):
-    """The human's answer to the approval step is neither an approval nor an agent that bid."""
 
 
 def _choice(state: SaleState, answer: Any) -> str | None:

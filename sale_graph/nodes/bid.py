@@ -9,12 +9,10 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
-from sale_graph.limits import Limiter
-from sale_graph.llm import CallResult, acall_model, call_model, ledger_entry
-from sale_graph.nodes._common import CALL_ERRORS, Node, ctx_of, describe_error, dual_node, emit
+from sale_graph.llm import CALL_ERRORS, CallResult, Limiter, acall_model, call_model, describe_error, ledger_entry, retries_of
+from sale_graph.nodes._common import Node, ctx_of, dual_node, emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import bid_messages
-from sale_graph.retries import retries_of
 from sale_graph.scoring import logprob_entropy, text_entropy
 from sale_graph.services import SaleServices
 from sale_graph.state import Bid, Phase, Round, UsageEntry

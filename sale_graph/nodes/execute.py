@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
-from sale_graph.errors import SaleError
+from sale_graph.errors import ExecutionError
 from sale_graph.executor import (
     Trace,
     arun_react,
@@ -31,10 +31,6 @@ from sale_graph.nodes._common import Node, check_run_context, ctx_of, dual_node,
 from sale_graph.pool import AgentSpec
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
-
-
-class ExecutionError(SaleError, RuntimeError):
-    """The winner's endpoint failed during execution and no fallback was allowed or possible."""
 
 
 def runner_up(state: SaleState, failed: str) -> tuple[str, str] | None:

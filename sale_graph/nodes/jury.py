@@ -9,22 +9,22 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
-from sale_graph.judge_answers import ParsedScore, parse_judge_answer
-from sale_graph.jury_format import (
-    FALLBACK,
-    AnswerFormat,
-    answer_format,
-    is_format_rejection,
-    parse_json_score,
-    remember_format,
-    response_format,
+from sale_graph.jury.ask import FALLBACK, AnswerFormat, answer_format, is_format_rejection, remember_format, response_format
+from sale_graph.jury.read import ParsedScore, parse_json_score, parse_judge_answer
+from sale_graph.llm import (
+    CALL_ERRORS,
+    CallResult,
+    Limiter,
+    acall_model,
+    call_model,
+    describe_error,
+    ledger_entry,
+    retries_of,
+    with_response_format,
 )
-from sale_graph.limits import Limiter
-from sale_graph.llm import CallResult, acall_model, call_model, ledger_entry, with_response_format
-from sale_graph.nodes._common import CALL_ERRORS, Node, ctx_of, describe_error, dual_node, emit
+from sale_graph.nodes._common import Node, ctx_of, dual_node, emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import jury_messages
-from sale_graph.retries import retries_of
 from sale_graph.scoring import jury_gamma
 from sale_graph.services import SaleServices
 from sale_graph.state import JuryVote, Phase, Round, SaleState, UsageEntry

@@ -19,8 +19,8 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
-from sale_graph.judge_answers import ParsedScore, strip_quoted_bid
-from sale_graph.jury_format import AnswerFormat, batch_schema, parse_batch_scores, response_format
+from sale_graph.jury.ask import AnswerFormat, batch_schema, response_format
+from sale_graph.jury.read import ParsedScore, parse_batch_scores, strip_quoted_bid
 from sale_graph.nodes._common import Node, ctx_of, dual_node, emit
 from sale_graph.nodes.jury import Ask, aask_judge, ask_judge, jury_ledger, make_vote, pending_jury, vote_notes
 from sale_graph.pool import AgentSpec

@@ -10,17 +10,13 @@ from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
 from sale_graph.context import SaleContext
-from sale_graph.errors import SaleError
+from sale_graph.errors import TaskError
 from sale_graph.llm import message_text
 from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, emit, run_fingerprint
 from sale_graph.pool import check_pool
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
 from sale_graph.tools.defaults import check_default_tools
-
-
-class TaskError(SaleError, ValueError):
-    """The task given to the auction is unusable."""
 
 
 def make_prepare_node(services: SaleServices) -> Node:

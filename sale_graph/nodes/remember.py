@@ -7,8 +7,9 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
+from sale_graph.llm import describe_error
 from sale_graph.memory.bridge import store_auction
-from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, describe_error, emit
+from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, emit
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
 

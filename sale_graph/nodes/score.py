@@ -8,16 +8,12 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
-from sale_graph.errors import SaleError
+from sale_graph.errors import AuctionError
 from sale_graph.nodes._common import ctx_of, emit
 from sale_graph.pool import AgentPool
 from sale_graph.scoring import EntropyScale, common_entropy_scale, strategy_cost, strategy_value
 from sale_graph.state import Bid, JuryVote, SaleState, ScoreRow
 from sale_graph.weights import Weights
-
-
-class AuctionError(SaleError, RuntimeError):
-    """The auction cannot go on (for example, no agent produced a bid)."""
 
 
 def bid_entropies(bids: Sequence[Bid]) -> EntropyScale:

@@ -7,9 +7,10 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
+from sale_graph.errors import AuctionError
 from sale_graph.memory.bridge import store_auction
 from sale_graph.nodes._common import Node, ctx_of, emit
-from sale_graph.nodes.score import AuctionError, build_table
+from sale_graph.nodes.score import build_table
 from sale_graph.scoring import quorum_met, select_winner
 from sale_graph.services import SaleServices
 from sale_graph.state import JuryVote, SaleState, ScoreRow, SelectionInfo

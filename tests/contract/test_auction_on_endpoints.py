@@ -1,6 +1,6 @@
 """Whole auctions through ``build_sale_graph().compile()`` against the loopback wire server.
 
-Every agent is a real :class:`sale_graph.chat_model.SaleChatOpenAI` built by the default
+Every agent is a real :class:`sale_graph.llm.chat_openai.SaleChatOpenAI` built by the default
 model factory from its :class:`~sale_graph.pool.AgentSpec`; the only fake is the model
 behind the HTTP endpoint (:mod:`tests.contract.wire_server`). Execution runs with
 ``tools=[]`` (no sandbox): the executor answers ``Final Answer: ...``.
@@ -43,9 +43,8 @@ from typing import Any
 import pytest
 
 from sale_graph import AgentPool, AgentSpec, SaleContext, build_sale_graph
-from sale_graph.jury_format import forget_detected
-from sale_graph.nodes.score import AuctionError
-from sale_graph.retries import EndpointError
+from sale_graph.errors import AuctionError, EndpointError
+from sale_graph.jury.ask import forget_detected
 from tests.contract.conftest import ServerFactory
 from tests.contract.wire_formats import ModelBehaviour, count_tokens, message_text, tokenize
 from tests.contract.wire_server import RecordedRequest, WireServer
@@ -166,7 +165,7 @@ def test_thinking_agent_bids_its_visible_plan_and_is_not_charged_for_thinking(ma
     assert "<think>" not in thinking["strategy"] and HIDDEN not in thinking["strategy"]
     assert thinking["token_source"] == source
     assert thinking["output_tokens"] == count_tokens(RAW_THINKING_PLAN)  # every generated token, thinking included
-    if source == "estimate":  # sale_graph.reasoning.split_output: the visible characters' share of the output
+    if source == "estimate":  # sale_graph.llm.reasoning.split_output: the visible characters' share of the output
         expected = round(count_tokens(RAW_THINKING_PLAN) * len(PLAN) / (len(PLAN) + len(THOUGHT)))
         assert thinking["tokens"] == expected
     else:

@@ -18,7 +18,7 @@ from types import ModuleType
 
 import pytest
 
-from sale_graph.jury_format import forget_detected
+from sale_graph.jury.ask import forget_detected
 from tests.contract.sale_apps import LARGE_PLAN, behaviours, chats, native_tool_calls, write_pool
 from tests.contract.wire_server import WireServer
 

@@ -23,7 +23,7 @@ from langgraph.types import Command
 
 from sale_graph import AgentPool, AgentSpec, AuctionError, AuctionMemory, SaleContext, build_sale_graph
 from sale_graph.integrations import SaleMiddleware, SaleRouterState, ToolCallingError, sale_router
-from sale_graph.jury_format import forget_detected
+from sale_graph.jury.ask import forget_detected
 from tests.contract.sale_apps import (
     LARGE_PLAN,
     MIDDLEWARE_NOTE,

@@ -35,8 +35,8 @@ def require_llama_server() -> None:
     import importlib.util
     import os
 
-    from sale_graph.embedded import ServerError
     from sale_graph.embedded.models import find_llama_server
+    from sale_graph.errors import ServerError
 
     try:
         found = find_llama_server()

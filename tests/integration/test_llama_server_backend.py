@@ -24,9 +24,10 @@ import httpx
 import pytest
 
 from sale_graph import SaleContext, build_sale_graph
-from sale_graph.embedded import EmbeddedServer, ServerError, embedded_models, embedded_pool
+from sale_graph.embedded import EmbeddedServer, embedded_models, embedded_pool
 from sale_graph.embedded.models import BACKEND_ENV, PORT_ENV, SLOTS_ENV
 from sale_graph.embedded.server import running_setup
+from sale_graph.errors import ServerError
 from sale_graph.llm import call_model
 from sale_graph.pool import AgentPool
 from tests.integration.conftest import _free_port_pair, require_llama_server

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sale_graph import SaleContext, build_sale_graph
-from sale_graph.limits import Limiter, endpoint_limiter
+from sale_graph.llm.limits import Limiter, endpoint_limiter
 from sale_graph.pool import AgentPool
 from tests.fakes import FakeFactory, pool_of, prompt_text
 
@@ -130,7 +130,7 @@ def test_per_run_bound_limits_one_auction() -> None:
     out = graph.invoke(TASK, context=context(max_concurrency=1))
     assert out["selection"]["winner"] == "large"
     # The run's limiter saw at most one call at a time.
-    from sale_graph.limits import run_limiter
+    from sale_graph.llm.limits import run_limiter
 
     assert run_limiter(out["auction_id"], 1).peak == 1
 

@@ -10,7 +10,8 @@ import pytest
 from sale_graph.cli import main
 from sale_graph.embedded import models as em
 from sale_graph.embedded import server as es
-from sale_graph.embedded.models import EmbeddedModel, ServerError, default_backend, embedded_models, embedded_pool, server_slots
+from sale_graph.embedded.models import EmbeddedModel, default_backend, embedded_models, embedded_pool, server_slots
+from sale_graph.errors import ServerError
 
 
 @pytest.fixture
@@ -159,7 +160,7 @@ def test_sale_run_adopts_running_servers_and_says_when_their_slots_are_unknown(
 ) -> None:
     from rich.console import Console
 
-    from sale_graph import cli
+    from sale_graph.cli import commands as cli
 
     clean_env.setattr(cli, "running_setup", lambda: running)
     err = Console(record=True, width=200)

@@ -13,9 +13,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from sale_graph import SaleContext, WeightsError, build_sale_graph
-from sale_graph.grading import extract_final_answer
+from sale_graph.errors import ResumeError
+from sale_graph.executor.grading import extract_final_answer
 from sale_graph.memory import MemoryStoreError
-from sale_graph.nodes._common import ResumeError
 from tests.fakes import FakeFactory, pool_of, prompt_text
 
 POOL = pool_of(("small", 0.05), ("large", 0.36))
@@ -190,12 +190,12 @@ def test_cli_bad_pool_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest
 
 def test_cli_weights_missing_an_agent_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import sale_graph.cli
+    import sale_graph.cli.commands
     import sale_graph.nodes.prepare
     import sale_graph.tools.defaults
 
     monkeypatch.setenv("SALE_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(sale_graph.cli, "check_pool", lambda pool: [])  # no endpoint: the weights must fail first
+    monkeypatch.setattr(sale_graph.cli.commands, "check_pool", lambda pool: [])  # no endpoint: the weights must fail first
     for module in (sale_graph.tools.defaults, sale_graph.nodes.prepare):  # no sandbox needed, wherever prepare finds it
         monkeypatch.setattr(module, "check_default_tools", lambda domain, search: None, raising=False)
     pool = tmp_path / "pool.toml"

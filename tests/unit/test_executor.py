@@ -7,8 +7,8 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 from langchain_core.tools import tool
 
 from sale_graph import SaleContext, build_sale_graph
+from sale_graph.llm.text_tool_calling import parse_action, render_for_text_model, tool_specs
 from sale_graph.pool import AgentPool
-from sale_graph.text_tool_calling import parse_action, render_for_text_model, tool_specs
 from tests.fakes import FakeFactory, prompt_text, spec
 
 

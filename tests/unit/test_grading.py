@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sale_graph.grading import (
+from sale_graph.executor.grading import (
     DEFAULT_F1_THRESHOLD,
     Grade,
     exact_match,

@@ -111,7 +111,7 @@ def test_failed_bid_is_recorded_and_auction_goes_on() -> None:
 def test_all_bids_failing_is_a_clear_error() -> None:
     import httpx
 
-    from sale_graph.nodes.score import AuctionError
+    from sale_graph.errors import AuctionError
 
     factory = FakeFactory({"bid": lambda a, m: httpx.ConnectError("refused"), "jury": fair_judge, "execute": executor})
     with pytest.raises(AuctionError, match="no agent produced a bid"):
@@ -119,7 +119,7 @@ def test_all_bids_failing_is_a_clear_error() -> None:
 
 
 def test_empty_task_is_rejected() -> None:
-    from sale_graph.nodes.prepare import TaskError
+    from sale_graph.errors import TaskError
 
     graph = build_sale_graph(model_factory=FakeFactory({}), tools=[]).compile()
     with pytest.raises(TaskError, match="no text"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sale_graph.judge_answers import parse_judge_answer
+from sale_graph.jury.read import parse_judge_answer
 from sale_graph.prompts import jury_messages
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from sale_graph.pool import AgentSpec, PoolError, check_pool, load_pool, pool_from_dict
+from sale_graph.errors import PoolError
+from sale_graph.pool import AgentSpec, check_pool, load_pool, pool_from_dict
 
 GOOD = """
 [[agents]]

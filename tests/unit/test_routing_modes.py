@@ -11,7 +11,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from sale_graph import SaleContext, build_sale_graph
-from sale_graph.nodes.execute import ExecutionError
+from sale_graph.errors import ExecutionError
 from tests.fakes import FakeFactory, pool_of, prompt_text
 
 POOL = pool_of(("small", 0.05), ("large", 0.36))

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from sale_graph.auction_report import ledger_totals
-from sale_graph.weights import DEFAULT_WEIGHTS, Weights, WeightsError, load_weights
+from sale_graph.cli.report import ledger_totals
+from sale_graph.errors import WeightsError
+from sale_graph.weights import DEFAULT_WEIGHTS, Weights, load_weights
 
 
 def test_defaults_are_documented_values() -> None:

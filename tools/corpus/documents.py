@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sale_graph.jsonl import iter_jsonl
+from sale_graph.storage.jsonl import iter_jsonl
 from sale_graph.tools.corpus.errors import CorpusError
 
 __all__ = [

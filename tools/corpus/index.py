@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from sale_graph.embeddings import default_embeddings
-from sale_graph.paths import data_path
+from sale_graph.storage.paths import data_path
+from sale_graph.storage.text_embedder import default_embeddings
 from sale_graph.tools.corpus.bm25 import BM25Index, reciprocal_rank_fusion, tokenize
 from sale_graph.tools.corpus.documents import (
     JSONL_SUFFIXES,

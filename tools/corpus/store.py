@@ -19,7 +19,7 @@ from typing import Any
 import chromadb
 from chromadb.config import Settings
 
-from sale_graph.embeddings import as_chroma_function
+from sale_graph.storage.text_embedder import as_chroma_function
 
 __all__ = [
     "INDEX_FORMAT",

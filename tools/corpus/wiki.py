@@ -14,7 +14,7 @@ import threading
 import urllib.parse
 from pathlib import Path
 
-from sale_graph.paths import data_path
+from sale_graph.storage.paths import data_path
 from sale_graph.tools.corpus.errors import CorpusError, MissingExtraError
 
 __all__ = ["WIKI_PACKAGE", "WIKI_CORPUS_NAME", "WIKI_EXTRA_HINT", "wiki_summaries_file", "wiki_url", "wiki_corpus_path"]

@@ -7,7 +7,7 @@ Serving stacks hand back a thinking model's reasoning in three ways:
   ``--reasoning-format``). A generation cut by its token cap may end inside an
   *unclosed* ``<think>`` block: then nothing visible was said;
 * **separated** into ``reasoning_content`` / ``reasoning`` (vLLM's reasoning parsers,
-  llama.cpp's ``--reasoning-format deepseek``), which :class:`~sale_graph.chat_model.SaleChatOpenAI`
+  llama.cpp's ``--reasoning-format deepseek``), which :class:`~sale_graph.llm.chat_openai.SaleChatOpenAI`
   keeps in ``additional_kwargs["reasoning_content"]``;
 * **hidden**: only counted, in ``usage.completion_tokens_details.reasoning_tokens``
   (OpenAI's reasoning models).
@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from langchain_core.messages import AIMessage
 
-from sale_graph.chat_model import REASONING_KEY
+from sale_graph.llm.chat_openai import REASONING_KEY
 
 TokenSource = Literal["usage", "logprobs", "estimate"]
 

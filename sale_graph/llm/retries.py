@@ -11,6 +11,7 @@ through the same policy, set per agent in the pool (``max_retries``, ``timeout_s
   model name the server does not serve). No other call can succeed after them;
 * **failed**, never retried, recorded on the bid or vote that made the call:
   HTTP 400 and 422 (this request was refused, e.g. it is too long for the model).
+  :data:`CALL_ERRORS` are the failures a caller records and survives this way.
 
 Each retried failure is reported to ``on_retry`` as one line, so the state and the
 CLI show it; the openai client's own retries are off (``max_retries=0``) so none
@@ -29,7 +30,7 @@ import httpx
 import openai
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from sale_graph.errors import SaleError
+from sale_graph.errors import EndpointError, PoolError
 
 T = TypeVar("T")
 Endpoint = tuple[str, str, str]
@@ -42,8 +43,15 @@ BACKOFF_MAX_S = 20.0
 RETRY_AFTER_MAX_S = 60.0
 
 
-class EndpointError(SaleError, RuntimeError):
-    """An agent's endpoint refuses every call (bad key, wrong URL, unknown model): fix the pool file."""
+# Failures of one model call that the auction records and survives (the agent's
+# bid or vote is marked failed/missing, visibly); anything else is a bug and raises.
+CALL_ERRORS: tuple[type[BaseException], ...] = (
+    openai.OpenAIError,  # API errors, and the client's own (a parse cut at its length limit...)
+    httpx.HTTPError,
+    TimeoutError,
+    ConnectionError,
+    PoolError,
+)
 
 
 def status_of(exc: BaseException) -> int | None:
@@ -117,6 +125,12 @@ def describe_failure(exc: BaseException) -> str:
     head = f"HTTP {status}" if status is not None else type(exc).__name__
     message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{head}: {message}"[:200]
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line description of a call failure for the record."""
+    msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {msg}"[:300]
 
 
 def endpoint_error(agent_name: str, base_url: str, model: str, exc: BaseException) -> EndpointError:

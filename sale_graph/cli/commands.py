@@ -13,8 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from sale_graph.auction_report import render_report
 from sale_graph.bench.commands import register_bench_commands
+from sale_graph.cli.report import render_report
 from sale_graph.context import SaleContext
 from sale_graph.embedded import EmbeddedServer, embedded_pool
 from sale_graph.embedded.models import (
@@ -242,7 +242,3 @@ def main(argv: list[str] | None = None) -> int:
     except SaleError as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    raise SystemExit(main())

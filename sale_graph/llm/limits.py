@@ -22,8 +22,10 @@ import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TYPE_CHECKING
 
-from sale_graph.pool import AgentSpec
+if TYPE_CHECKING:  # the pool builds its models from this package (sale_graph.llm.chat_openai): types only
+    from sale_graph.pool import AgentSpec
 
 RUN_LIMITERS_KEPT = 4096
 

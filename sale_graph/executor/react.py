@@ -1,9 +1,9 @@
-"""How the winner executes: a ReAct agent with its tools, within a step, token and time budget.
+"""The winner's run: a ReAct agent with its tools, within a step, token and time budget.
 
 :func:`run_react` / :func:`arun_react` stream a ``langchain.agents.create_agent``
 agent step by step into a :class:`Trace` (tokens, tool calls, the ledger, budget
-checks); :class:`EndpointPolicy` gives each of its model calls the endpoint's
-concurrency slot and the agent's retry policy, recording every retry.
+checks); :class:`~sale_graph.llm.endpoint_policy.EndpointPolicy` gives each of its
+model calls the endpoint's concurrency slot and the agent's retry policy, recording every retry.
 :func:`execution_record` turns the trace into the state's ``execution`` with the
 graded outcome. The ``execute`` node (:mod:`sale_graph.nodes.execute`) wires them.
 """
@@ -14,79 +14,33 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain.agents import create_agent
-from langchain.agents.middleware import AgentMiddleware, ModelRequest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
-from sale_graph.grading import extract_final_answer
-from sale_graph.limits import endpoint_limiter
-from sale_graph.llm import call_tags, finish_reason_of, ledger_entry, message_text, usage_of
-from sale_graph.nodes._common import CALL_ERRORS, describe_error, emit
-from sale_graph.outcome import assess
+from sale_graph.executor.grading import assess, extract_final_answer
+from sale_graph.llm.call import call_tags, finish_reason_of, ledger_entry, message_text, usage_of
+from sale_graph.llm.endpoint_policy import EndpointPolicy, collecting_retries, report_retry
+from sale_graph.llm.limits import endpoint_limiter
+from sale_graph.llm.reasoning import strip_think
+from sale_graph.llm.retries import CALL_ERRORS, acall_with_retries, call_with_retries, describe_error
+from sale_graph.llm.text_tool_calling import TextToolCallingModel
+from sale_graph.nodes._common import emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import execute_system_prompt
-from sale_graph.reasoning import strip_think
-from sale_graph.retries import acall_with_retries, call_with_retries
 from sale_graph.state import Execution, SaleState, ToolUse, UsageEntry
-from sale_graph.text_tool_calling import TextToolCallingModel
 
 
 def final_answer(text: str) -> str:
     """The answer in the executor's last message: the one extractor the bench uses too."""
     return extract_final_answer(text)
-
-
-_retries: ContextVar[list[str] | None] = ContextVar("sale_execute_retries", default=None)
-
-
-def _on_retry(line: str) -> None:
-    sink = _retries.get()
-    if sink is not None:
-        sink.append(line)
-
-
-class EndpointPolicy(AgentMiddleware):
-    """Holds the endpoint's concurrency slot for each executor model call and retries it by the agent's policy.
-
-    Retried failures go to the running execution's :class:`Trace` (through a context
-    variable), so one compiled agent serves every run.
-    """
-
-    def __init__(self, agent: AgentSpec) -> None:
-        super().__init__()
-        self.agent = agent
-        self.on_retry = _on_retry
-
-    def wrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Any]) -> Any:
-        """Call the model, retrying failures another attempt may fix."""
-        endpoint = (self.agent.name, self.agent.base_url, self.agent.model)
-        limiter = endpoint_limiter(self.agent)
-
-        def once() -> Any:
-            with limiter.hold():
-                return handler(request)
-
-        return call_with_retries(once, max_retries=self.agent.max_retries, on_retry=self.on_retry, endpoint=endpoint)
-
-    async def awrap_model_call(self, request: ModelRequest, handler: Callable[[ModelRequest], Awaitable[Any]]) -> Any:
-        """Await the model, retrying failures another attempt may fix."""
-        endpoint = (self.agent.name, self.agent.base_url, self.agent.model)
-        limiter = endpoint_limiter(self.agent)
-
-        async def once() -> Any:
-            async with limiter.ahold():
-                return await handler(request)
-
-        return await acall_with_retries(once, max_retries=self.agent.max_retries, on_retry=self.on_retry, endpoint=endpoint)
 
 
 class DirectAnswer:
@@ -109,7 +63,7 @@ class DirectAnswer:
             with limiter.hold():
                 return self.model.invoke(inputs["messages"], config=config)
 
-        yield {"model": {"messages": [call_with_retries(once, max_retries=self.agent.max_retries, on_retry=_on_retry,
+        yield {"model": {"messages": [call_with_retries(once, max_retries=self.agent.max_retries, on_retry=report_retry,
                                                         endpoint=self.endpoint)]}}
 
     async def astream(self, inputs: dict[str, Any], stream_mode: str, config: RunnableConfig) -> AsyncIterator[dict[str, Any]]:
@@ -120,7 +74,7 @@ class DirectAnswer:
             async with limiter.ahold():
                 return await self.model.ainvoke(inputs["messages"], config=config)
 
-        yield {"model": {"messages": [await acall_with_retries(once, max_retries=self.agent.max_retries, on_retry=_on_retry,
+        yield {"model": {"messages": [await acall_with_retries(once, max_retries=self.agent.max_retries, on_retry=report_retry,
                                                                endpoint=self.endpoint)]}}
 
 
@@ -136,7 +90,7 @@ def react_agent(agent: AgentSpec, model: Any, tools: list[Any]) -> Any:
 
     The winning strategy goes in as the run's first (system) message, so nothing
     run-specific is compiled in. An agent with ``tool_calling = "text"`` gets its
-    model wrapped in :class:`~sale_graph.text_tool_calling.TextToolCallingModel`. With
+    model wrapped in :class:`~sale_graph.llm.text_tool_calling.TextToolCallingModel`. With
     no tools the run is one model call (:class:`DirectAnswer`). Kept: the most recent 64, with their model and tools
     (which keeps the ids of the key valid).
     """
@@ -289,33 +243,29 @@ def _failed(trace: Trace, exc: BaseException) -> None:
 def run_react(react: Any, opening: list[Any], trace: Trace, runtime: Runtime[SaleContext]) -> None:
     """Stream the ReAct agent's steps into ``trace`` until it answers, fails or a budget runs out."""
     trace.step_start = time.perf_counter()
-    token = _retries.set(trace.retries)
-    try:
-        for update in react.stream({"messages": opening}, stream_mode="updates", config=_config(trace.ctx)):
-            if _take(update, trace, runtime):
-                break
-    except GraphRecursionError as exc:
-        _failed(trace, exc)
-    except CALL_ERRORS as exc:
-        _failed(trace, exc)
-    finally:
-        _retries.reset(token)
+    with collecting_retries(trace.retries):
+        try:
+            for update in react.stream({"messages": opening}, stream_mode="updates", config=_config(trace.ctx)):
+                if _take(update, trace, runtime):
+                    break
+        except GraphRecursionError as exc:
+            _failed(trace, exc)
+        except CALL_ERRORS as exc:
+            _failed(trace, exc)
 
 
 async def arun_react(react: Any, opening: list[Any], trace: Trace, runtime: Runtime[SaleContext]) -> None:
     """:func:`run_react` for asyncio (``astream``)."""
     trace.step_start = time.perf_counter()
-    token = _retries.set(trace.retries)
-    try:
-        async for update in react.astream({"messages": opening}, stream_mode="updates", config=_config(trace.ctx)):
-            if _take(update, trace, runtime):
-                break
-    except GraphRecursionError as exc:
-        _failed(trace, exc)
-    except CALL_ERRORS as exc:
-        _failed(trace, exc)
-    finally:
-        _retries.reset(token)
+    with collecting_retries(trace.retries):
+        try:
+            async for update in react.astream({"messages": opening}, stream_mode="updates", config=_config(trace.ctx)):
+                if _take(update, trace, runtime):
+                    break
+        except GraphRecursionError as exc:
+            _failed(trace, exc)
+        except CALL_ERRORS as exc:
+            _failed(trace, exc)
 
 
 def execution_record(state: SaleState, trace: Trace) -> Execution:

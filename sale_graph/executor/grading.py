@@ -1,6 +1,10 @@
-"""Grading of deep-search answers against gold answers.
+"""Whether an execution solved its task: unit tests for coding tasks, gold answers for search.
 
-The metrics follow the SQuAD / HotpotQA convention so that numbers are
+:func:`assess` grades one execution: a coding task's ``tests`` run against the code
+in the final message in the sandbox; a search task's ``gold`` answers are compared
+with the final answer; a task with neither is ``unknown``.
+
+The gold-answer metrics follow the SQuAD / HotpotQA convention so that numbers are
 comparable with the literature: answers are normalised (lower case, no
 punctuation, no English articles, single spaces) and compared by exact match
 and by token-level F1, taking the best score over every accepted alias of the
@@ -19,20 +23,26 @@ import re
 import string
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
-from sale_graph.reasoning import strip_think
+from sale_graph.llm.reasoning import strip_think
 
 __all__ = [
     "DEFAULT_F1_THRESHOLD",
     "Grade",
+    "Outcome",
+    "assess",
     "normalize_answer",
     "exact_match",
     "token_f1",
     "grade_answer",
     "extract_final_answer",
 ]
+
+Outcome = Literal["passed", "failed", "unknown"]
+"""Whether an execution solved its task (``unknown``: the task gives nothing to check it against)."""
 
 #: F1 at or above which a non-exact answer still passes. 0.6 accepts an answer
 #: carrying one extra word around a two-word gold ("the Eiffel Tower in Paris"
@@ -191,7 +201,7 @@ def extract_final_answer(text: str) -> str:
     r"""Return the answer from a ReAct agent's final message: one extractor for live runs and the bench.
 
     Reasoning is removed first (``<think>`` blocks, closed or cut off, see
-    :func:`sale_graph.reasoning.strip_think`). Then, in order: the text after the
+    :func:`sale_graph.llm.reasoning.strip_think`). Then, in order: the text after the
     last "Final Answer:" marker, after the last "Answer:" marker, a LaTeX
     ``\boxed{...}``, a closing fenced code block, and otherwise the last non-empty
     line. After a marker the answer is its first non-empty line (trailing
@@ -216,3 +226,24 @@ def extract_final_answer(text: str) -> str:
             return str(blocks[-1]).strip()
     lines = [line for line in body.splitlines() if line.strip()]
     return _clean(lines[-1]) if lines else ""
+
+
+def assess(task: Mapping[str, Any], final_text: str, answer: str) -> tuple[Outcome, str]:
+    """Grade one execution.
+
+    * ``tests`` in the task: the code in the final message (last ```python block) runs
+      against them in the sandbox; failed carries the failing test's message.
+    * ``gold`` in the task: normalised exact match / token F1 against the aliases.
+    * neither: ``unknown``.
+    """
+    tests = task.get("tests")
+    if tests:
+        from sale_graph.tools.code import check_solution, extract_code
+
+        check = check_solution(extract_code(final_text), tests, task.get("entry_point"))
+        return ("passed" if check.passed else "failed"), check.message
+    gold = task.get("gold")
+    if gold:
+        grade = grade_answer(answer, gold)
+        return ("passed" if grade.passed else "failed"), f"EM={int(grade.em)} F1={grade.f1:.2f} vs {grade.best_gold!r}"
+    return "unknown", "no tests or gold answer given"

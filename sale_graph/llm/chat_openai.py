@@ -7,7 +7,7 @@ also as ``message.reasoning``; in streams as ``delta.reasoning_content``), apart
 from the visible ``content``. SALE needs it kept apart: a bid is the *visible*
 strategy, while the ledger bills every generated token. :class:`SaleChatOpenAI`
 copies that text into ``additional_kwargs["reasoning_content"]`` of the message
-(streamed chunks concatenate), so :mod:`sale_graph.reasoning` can read it;
+(streamed chunks concatenate), so :mod:`sale_graph.llm.reasoning` can read it;
 everything else is ``ChatOpenAI`` unchanged.
 """
 

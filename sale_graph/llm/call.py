@@ -1,9 +1,9 @@
 """One model call with its accounting: text, token usage, log-probs, dollars and seconds.
 
 Nodes never call a chat model directly; they go through :func:`call_model`,
-so every call is bounded by the run's and the endpoint's limits (:mod:`sale_graph.limits`), retried by the
-agent's policy (:mod:`sale_graph.retries`), split into visible text and reasoning
-(:mod:`sale_graph.reasoning`), tagged for stream filtering, and lands in the
+so every call is bounded by the run's and the endpoint's limits (:mod:`sale_graph.llm.limits`), retried by the
+agent's policy (:mod:`sale_graph.llm.retries`), split into visible text and reasoning
+(:mod:`sale_graph.llm.reasoning`), tagged for stream filtering, and lands in the
 ledger with the endpoint's own ``usage_metadata``.
 """
 
@@ -16,18 +16,20 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_openai.chat_models.base import BaseChatOpenAI
 
-from sale_graph.limits import Limiter, acall_slot, call_slot
-from sale_graph.pool import AgentSpec
-from sale_graph.reasoning import split_output
-from sale_graph.retries import Endpoint, acall_with_retries, call_with_retries
+from sale_graph.llm.limits import Limiter, acall_slot, call_slot
+from sale_graph.llm.reasoning import split_output
+from sale_graph.llm.retries import Endpoint, acall_with_retries, call_with_retries
 from sale_graph.state import Phase, UsageEntry
+
+if TYPE_CHECKING:  # the pool builds its models from this package (sale_graph.llm.chat_openai): types only
+    from sale_graph.pool import AgentSpec
 
 
 class ModelFactory(Protocol):
@@ -73,7 +75,7 @@ def openai_factory(agent: AgentSpec, *, phase: Phase, max_tokens: int, logprobs:
 class CallResult:
     """What one call returned and what it cost.
 
-    ``text`` is the *visible* answer (reasoning removed, see :mod:`sale_graph.reasoning`);
+    ``text`` is the *visible* answer (reasoning removed, see :mod:`sale_graph.llm.reasoning`);
     ``output_tokens`` counts every generated token, reasoning included (what is billed);
     ``visible_tokens`` counts the visible text only (a bid's ``|s|``).
     """
@@ -207,7 +209,7 @@ def call_model(
 
     ``agent`` gives the retry budget (``max_retries``), the endpoint's concurrency
     bound, and names the endpoint in a fatal error
-    (:class:`~sale_graph.retries.EndpointError`: a bad key, URL or model name).
+    (:class:`~sale_graph.errors.EndpointError`: a bad key, URL or model name).
     ``run`` is the run's fan-out bound. Retried failures are listed in
     ``CallResult.retries``. ``kwargs`` go to ``model.invoke`` (e.g. ``response_format``).
     """
