@@ -27,10 +27,11 @@ from langgraph.errors import GraphRecursionError
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
+from sale_graph.events import ExecuteStepEvent, emit
 from sale_graph.grading import extract_final_answer
 from sale_graph.limits import endpoint_limiter
 from sale_graph.llm import call_tags, finish_reason_of, ledger_entry, message_text, usage_of
-from sale_graph.nodes._common import CALL_ERRORS, describe_error, emit
+from sale_graph.nodes._common import CALL_ERRORS, describe_error
 from sale_graph.outcome import assess
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import execute_system_prompt
@@ -207,8 +208,8 @@ class Trace:
         self.tool_calls += len(msg.tool_calls)
         self.truncated_steps += finish_reason_of(msg) == "length"
         self.ledger.append(ledger_entry("execute", self.agent, inp, out, time.perf_counter() - self.step_start, reported))
-        emit(runtime, "execute_step", agent=self.agent.name, step=self.steps, tool_calls=[c["name"] for c in msg.tool_calls],
-             output_tokens=out)
+        emit(runtime, ExecuteStepEvent(event="execute_step", agent=self.agent.name, step=self.steps,
+                                       tool_calls=[c["name"] for c in msg.tool_calls], output_tokens=out))
 
     def over_budget(self) -> bool:
         """Stop (with the reason) when the model wants more tool calls but a budget is used up."""
@@ -237,7 +238,8 @@ def opening_messages(state: SaleState, tools: list[Any], trace: Trace, runtime: 
         if prefetch:
             opening += prefetch
             trace.tool_calls += 1
-            emit(runtime, "execute_step", agent=trace.agent.name, step=0, tool_calls=["web_search"], output_tokens=0)
+            emit(runtime, ExecuteStepEvent(event="execute_step", agent=trace.agent.name, step=0, tool_calls=["web_search"],
+                                           output_tokens=0))
     return opening
 
 

@@ -1,4 +1,4 @@
-"""Small helpers the nodes share: the run's context and pool, progress events, recoverable errors."""
+"""Small helpers the nodes share: the run's context and pool, recoverable errors, node wrappers."""
 
 from __future__ import annotations
 
@@ -35,13 +35,6 @@ CALL_ERRORS: tuple[type[BaseException], ...] = (
 def ctx_of(runtime: Any) -> SaleContext:
     """The run's :class:`SaleContext` from a LangGraph runtime (a default one when absent)."""
     return context_from(getattr(runtime, "context", None))
-
-
-def emit(runtime: Any, event: str, **data: Any) -> None:
-    """Send a progress event on the ``custom`` stream (no-op when nobody streams it)."""
-    writer = getattr(runtime, "stream_writer", None)
-    if writer is not None:
-        writer({"event": event, **data})
 
 
 def describe_error(exc: BaseException) -> str:
