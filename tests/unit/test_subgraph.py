@@ -1,4 +1,4 @@
-"""SALE inside a parent graph: shared-key subgraph, function node, streaming, approval (fake models)."""
+"""Way 1, the auction as a subgraph of a parent graph: shared keys, function node, streaming, approval (fake models)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def phases(f: FakeFactory) -> list[str]:
     return [phase for _, phase in f.calls]
 
 
-# ---------------------------------------------------------------- way (a): shared keys
+# ---------------------------------------------------------------- way 1, shape (a): shared keys
 
 
 class SharedParent(TypedDict):
@@ -143,7 +143,7 @@ def _single_sale_parent(schema: type) -> Any:
     return g.compile(checkpointer=InMemorySaver())
 
 
-# ---------------------------------------------------------------- way (b): function node
+# ---------------------------------------------------------------- way 1, shape (b): function node
 
 
 class AskState(TypedDict):
