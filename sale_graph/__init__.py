@@ -16,7 +16,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sale_graph.compose import sale_as_node, sale_subgraph, shared_key_problems
     from sale_graph.context import SaleContext
     from sale_graph.embedded import EmbeddedServer, embedded_pool
     from sale_graph.errors import (
@@ -39,7 +38,10 @@ if TYPE_CHECKING:
         SaleRouterState,
         ToolCallingError,
         check_routes,
+        sale_as_node,
         sale_router,
+        sale_subgraph,
+        shared_key_problems,
         strict_context,
     )
     from sale_graph.llm import ModelFactory
@@ -82,9 +84,9 @@ _LAZY: dict[str, str] = {
     "embedded_pool": "sale_graph.embedded",
     "AuctionRun": "sale_graph.runner",
     "run_auction": "sale_graph.runner",
-    "sale_as_node": "sale_graph.compose",
-    "sale_subgraph": "sale_graph.compose",
-    "shared_key_problems": "sale_graph.compose",
+    "sale_as_node": "sale_graph.integrations",
+    "sale_subgraph": "sale_graph.integrations",
+    "shared_key_problems": "sale_graph.integrations",
     "RouteError": "sale_graph.integrations",
     "SaleMiddleware": "sale_graph.integrations",
     "SaleRouterState": "sale_graph.integrations",

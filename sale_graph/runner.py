@@ -11,6 +11,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StreamMode
 
 from sale_graph.context import SaleContext
+from sale_graph.events import SaleEvent
 from sale_graph.graph import build_sale_graph
 
 
@@ -33,7 +34,8 @@ def run_auction(
     """Run the auction on ``task`` and time the auction (bids, jury, refinement) against the execution.
 
     ``on_event`` receives every progress event of the ``custom`` stream as it
-    happens (bids, jury scores, selection, execution steps).
+    happens (bids, jury scores, selection, execution steps: a
+    :data:`~sale_graph.events.SaleEvent`), with ``t``, the seconds since the start, added.
     """
     inputs = {"task": task} if isinstance(task, str) else dict(task)
     compiled: CompiledStateGraph[Any, SaleContext, Any, Any] = graph if graph is not None else build_sale_graph().compile()
@@ -50,7 +52,7 @@ def run_auction(
         now = time.perf_counter() - start
         event = {**payload, "t": round(now, 3)}
         events.append(event)
-        name = payload.get("event")
+        name = cast(SaleEvent, payload)["event"]
         if name == "auction_start":
             marks.setdefault("auction_start", now)
         elif name == "execute_start":

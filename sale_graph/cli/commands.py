@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 from rich.markup import escape
@@ -53,35 +53,6 @@ def _read_task_file(path: str) -> dict[str, Any]:
     return {"task": text.strip()}
 
 
-def _describe(event: dict[str, Any]) -> str | None:
-    name = event.get("event")
-    if name == "auction_start":
-        return f"auction {event['auction_id'][:8]}: {len(event['agents'])} agents bidding"
-    if name == "bid":
-        if event.get("status") != "ok":
-            return f"bid from {event['agent']} FAILED {event.get('error')}"
-        think = f" (+{event['reasoning_tokens']} thinking)" if event.get("reasoning_tokens") else ""
-        cut = ", CUT at the cap" if event.get("truncated") else ""
-        retried = f", {len(event['retries'])} retried call(s)" if event.get("retries") else ""
-        return (f"bid from {event['agent']}, {event['tokens']} tokens{think}, "
-                f"H={event['entropy']:.3f} ({event['entropy_source']}){cut}{retried}")
-    if name == "jury":
-        score = f"{event['likert']:g}/5" if event.get("likert") is not None else f"missing ({event['reason']})"
-        return f"jury: {event['judge']} scores {event['bidder']} ({event['round']}): {score}"
-    if name == "select":
-        return f"selected {event['winner']} ({event['round']}), C-V {event['net']:+.4f}, margin {event['margin']:.4f}"
-    if name == "refine":
-        return f"refine {event['agent']}: {event['status']}" + (f" ({event.get('reason')})" if event.get("reason") else "")
-    if name == "execute_start":
-        return f"{event['agent']} executes with tools: {', '.join(event['tools']) or 'none'}"
-    if name == "execute_step":
-        calls = f" -> {', '.join(event['tool_calls'])}" if event.get("tool_calls") else ""
-        return f"  step {event['step']}: {event['output_tokens']} tokens{calls}"
-    if name == "execute":
-        return f"execution {event['status']}"
-    return None
-
-
 def _embedded_models_for_run(err: Console) -> tuple[EmbeddedModel, ...]:
     """The embedded models ``sale run`` uses: the servers already running when no backend is set, else the configured ones."""
     if not os.environ.get(BACKEND_ENV, "").strip():
@@ -100,6 +71,7 @@ def _embedded_models_for_run(err: Console) -> tuple[EmbeddedModel, ...]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run one auction and execution; print the bid table, winner, answer and ledger."""
+    from sale_graph.events import SaleEvent, describe  # the event types import the graph state (LangChain)
     from sale_graph.runner import run_auction  # heavy (LangGraph, the OpenAI client): only `sale run` needs it
 
     err = Console(stderr=True)
@@ -136,7 +108,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         context.check_endpoints = False
         with err.status("auction running...") as status:
             def on_event(event: dict[str, Any]) -> None:
-                line = _describe(event)
+                line = describe(cast(SaleEvent, event))
                 if line:
                     err.print(f"[dim]{event['t']:6.1f}s[/dim] {escape(line)}")
                     status.update(escape(line))

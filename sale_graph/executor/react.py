@@ -25,6 +25,7 @@ from langgraph.errors import GraphRecursionError
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
+from sale_graph.events import ExecuteStepEvent, emit
 from sale_graph.executor.grading import assess, extract_final_answer
 from sale_graph.llm.call import call_tags, finish_reason_of, ledger_entry, message_text, usage_of
 from sale_graph.llm.endpoint_policy import EndpointPolicy, collecting_retries, report_retry
@@ -32,7 +33,6 @@ from sale_graph.llm.limits import endpoint_limiter
 from sale_graph.llm.reasoning import strip_think
 from sale_graph.llm.retries import CALL_ERRORS, acall_with_retries, call_with_retries, describe_error
 from sale_graph.llm.text_tool_calling import TextToolCallingModel
-from sale_graph.nodes._common import emit
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import execute_system_prompt
 from sale_graph.state import Execution, SaleState, ToolUse, UsageEntry
@@ -177,8 +177,8 @@ class Trace:
         self.note_calls(msg)
         self.truncated_steps += finish_reason_of(msg) == "length"
         self.ledger.append(ledger_entry("execute", self.agent, inp, out, time.perf_counter() - self.step_start, reported))
-        emit(runtime, "execute_step", agent=self.agent.name, step=self.steps, tool_calls=[c["name"] for c in msg.tool_calls],
-             output_tokens=out)
+        emit(runtime, ExecuteStepEvent(event="execute_step", agent=self.agent.name, step=self.steps,
+                                       tool_calls=[c["name"] for c in msg.tool_calls], output_tokens=out))
 
     def over_budget(self) -> bool:
         """Stop (with the reason) when the model wants more tool calls but a budget is used up."""
@@ -212,7 +212,8 @@ def opening_messages(state: SaleState, tools: list[Any], trace: Trace, runtime: 
                     trace.note_calls(msg)
                 elif isinstance(msg, ToolMessage):
                     trace.record_result(msg)
-            emit(runtime, "execute_step", agent=trace.agent.name, step=0, tool_calls=["web_search"], output_tokens=0)
+            emit(runtime, ExecuteStepEvent(event="execute_step", agent=trace.agent.name, step=0, tool_calls=["web_search"],
+                                           output_tokens=0))
     return opening
 
 

@@ -1,24 +1,40 @@
-"""SALE inside LangChain and LangGraph apps: agent middleware, a router node, strict API contexts.
+"""SALE inside LangChain and LangGraph apps: the three ways to use it, and strict API contexts.
 
-* :class:`SaleMiddleware`: ``create_agent(..., middleware=[SaleMiddleware(pool="pool.toml")])``:
-  an auction on each run's task picks the model of every model call of the run.
-* :func:`sale_router`: a LangGraph node that sends each run to the node of the auction's
-  winner (``Command(goto=...)``), for apps with one agent node per model;
-  :class:`SaleRouterState` adds its two state keys, :func:`check_routes` checks a built graph.
-* :func:`strict_context`: a compiled graph for ``langgraph.json`` whose runs refuse unknown
-  context keys, naming the allowed ones (the API server would drop them silently).
+1. **Subgraph** (:mod:`~sale_graph.integrations.subgraph`): the whole auction, and the
+   winner executes, as one step of an app's graph: :func:`sale_subgraph` shares state
+   keys with the app, :func:`sale_as_node` maps the app's own keys.
+2. **Middleware** (:mod:`~sale_graph.integrations.middleware`):
+   ``create_agent(..., middleware=[SaleMiddleware(pool="pool.toml")])``: an auction on each
+   run's task picks the model of every model call of the run.
+3. **Router node** (:mod:`~sale_graph.integrations.router`): :func:`sale_router`, a node
+   that sends each run to the node of the auction's winner (``Command(goto=...)``), for
+   apps with one agent node per model; :class:`SaleRouterState` adds its two state keys,
+   :func:`check_routes` checks a built graph.
 
-The third way, the auction as a subgraph that also executes, is :mod:`sale_graph.compose`.
+Ways 2 and 3 run a route-only auction (``_route_only``, with settings from
+``_route_settings``): the app's own model or node executes. :func:`strict_context`
+(:mod:`~sale_graph.integrations.server_context`) makes a compiled graph for
+``langgraph.json`` whose runs refuse unknown context keys, naming the allowed ones (the
+API server would drop them silently).
 """
 
 from __future__ import annotations
 
-from sale_graph.integrations.api import ContextCheckedGraph, check_context, strict_context
 from sale_graph.integrations.errors import ContextError, RouteError, ToolCallingError
 from sale_graph.integrations.middleware import STRATEGY_PROMPT, Grader, SaleAgentState, SaleMiddleware
 from sale_graph.integrations.router import SaleRouterNode, SaleRouterState, check_routes, sale_router
+from sale_graph.integrations.server_context import ContextCheckedGraph, check_context, strict_context
+from sale_graph.integrations.subgraph import (
+    SHARED_INPUT_KEYS,
+    SHARED_OUTPUT_KEYS,
+    sale_as_node,
+    sale_subgraph,
+    shared_key_problems,
+)
 
 __all__ = [
+    "SHARED_INPUT_KEYS",
+    "SHARED_OUTPUT_KEYS",
     "STRATEGY_PROMPT",
     "ContextCheckedGraph",
     "ContextError",
@@ -31,6 +47,9 @@ __all__ = [
     "ToolCallingError",
     "check_context",
     "check_routes",
+    "sale_as_node",
     "sale_router",
+    "sale_subgraph",
+    "shared_key_problems",
     "strict_context",
 ]

@@ -1,4 +1,4 @@
-"""``SaleMiddleware``: a SALE auction picks the model of a ``langchain.agents.create_agent`` run.
+"""Way 2, agent middleware: ``SaleMiddleware``, a SALE auction picks the model of a ``langchain.agents.create_agent`` run.
 
 ::
 
@@ -42,9 +42,9 @@ from langgraph.types import Command
 from sale_graph.context import SaleContext
 from sale_graph.errors import SaleError
 from sale_graph.executor.grading import Outcome
-from sale_graph.integrations.auction import RouteOnlyAuction, auction_record, latest_human_text, task_input
+from sale_graph.integrations._route_only import RouteOnlyAuction, auction_record, latest_human_text, task_input
+from sale_graph.integrations._route_settings import KEEP, PoolSpec, route_context
 from sale_graph.integrations.errors import ToolCallingError
-from sale_graph.integrations.settings import KEEP, PoolSpec, route_context
 from sale_graph.llm import (
     ModelFactory,
     TextToolCallingModel,

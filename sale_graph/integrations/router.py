@@ -1,4 +1,4 @@
-"""``sale_router``: a LangGraph node that sends each run to the node of the agent that wins a SALE auction.
+"""Way 3, a router node: ``sale_router``, a LangGraph node that sends each run to the node of the agent that wins a SALE auction.
 
 For apps that already have one agent node per model::
 
@@ -42,9 +42,9 @@ from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
-from sale_graph.integrations.auction import RouteOnlyAuction, auction_record, latest_human_text, task_input
+from sale_graph.integrations._route_only import RouteOnlyAuction, auction_record, latest_human_text, task_input
+from sale_graph.integrations._route_settings import KEEP, PoolSpec, as_context, route_context
 from sale_graph.integrations.errors import RouteError
-from sale_graph.integrations.settings import KEEP, PoolSpec, as_context, route_context
 from sale_graph.llm import ModelFactory
 from sale_graph.memory import AuctionMemory
 from sale_graph.pool import AgentPool

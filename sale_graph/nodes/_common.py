@@ -1,4 +1,4 @@
-"""Small helpers the nodes share: the run's context and pool, progress events, the resume check, node wrappers."""
+"""Small helpers the nodes share: the run's context and pool, the resume check, node wrappers."""
 
 from __future__ import annotations
 
@@ -22,13 +22,6 @@ class Node(Protocol):
 def ctx_of(runtime: Any) -> SaleContext:
     """The run's :class:`SaleContext` from a LangGraph runtime (a default one when absent)."""
     return context_from(getattr(runtime, "context", None))
-
-
-def emit(runtime: Any, event: str, **data: Any) -> None:
-    """Send a progress event on the ``custom`` stream (no-op when nobody streams it)."""
-    writer = getattr(runtime, "stream_writer", None)
-    if writer is not None:
-        writer({"event": event, **data})
 
 
 TASK_INPUT_KEYS = ("task_id", "domain", "gold", "tests", "entry_point")

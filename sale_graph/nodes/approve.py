@@ -22,7 +22,8 @@ from langgraph.types import interrupt
 
 from sale_graph.context import SaleContext
 from sale_graph.errors import ApprovalError
-from sale_graph.nodes._common import check_run_context, ctx_of, emit
+from sale_graph.events import ApproveEvent, emit
+from sale_graph.nodes._common import check_run_context, ctx_of
 from sale_graph.state import SaleState, SelectionInfo
 
 
@@ -69,7 +70,7 @@ def approve(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
     selection = state["selection"]
     chosen = _ask(state)
     if chosen is None or chosen == selection["winner"]:
-        emit(runtime, "approve", winner=selection["winner"], overridden=False)
+        emit(runtime, ApproveEvent(event="approve", winner=selection["winner"], overridden=False))
         return {"notes": [f"human approved winner {selection['winner']}"]}
     best = min((r for r in state.get("scores", []) if r["agent"] == chosen), key=lambda r: r["net"])
     strategy = next(b["strategy"] for b in state.get("bids", []) if b["agent"] == chosen and b["round"] == best["round"])
@@ -78,5 +79,5 @@ def approve(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         runner_up=selection["winner"], provisional_winner=selection["provisional_winner"],
         reason=f"human override: {chosen} instead of {selection['winner']} (auction: {selection['reason']})",
     )
-    emit(runtime, "approve", winner=chosen, overridden=True)
+    emit(runtime, ApproveEvent(event="approve", winner=chosen, overridden=True))
     return {"selection": new, "notes": [f"human overrode the winner: {selection['winner']} -> {chosen}"]}

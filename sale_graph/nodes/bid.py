@@ -9,15 +9,14 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
+from sale_graph.events import BidEvent, BidStartEvent, emit
 from sale_graph.llm import CALL_ERRORS, CallResult, Limiter, acall_model, call_model, describe_error, ledger_entry, retries_of
-from sale_graph.nodes._common import Node, ctx_of, dual_node, emit
+from sale_graph.nodes._common import Node, ctx_of, dual_node
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import bid_messages
 from sale_graph.scoring import logprob_entropy, text_entropy
 from sale_graph.services import SaleServices
 from sale_graph.state import Bid, Phase, Round, UsageEntry
-
-BID_EVENT_KEYS = ("agent", "tokens", "reasoning_tokens", "entropy", "entropy_source", "status", "error", "truncated", "retries")
 
 
 class BidTask(TypedDict):
@@ -124,17 +123,26 @@ def bid_notes(bid: Bid) -> list[str]:
     return notes
 
 
+def bid_event(bid: Bid) -> BidEvent:
+    """The ``bid`` progress event of a bid: its size, entropy and status (every key present, ``None`` when absent)."""
+    return BidEvent(
+        event="bid", agent=bid["agent"], tokens=bid["tokens"], reasoning_tokens=bid.get("reasoning_tokens"),
+        entropy=bid["entropy"], entropy_source=bid["entropy_source"], status=bid["status"], error=bid.get("error"),
+        truncated=bid.get("truncated"), retries=bid.get("retries"),
+    )
+
+
 def make_bid_node(services: SaleServices) -> Node:
     """Build the ``bid`` node bound to ``services`` (a sync and an async implementation)."""
 
     def start(state: BidTask, runtime: Runtime[SaleContext]) -> tuple[SaleContext, AgentSpec, list[Any]]:
         ctx = ctx_of(runtime)
         agent = ctx.resolved_pool().get(state["agent"])
-        emit(runtime, "bid_start", agent=agent.name)
+        emit(runtime, BidStartEvent(event="bid_start", agent=agent.name))
         return ctx, agent, bid_messages(state["task"], state.get("tool_names", []))
 
     def finish(runtime: Runtime[SaleContext], new_bid: Bid, ledger: list[UsageEntry]) -> dict[str, Any]:
-        emit(runtime, "bid", **{k: new_bid.get(k) for k in BID_EVENT_KEYS})
+        emit(runtime, bid_event(new_bid))
         return {"bids": [new_bid], "ledger": ledger, "notes": bid_notes(new_bid)}
 
     def bid(state: BidTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
 from sale_graph.errors import ExecutionError
+from sale_graph.events import ExecuteEvent, ExecuteStartEvent, emit
 from sale_graph.executor import (
     Trace,
     arun_react,
@@ -27,7 +28,7 @@ from sale_graph.executor import (
     run_react,
     tool_names,
 )
-from sale_graph.nodes._common import Node, check_run_context, ctx_of, dual_node, emit
+from sale_graph.nodes._common import Node, check_run_context, ctx_of, dual_node
 from sale_graph.pool import AgentSpec
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
@@ -65,7 +66,7 @@ def make_execute_node(services: SaleServices) -> Node:
         tools = services.tools_for(state.get("domain"), ctx)
         model = services.model_factory(agent, phase="execute", max_tokens=ctx.cap("execute_step", agent), logprobs=False)
         trace = Trace(agent=agent, ctx=ctx, strategy=strategy, tools=tool_names(tools))
-        emit(runtime, "execute_start", agent=agent.name, tools=tool_names(tools))
+        emit(runtime, ExecuteStartEvent(event="execute_start", agent=agent.name, tools=tool_names(tools)))
         return react_agent(agent, model, tools), tools, trace
 
     def finish(state: SaleState, runtime: Runtime[SaleContext], trace: Trace, first: Trace | None) -> dict[str, Any]:
@@ -76,8 +77,8 @@ def make_execute_node(services: SaleServices) -> Node:
             notes.append(f"the winner {first.agent.name} failed to execute ({first.detail}); "
                          f"the runner-up {trace.agent.name} executed instead")
         notes += execution_notes(trace)
-        emit(runtime, "execute", agent=trace.agent.name, status=trace.status, answer=execution["answer"][:200],
-             detail=trace.detail, outcome=execution["outcome"])
+        emit(runtime, ExecuteEvent(event="execute", agent=trace.agent.name, status=execution["status"],
+                                   answer=execution["answer"][:200], detail=trace.detail, outcome=execution["outcome"]))
         update: dict[str, Any] = {"execution": execution, "answer": execution["answer"], "notes": notes,
                                   "ledger": (first.ledger if first is not None else []) + trace.ledger}
         # The answer is the thread's next turn (chat-shaped input), or the task and its answer start the

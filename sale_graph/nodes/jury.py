@@ -9,6 +9,7 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
+from sale_graph.events import JuryEvent, emit
 from sale_graph.jury.ask import FALLBACK, AnswerFormat, answer_format, is_format_rejection, remember_format, response_format
 from sale_graph.jury.read import ParsedScore, parse_json_score, parse_judge_answer
 from sale_graph.llm import (
@@ -22,7 +23,7 @@ from sale_graph.llm import (
     retries_of,
     with_response_format,
 )
-from sale_graph.nodes._common import Node, ctx_of, dual_node, emit
+from sale_graph.nodes._common import Node, ctx_of, dual_node
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import jury_messages
 from sale_graph.scoring import jury_gamma
@@ -168,8 +169,8 @@ def make_jury_node(services: SaleServices) -> Node:
         fmt, result, failure, retries = asked
         parsed = parse_score(result.text, state["strategy"], nonce, fmt) if result is not None else ParsedScore(None, failure)
         vote = make_vote(judge.name, state["bidder"], state["round"], parsed, fmt, result, failure, retries)
-        emit(runtime, "jury", judge=vote["judge"], bidder=vote["bidder"], round=vote["round"], likert=vote["likert"],
-             status=vote["status"], reason=vote["reason"], answer_format=fmt)
+        emit(runtime, JuryEvent(event="jury", judge=vote["judge"], bidder=vote["bidder"], round=vote["round"],
+                                likert=vote["likert"], status=vote["status"], reason=vote["reason"], answer_format=fmt))
         phase: Phase = "refine" if state["round"] == "refined" else "jury"
         return {"votes": [vote], "ledger": jury_ledger(phase, judge, result),
                 "notes": vote_notes(judge.name, retries, [f"{state['bidder']} ({state['round']})"])}

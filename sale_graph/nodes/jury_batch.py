@@ -19,9 +19,10 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
+from sale_graph.events import JuryEvent, emit
 from sale_graph.jury.ask import AnswerFormat, batch_schema, response_format
 from sale_graph.jury.read import ParsedScore, parse_batch_scores, strip_quoted_bid
-from sale_graph.nodes._common import Node, ctx_of, dual_node, emit
+from sale_graph.nodes._common import Node, ctx_of, dual_node
 from sale_graph.nodes.jury import Ask, aask_judge, ask_judge, jury_ledger, make_vote, pending_jury, vote_notes
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import batched_jury_messages
@@ -99,8 +100,8 @@ def make_jury_batch_node(services: SaleServices) -> Node:
                asked: Ask, nonce: str) -> dict[str, Any]:
         votes = _votes(batch, judge, labelled, asked, nonce)
         for vote in votes:
-            emit(runtime, "jury", judge=vote["judge"], bidder=vote["bidder"], round=vote["round"], likert=vote["likert"],
-                 status=vote["status"], reason=vote["reason"], answer_format=asked[0])
+            emit(runtime, JuryEvent(event="jury", judge=vote["judge"], bidder=vote["bidder"], round=vote["round"],
+                                    likert=vote["likert"], status=vote["status"], reason=vote["reason"], answer_format=asked[0]))
         phase: Phase = "refine" if all(b["round"] == "refined" for b in batch["bids"]) else "jury"
         bidders = [f"{b['bidder']} ({b['round']})" for b in batch["bids"]]
         return {"votes": votes, "ledger": jury_ledger(phase, judge, asked[1]), "notes": vote_notes(judge.name, asked[3], bidders)}

@@ -11,8 +11,9 @@ from langgraph.types import Overwrite
 
 from sale_graph.context import SaleContext
 from sale_graph.errors import TaskError
+from sale_graph.events import AuctionStartEvent, emit
 from sale_graph.llm import message_text
-from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, emit, run_fingerprint
+from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, run_fingerprint
 from sale_graph.pool import check_pool
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
@@ -91,7 +92,7 @@ def prepare(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
     if ctx.check_endpoints:
         check_pool(pool)
     auction_id = state.get("request_id") or uuid.uuid4().hex
-    emit(runtime, "auction_start", auction_id=auction_id, agents=pool.names)
+    emit(runtime, AuctionStartEvent(event="auction_start", auction_id=auction_id, agents=pool.names))
     stale, notes = stale_inputs(state)
     inputs = {"task": task, **{k: state.get(k) for k in TASK_INPUT_KEYS if k not in stale}}
     return {

@@ -9,7 +9,8 @@ from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
-from sale_graph.nodes._common import Node, ctx_of, dual_node, emit
+from sale_graph.events import RefineEvent, emit
+from sale_graph.nodes._common import Node, ctx_of, dual_node
 from sale_graph.nodes.bid import amake_bid, bid_notes, make_bid
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import RefineExample, refine_messages
@@ -53,7 +54,7 @@ def make_refine_node(services: SaleServices) -> Node:
         return ctx, agent, retrieval
 
     def skipped(runtime: Runtime[SaleContext], agent: AgentSpec, reason: str) -> dict[str, Any]:
-        emit(runtime, "refine", agent=agent.name, status="skipped", reason=reason)
+        emit(runtime, RefineEvent(event="refine", agent=agent.name, status="skipped", reason=reason))
         return {"refinement": {"agents": {agent.name: {"status": "skipped", "reason": reason, "pairs": 0}}}}
 
     def messages_for(state: RefineTask, retrieval: Any) -> list[Any]:
@@ -66,7 +67,8 @@ def make_refine_node(services: SaleServices) -> Node:
         entry = {"status": new_bid["status"], "pairs": len(retrieval.pairs), "reason": retrieval.reason}
         if new_bid["status"] != "ok":
             entry["error"] = new_bid.get("error", "")
-        emit(runtime, "refine", agent=agent.name, status=new_bid["status"], pairs=len(retrieval.pairs), tokens=new_bid["tokens"])
+        emit(runtime, RefineEvent(event="refine", agent=agent.name, status=new_bid["status"], pairs=len(retrieval.pairs),
+                                  tokens=new_bid["tokens"]))
         return {"bids": [new_bid], "ledger": ledger, "refinement": {"agents": {agent.name: entry}}, "notes": bid_notes(new_bid)}
 
     def refine(state: RefineTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:

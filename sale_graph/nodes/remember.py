@@ -7,9 +7,10 @@ from typing import Any
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
+from sale_graph.events import RememberEvent, emit
 from sale_graph.llm import describe_error
 from sale_graph.memory.bridge import store_auction
-from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, emit
+from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
 
@@ -40,7 +41,7 @@ def make_remember_node(services: SaleServices) -> Node:
             notes.append(f"MEMORY WRITE FAILED, auction not stored: {error}; the answer is returned. "
                          "Check the memory (sale memory stats) and re-run the task to record it")
             update["memory_error"] = error
-        emit(runtime, "remember", auction_id=state.get("auction_id"), notes=notes)
+        emit(runtime, RememberEvent(event="remember", auction_id=state.get("auction_id"), notes=notes))
         context = {**(state.get("run_context") or {}), "completed": True}
         return {"notes": notes, "run_context": context, **dict.fromkeys(TASK_INPUT_KEYS), **update}
 

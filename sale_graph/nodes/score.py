@@ -9,7 +9,8 @@ from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
 from sale_graph.errors import AuctionError
-from sale_graph.nodes._common import ctx_of, emit
+from sale_graph.events import ScoreEvent, emit
+from sale_graph.nodes._common import ctx_of
 from sale_graph.pool import AgentPool
 from sale_graph.scoring import EntropyScale, common_entropy_scale, strategy_cost, strategy_value
 from sale_graph.state import Bid, JuryVote, SaleState, ScoreRow
@@ -82,5 +83,5 @@ def score(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         raise AuctionError(f"no agent produced a bid ({reasons}). Check the endpoints with `sale pool check`.")
     rows = build_table(bids, state.get("votes", []), ctx.resolved_pool(), ctx.resolved_weights())
     for r in rows:
-        emit(runtime, "score", agent=r["agent"], round=r["round"], cost=r["cost"], entropy=r["entropy"])
+        emit(runtime, ScoreEvent(event="score", agent=r["agent"], round=r["round"], cost=r["cost"], entropy=r["entropy"]))
     return {"scores": rows, "entropy_policy": bid_entropies(bids).policy}

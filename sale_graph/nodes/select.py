@@ -8,8 +8,9 @@ from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
 from sale_graph.errors import AuctionError
+from sale_graph.events import SelectEvent, emit
 from sale_graph.memory.bridge import store_auction
-from sale_graph.nodes._common import Node, ctx_of, emit
+from sale_graph.nodes._common import Node, ctx_of
 from sale_graph.nodes.score import build_table
 from sale_graph.scoring import quorum_met, select_winner
 from sale_graph.services import SaleServices
@@ -116,8 +117,8 @@ def make_select_node(services: SaleServices) -> Node:
         memory = services.memory_for(ctx)
         if memory is not None:  # write the bids now: a crash before `remember` loses nothing
             store_auction(memory, {**state, "scores": rows, "selection": selection, "degraded": degraded})
-        emit(runtime, "select", winner=selection["winner"], round=selection["round"], net=selection["net"],
-             margin=selection["margin"], reason=reason)
+        emit(runtime, SelectEvent(event="select", winner=selection["winner"], round=selection["round"], net=selection["net"],
+                                  margin=selection["margin"], reason=reason))
         return {"scores": rows, "selection": selection, **update}
 
     return select

@@ -8,7 +8,7 @@ runs as that command, in a subprocess, with the pool from ``$SALE_POOL``.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import os
 import subprocess
 import sys
@@ -28,12 +28,8 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 def example(name: str) -> ModuleType:
-    """Import ``examples/<name>.py`` (registered in ``sys.modules``, so its type hints resolve)."""
-    spec = importlib.util.spec_from_file_location(f"examples_{name}", EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = sys.modules[spec.name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """The module ``examples/<name>.py``."""
+    return importlib.import_module(f"examples.{name}")
 
 
 @pytest.fixture

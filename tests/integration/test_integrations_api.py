@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.contract.sale_apps import LARGE_PLAN, behaviours, write_pool
+from tests.contract.sale_apps import LARGE_PLAN, behaviours, native_tool_calls, write_pool
 from tests.contract.wire_server import WireServer
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,8 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def wire() -> Iterator[WireServer]:
-    with WireServer(behaviours()) as server:
+    with pytest.MonkeyPatch.context() as patch, WireServer(behaviours()) as server:
+        native_tool_calls(patch)  # routed_agents' agent nodes call their add tool natively
         yield server
 
 

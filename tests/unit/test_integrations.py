@@ -23,7 +23,7 @@ from sale_graph.integrations import (
     sale_router,
     strict_context,
 )
-from sale_graph.integrations.settings import KEEP, route_context
+from sale_graph.integrations._route_settings import KEEP, route_context
 from tests.fakes import FakeFactory, ScriptedChatModel, pool_of, prompt_text
 
 POOL = pool_of(("small", 0.05), ("large", 0.36))
@@ -87,7 +87,7 @@ def test_strict_context_graph_is_still_the_compiled_graph_and_checks_each_api_ru
     from langgraph_api._factory_utils import _classify_factory
     from langgraph_sdk.runtime import _ExecutionRuntime, _ReadRuntime
 
-    from graphs.sale import graph
+    from examples.auction_graph import graph
 
     assert graph.checkpointer is None and "prepare" in graph.get_graph().nodes
     hook = _classify_factory(graph)  # how the server calls it: as a factory taking the ServerRuntime

@@ -7,13 +7,12 @@ Runtime settings come as the run's ``context`` (the fields of
 ``pool`` the embedded local pool is used (start it with ``sale serve``). A context key
 that is not a ``SaleContext`` field (``use_memmory``) fails the run with an error naming
 the allowed keys (the server would otherwise drop it silently; see
-:mod:`sale_graph.integrations.api`).
+:mod:`sale_graph.integrations.server_context`).
 """
 
 from __future__ import annotations
 
-from sale_graph import build_sale_graph
-from sale_graph.integrations.api import strict_context
+from sale_graph import build_sale_graph, strict_context
 
 graph = strict_context(build_sale_graph().compile(name="sale"))
 

@@ -11,8 +11,8 @@ The one place that sees the context as the caller sent it is a graph *factory*: 
 every run the server calls the exported object, when it is callable, with a
 ``ServerRuntime`` whose ``execution_runtime.context`` is the unfiltered context
 (LangGraph's documented factory hook). :func:`strict_context` turns a compiled graph
-into such an object that is still the compiled graph (so ``from graphs.sale import
-graph; graph.invoke(...)`` works as before): the server calls it, it checks the keys
+into such an object that is still the compiled graph (so ``from examples.auction_graph
+import graph; graph.invoke(...)`` works as before): the server calls it, it checks the keys
 and raises :class:`~sale_graph.errors.ContextError`, which fails the run
 with the message (``runs.wait(...)`` returns it; the thread stays usable).
 """

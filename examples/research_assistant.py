@@ -1,8 +1,10 @@
-"""An example app that uses SALE as a subgraph: a small research assistant.
+"""Way 1, shape (b): an app whose answering step is the SALE auction, with its own schema.
+
+A small research assistant, served by ``langgraph dev`` as ``research_assistant``.
 
 The assistant has a state of its own (``question``, ``notes``, ``final_report``...)
 that shares no key with the auction. Its answering step is the SALE auction,
-wrapped with :func:`sale_graph.compose.sale_as_node`: the question is mapped to the
+wrapped with :func:`sale_graph.sale_as_node`: the question is mapped to the
 auction's ``task``, and the auction's answer, winner and cost are mapped back::
 
     START -> frame -> answer (SALE: bid, jury, select, execute, remember) -> report -> END
@@ -25,9 +27,7 @@ from typing import Annotated, Any, NotRequired
 from langgraph.graph import END, START, StateGraph
 from typing_extensions import TypedDict
 
-from sale_graph.compose import sale_as_node
-from sale_graph.context import SaleContext
-from sale_graph.state import SaleOutput
+from sale_graph import SaleContext, SaleOutput, sale_as_node
 
 _CODE_HINTS = ("def ", "function", "python", "implement", "write code", "algorithm")
 

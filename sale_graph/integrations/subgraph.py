@@ -1,6 +1,8 @@
-"""Embedding the SALE auction in a larger LangGraph app.
+"""Way 1, a subgraph: the SALE auction as one step of a LangGraph app; the winner executes.
 
-There are two ways, and they differ in how the parent's state meets the auction's.
+The auction runs whole (bids, jury, selection, refinement, execution, memory) inside
+the app's graph. There are two shapes, and they differ in how the app's state
+meets the auction's.
 
 **(a) A compiled subgraph as a node, sharing state keys.**
 :func:`sale_subgraph` (or ``build_sale_graph().compile()``) is added to the parent
@@ -38,7 +40,7 @@ back to a parent update, so the parent's keys can be named anything::
         output_map=lambda out: {"draft": out["answer"], "winner": out["selection"]["winner"]},
     ))
 
-In both ways the subgraph runs inside the parent's run: it inherits the parent's
+In both shapes the subgraph runs inside the parent's run: it inherits the parent's
 runtime context (a :class:`~sale_graph.context.SaleContext` or a dict of its
 fields, unless ``context=`` says otherwise), its checkpointer (the approval
 ``interrupt`` pauses the *parent* and ``Command(resume=...)`` on the parent's
@@ -63,16 +65,16 @@ from sale_graph.state import SaleInput, SaleOutput
 
 ParentState = TypeVar("ParentState")
 
-#: Keys the auction reads from a parent's state when added as a node (way a).
+#: Keys the auction reads from a parent's state when added as a node (shape a).
 SHARED_INPUT_KEYS: tuple[str, ...] = tuple(SaleInput.__annotations__)
-#: Keys the auction writes back to a parent's state, where the parent declares them (way a).
+#: Keys the auction writes back to a parent's state, where the parent declares them (shape a).
 SHARED_OUTPUT_KEYS: tuple[str, ...] = tuple(SaleOutput.__annotations__)
 
 ContextSpec = SaleContext | Mapping[str, Any] | Callable[[Any], "SaleContext | Mapping[str, Any] | None"] | None
 
 
 def sale_subgraph(**build_kwargs: Any) -> Any:
-    """The auction compiled for use as a node of a parent graph that shares its keys (way a).
+    """The auction compiled for use as a node of a parent graph that shares its keys (shape a).
 
     It is compiled without a checkpointer of its own, so it uses the parent's.
     ``build_kwargs`` go to :func:`~sale_graph.graph.build_sale_graph` (``model_factory``,
@@ -82,7 +84,7 @@ def sale_subgraph(**build_kwargs: Any) -> Any:
 
 
 def shared_key_problems(parent_schema: type) -> list[str]:
-    """Reasons why ``parent_schema`` will not share keys with the auction as intended (way a).
+    """Reasons why ``parent_schema`` will not share keys with the auction as intended (shape a).
 
     Returns an empty list when the schema is fine: it has a ``task`` key and
     declares no written-back list with a reducer (see the module docstring).
@@ -118,7 +120,7 @@ def sale_as_node(
     context: ContextSpec = None,
     **build_kwargs: Any,
 ) -> Node:
-    """Wrap the auction in a node with the parent's own schema (way b).
+    """Wrap the auction in a node with the parent's own schema (shape b).
 
     Args:
         input_map: parent state -> the auction's input (at least ``{"task": ...}``).

@@ -1,4 +1,4 @@
-"""SALE inside a parent graph: shared-key subgraph, function node, streaming, approval (fake models)."""
+"""Way 1, the auction as a subgraph of a parent graph: shared keys, function node, streaming, approval (fake models)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from sale_graph import SaleContext
-from sale_graph.compose import SHARED_INPUT_KEYS, SHARED_OUTPUT_KEYS, sale_as_node, sale_subgraph, shared_key_problems
+from sale_graph.integrations.subgraph import SHARED_INPUT_KEYS, SHARED_OUTPUT_KEYS, sale_as_node, sale_subgraph, shared_key_problems
 from tests.fakes import FakeFactory, pool_of, prompt_text
 
 POOL = pool_of(("small", 0.05), ("large", 0.36))
@@ -47,7 +47,7 @@ def phases(f: FakeFactory) -> list[str]:
     return [phase for _, phase in f.calls]
 
 
-# ---------------------------------------------------------------- way (a): shared keys
+# ---------------------------------------------------------------- way 1, shape (a): shared keys
 
 
 class SharedParent(TypedDict):
@@ -143,7 +143,7 @@ def _single_sale_parent(schema: type) -> Any:
     return g.compile(checkpointer=InMemorySaver())
 
 
-# ---------------------------------------------------------------- way (b): function node
+# ---------------------------------------------------------------- way 1, shape (b): function node
 
 
 class AskState(TypedDict):
@@ -216,7 +216,7 @@ def test_function_node_with_foreign_context_fails_clearly() -> None:
 
 
 def test_research_assistant_example_on_fakes() -> None:
-    from graphs.research_assistant import build_research_assistant
+    from examples.research_assistant import build_research_assistant
 
     f = factory()
     app = build_research_assistant(model_factory=f, tools=[]).compile(checkpointer=InMemorySaver())
@@ -229,11 +229,13 @@ def test_research_assistant_example_on_fakes() -> None:
 
 
 def test_exported_graphs_have_no_persistence() -> None:
-    from graphs.research_assistant import graph as assistant
-    from graphs.sale import graph as sale
+    from examples.auction_graph import graph as sale
+    from examples.research_assistant import graph as assistant
+    from examples.router_app import graph as routed
 
-    for g in (sale, assistant):
+    for g in (sale, assistant, routed):
         assert g.checkpointer is None and g.store is None
+    assert {"route", "quick_agent", "thorough_agent"} <= set(routed.get_graph().nodes)
     assert set(sale.get_graph().nodes) >= {"prepare", "bid", "jury", "select", "approve", "execute", "remember"}
     assert "task" in sale.get_input_jsonschema()["properties"]
     assert "question" in assistant.get_input_jsonschema()["required"]
