@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from sale_graph.bench.commands import main
-from sale_graph.bench.fit_programme import NoSignalError, primary_value
-from sale_graph.bench.market import Market
-from sale_graph.bench.routers import SaleRouter
-from sale_graph.bench.weights_fit import fit_weights
+from sale_graph.bench.cli.commands import main
+from sale_graph.bench.fit.programme import NoSignalError, primary_value
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.routers.standard import SaleRouter
+from sale_graph.bench.fit.weights import fit_weights
 from tests.unit.bench.markets import BOTH, COST, A, B, objectives_market, record
 
 NONE = [A] * 10

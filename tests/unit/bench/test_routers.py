@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sale_graph.bench.market import Market
-from sale_graph.bench.report import build_report, write_report
-from sale_graph.bench.routers import (
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.report.build import build_report, write_report
+from sale_graph.bench.routers.standard import (
     SALE_VARIANTS,
     CascadeRouter,
     EmbeddingStore,
@@ -20,7 +20,7 @@ from sale_graph.bench.routers import (
     evaluate,
     standard_routers,
 )
-from sale_graph.bench.synthetic import synthetic_records
+from sale_graph.bench.synthetic.generator import synthetic_records
 from sale_graph.nodes.score import build_table
 from sale_graph.pool import AgentPool, AgentSpec
 from sale_graph.scoring import select_winner

@@ -7,16 +7,16 @@ import json
 import numpy as np
 import pytest
 
-from sale_graph.bench.commands import main
-from sale_graph.bench.curves import aiq, dominance, frontier
-from sale_graph.bench.fit_programme import imputed_gamma
-from sale_graph.bench.market import Market
-from sale_graph.bench.report import build_report, run_report, write_report
-from sale_graph.bench.router_base import evaluate
-from sale_graph.bench.routers import EmbeddingStore, SaleRouter, SingleAgentRouter
-from sale_graph.bench.sweep import sweep_point
-from sale_graph.bench.synthetic import SYNTHETIC_POOL, synthetic_records
-from sale_graph.bench.weights_fit import fit_weights
+from sale_graph.bench.cli.commands import main
+from sale_graph.bench.report.curves import aiq, dominance, frontier
+from sale_graph.bench.fit.programme import imputed_gamma
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.report.build import build_report, run_report, write_report
+from sale_graph.bench.routers.base import evaluate
+from sale_graph.bench.routers.standard import EmbeddingStore, SaleRouter, SingleAgentRouter
+from sale_graph.bench.synthetic.sweep import sweep_point
+from sale_graph.bench.synthetic.generator import SYNTHETIC_POOL, synthetic_records
+from sale_graph.bench.fit.weights import fit_weights
 
 
 def test_the_signal_sets_how_much_entropy_and_jury_say_about_outcomes() -> None:
