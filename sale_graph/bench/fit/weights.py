@@ -32,7 +32,7 @@ from sale_graph.bench.fit.sampling import evaluate_samples
 from sale_graph.bench.fit.stages import Solution, StageResult, score, solve_stage
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.fit.provenance import fit_record
-from sale_graph.bench.routers.standard import SaleRouter
+from sale_graph.bench.routers.auction import SaleRouter
 from sale_graph.bench.routers.variants import FULL, Variant
 from sale_graph.weights import Weights
 

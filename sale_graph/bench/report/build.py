@@ -38,7 +38,8 @@ from sale_graph.bench.report.figures import make_figures
 from sale_graph.bench.report.markdown import summary_markdown
 from sale_graph.bench.report.stats import GroupStats, group_stats, paired_diff, task_groups
 from sale_graph.bench.routers.base import Outcome, Router, evaluate
-from sale_graph.bench.routers.standard import SaleRouter, SaleWeights, standard_routers
+from sale_graph.bench.routers.auction import SaleWeights
+from sale_graph.bench.routers.standard import standard_routers
 from sale_graph.bench.tasks.schema import BIN_LABELS
 from sale_graph.bench.routers.text import EmbeddingStore, default_cache_path
 from sale_graph.bench.routers.variants import VARIANTS
@@ -222,4 +223,4 @@ def run_report(logs: str | Path | list[str | Path], out_dir: str | Path, *, weig
     return rep, out_paths, time.perf_counter() - start
 
 
-__all__ = ["build_report", "report_json", "run_report", "write_report", "Router", "SaleRouter"]
+__all__ = ["build_report", "report_json", "run_report", "write_report"]

@@ -12,11 +12,14 @@ Both execute the plan they paid for (the plan-following executions of the log).
   (:func:`sale_graph.scoring.strategy_cost`, :func:`~sale_graph.scoring.strategy_value`,
   :func:`~sale_graph.scoring.select_winner`) on the logged bids and votes, no memory. Paid:
   every bid and every vote the variant uses.
+
+:class:`SaleWeights` holds SALE's weights and its ablations' refitted ones, and builds their routers.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -147,3 +150,20 @@ class SaleRouter(Router):
         vote_sec = (market.vote_seconds[idx] * mask).reshape(len(idx), -1)
         sec = market.bid_seconds[idx].max(axis=1) + (vote_sec.max(axis=1) if vote_sec.shape[1] else 0.0)
         return Decisions(idx, self.choose(market, idx), cost, tok, sec)
+
+
+@dataclass
+class SaleWeights:
+    """SALE's weights and the refitted weights of its ablations (``{variant name: (weights, fit meta)}``)."""
+
+    full: Weights = field(default_factory=Weights)
+    ablations: dict[str, tuple[Weights, dict[str, Any]]] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def router(self, name: str) -> SaleRouter:
+        """The replay router of variant ``name`` with its own refitted weights and constants."""
+        if name == "full":
+            return SaleRouter(self.full, "full", price_ref=self.meta.get("price_ref"), const_tokens=self.meta.get("const_tokens"))
+        w, meta = self.ablations[name]
+        variant = "full" if name == "mean-objective" else name
+        return SaleRouter(w, variant, name=f"sale:{name}", price_ref=meta.get("price_ref"), const_tokens=meta.get("const_tokens"))

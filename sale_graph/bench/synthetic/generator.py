@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from sale_graph.bench.routers.standard import EmbeddingStore, default_cache_path
+from sale_graph.bench.routers.text import EmbeddingStore, default_cache_path
 from sale_graph.bench.tasks.schema import BIN_LABELS, split_of
 
 GENERATOR = "sale_graph.bench.synthetic v2"

@@ -21,7 +21,9 @@ from sale_graph.bench.market.market import Market
 from sale_graph.bench.runs.record import RecordSettings, record_cost, record_tasks
 from sale_graph.bench.report.build import build_report, write_report
 from sale_graph.bench.routers.base import evaluate
-from sale_graph.bench.routers.standard import EmbeddingStore, SingleAgentRouter, standard_routers
+from sale_graph.bench.routers.simple import SingleAgentRouter
+from sale_graph.bench.routers.standard import standard_routers
+from sale_graph.bench.routers.text import EmbeddingStore
 from sale_graph.bench.synthetic.generator import synthetic_records
 from sale_graph.bench.tasks.schema import task_from_dict
 from sale_graph.services import SaleServices

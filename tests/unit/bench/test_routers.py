@@ -7,19 +7,11 @@ import pytest
 
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.report.build import build_report, write_report
-from sale_graph.bench.routers.standard import (
-    SALE_VARIANTS,
-    CascadeRouter,
-    EmbeddingStore,
-    KNNRouter,
-    MLPRouter,
-    OracleRouter,
-    RandomRouter,
-    SaleRouter,
-    SingleAgentRouter,
-    evaluate,
-    standard_routers,
-)
+from sale_graph.bench.routers.auction import CascadeRouter, SaleRouter
+from sale_graph.bench.routers.base import evaluate
+from sale_graph.bench.routers.simple import OracleRouter, RandomRouter, SingleAgentRouter
+from sale_graph.bench.routers.standard import SALE_VARIANTS, standard_routers
+from sale_graph.bench.routers.text import EmbeddingStore, KNNRouter, MLPRouter
 from sale_graph.bench.synthetic.generator import synthetic_records
 from sale_graph.nodes.score import build_table
 from sale_graph.pool import AgentPool, AgentSpec

@@ -13,7 +13,9 @@ from sale_graph.bench.fit.programme import imputed_gamma
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.report.build import build_report, run_report, write_report
 from sale_graph.bench.routers.base import evaluate
-from sale_graph.bench.routers.standard import EmbeddingStore, SaleRouter, SingleAgentRouter
+from sale_graph.bench.routers.auction import SaleRouter
+from sale_graph.bench.routers.simple import SingleAgentRouter
+from sale_graph.bench.routers.text import EmbeddingStore
 from sale_graph.bench.synthetic.sweep import sweep_point
 from sale_graph.bench.synthetic.generator import SYNTHETIC_POOL, synthetic_records
 from sale_graph.bench.fit.weights import fit_weights

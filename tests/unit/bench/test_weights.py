@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from sale_graph.bench.market.market import Market
-from sale_graph.bench.routers.standard import SaleRouter
+from sale_graph.bench.routers.auction import SaleRouter
 from sale_graph.bench.fit.weights import FitError, fit_weights, outcome_regret
 from sale_graph.weights import load_weights
 
