@@ -34,7 +34,7 @@ def _load_tasks(args: argparse.Namespace) -> list[Any]:
 
 def _settings(args: argparse.Namespace) -> Any:
     # lazy: keeps `sale --help` fast (sale_graph.cli imports this module at top)
-    from sale_graph.bench.routers.classifier import load_criteria
+    from sale_graph.bench.runs.classifier_call import load_criteria
     from sale_graph.bench.runs.record import RecordSettings
 
     return RecordSettings(

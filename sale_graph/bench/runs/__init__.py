@@ -1,5 +1,6 @@
-"""Runs that call the pool's models and write a log: ``sale bench record`` (:mod:`.record`) and ``sale bench live`` (:mod:`.live`).
+"""Runs that call the pool's models and write a log: ``sale bench record`` and ``sale bench live``.
 
-``record`` runs every agent on every task through the graph's node functions (the market log);
-``live`` runs the compiled graph, with memory, in seeded task orders (live records).
+:mod:`.record` runs every agent on every task through the graph's node functions (the market
+log), with, unless ``--no-classifier``, one text-classifier call per task (:mod:`.classifier_call`);
+:mod:`.live` runs the compiled graph, with memory, in seeded task orders (live records).
 """

@@ -42,7 +42,7 @@ from typing import Any, cast
 
 from langgraph.runtime import Runtime
 
-from sale_graph.bench.routers.classifier import agent_criteria, run_classifier
+from sale_graph.bench.runs.classifier_call import agent_criteria, run_classifier
 from sale_graph.bench.market.log import LogWriter, read_log, repair_log
 from sale_graph.bench.tasks.schema import Task
 from sale_graph.context import SaleContext
@@ -68,7 +68,7 @@ class RecordSettings:
     ``jobs`` is how many tasks are worked on at once; ``plain`` adds every agent's
     plain execution (no plan) beside the plan-following one. A cap left ``None``
     is each agent's own from the pool (else the live defaults). ``classifier``
-    adds one text-classifier call per task (:mod:`sale_graph.bench.routers.classifier`)
+    adds one text-classifier call per task (:mod:`sale_graph.bench.runs.classifier_call`)
     by ``classifier_agent`` (default: the cheapest agent), the agents' criteria
     holding the ``classifier_criteria`` descriptions.
     """

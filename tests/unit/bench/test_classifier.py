@@ -8,14 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sale_graph.bench.routers.classifier import (
-    ClassifierRouter,
-    agent_criteria,
-    classifier_prompt,
-    fallback_tasks,
-    load_criteria,
-    parse_choice,
-)
+from sale_graph.bench.routers.classifier import ClassifierRouter, fallback_tasks
+from sale_graph.bench.runs.classifier_call import agent_criteria, classifier_prompt, load_criteria, parse_choice
 from sale_graph.bench.market.log import read_log
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.runs.record import RecordSettings, record_cost, record_tasks
