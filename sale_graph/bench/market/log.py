@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
-class LogError(ValueError):
-    """A market log is malformed; the message names the file and line."""
+from sale_graph.bench.market.errors import LogError
 
 
 @dataclass

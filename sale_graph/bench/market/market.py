@@ -20,11 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from sale_graph.bench.market.errors import MarketError
 from sale_graph.bench.market.log import read_log
-
-
-class MarketError(ValueError):
-    """The records cannot form one market (different pools, missing parts, a live record)."""
+from sale_graph.bench.market.parse import build_market
 
 
 @dataclass
@@ -152,9 +150,6 @@ class Market:
         with a :class:`MarketError` that says how to read it
         (:func:`sale_graph.bench.report.live.live_runs`).
         """
-        # lazy: import cycle (market_parse imports MarketError from market)
-        from sale_graph.bench.market.parse import build_market
-
         return cls(**build_market(records, source))
 
 

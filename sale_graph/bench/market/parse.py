@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from sale_graph.bench.market.market import MarketError
+from sale_graph.bench.market.errors import MarketError
 
 
 def _zeros(*shape: int) -> np.ndarray:

@@ -32,7 +32,8 @@ from sale_graph.bench.routers.classifier import ClassifierRouter
 from sale_graph.bench.report.curves import cost_quality_curves, curves_summary
 from sale_graph.bench.report.live import live_section
 from sale_graph.bench.market.log import read_log
-from sale_graph.bench.market.market import Market, MarketError, split_records
+from sale_graph.bench.market.errors import MarketError
+from sale_graph.bench.market.market import Market, split_records
 from sale_graph.bench.fit.provenance import check_leakage
 from sale_graph.bench.report.figures import make_figures
 from sale_graph.bench.report.markdown import summary_markdown
