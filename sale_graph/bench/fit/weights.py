@@ -32,7 +32,7 @@ from sale_graph.bench.fit.sampling import evaluate_samples
 from sale_graph.bench.fit.stages import Solution, StageResult, score, solve_stage
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.fit.provenance import fit_record
-from sale_graph.bench.routers.auction import SaleRouter
+from sale_graph.bench.routers.auction import AuctionRouter
 from sale_graph.bench.routers.variants import FULL, Variant
 from sale_graph.weights import Weights
 
@@ -259,7 +259,7 @@ def evaluate_fit(market: Market, weights: Weights, v: Variant = FULL, *, price_r
     (imputed missing votes can make them differ).
     """
     out: dict[str, Any] = {}
-    router = SaleRouter(weights, v.name, price_ref=price_ref, const_tokens=const_tokens)
+    router = AuctionRouter(weights, v.name, price_ref=price_ref, const_tokens=const_tokens)
     oracle = market.oracle()
     for split in ("dev", "test"):
         idx = market.indices(split)

@@ -38,7 +38,7 @@ from sale_graph.bench.fit.provenance import check_leakage
 from sale_graph.bench.report.figures import make_figures
 from sale_graph.bench.report.markdown import summary_markdown
 from sale_graph.bench.report.stats import GroupStats, group_stats, paired_diff, task_groups
-from sale_graph.bench.routers.base import Outcome, Router, evaluate
+from sale_graph.bench.routers.base import Replay, Router, evaluate
 from sale_graph.bench.routers.auction import SaleWeights
 from sale_graph.bench.routers.standard import standard_routers
 from sale_graph.bench.tasks.schema import BIN_LABELS
@@ -50,7 +50,7 @@ N_BOOT = 1000
 N_ORDERS = 5
 
 
-def small_share_curves(out: Outcome, largest: int, n_orders: int = N_ORDERS, seed: int = 0) -> np.ndarray:
+def small_share_curves(out: Replay, largest: int, n_orders: int = N_ORDERS, seed: int = 0) -> np.ndarray:
     """Cumulative share of tasks won by agents other than the largest, over ``n_orders`` random task orders."""
     rng = np.random.default_rng(seed)
     small = (out.agent != largest).astype(float)
@@ -61,7 +61,7 @@ def small_share_curves(out: Outcome, largest: int, n_orders: int = N_ORDERS, see
     return np.array(curves)
 
 
-def _stats(outcomes: dict[str, Outcome], groups: dict[Any, np.ndarray], boots: dict[Any, np.ndarray],
+def _stats(outcomes: dict[str, Replay], groups: dict[Any, np.ndarray], boots: dict[Any, np.ndarray],
            largest: int) -> dict[Any, dict[str, GroupStats]]:
     return {key: {name: group_stats(out, sel, boots[key], largest) for name, out in outcomes.items()}
             for key, sel in groups.items()}
@@ -116,7 +116,7 @@ def build_report(
     sw = weights if isinstance(weights, SaleWeights) else SaleWeights(weights or Weights())
     routers = standard_routers(market, dev_idx, weights=sw, weights_mean=weights_mean, store=store,
                                text_routers=text_routers and len(dev_idx) > 0)
-    outcomes: dict[str, Outcome] = {r.name: evaluate(r, market, eval_idx) for r in routers}
+    outcomes: dict[str, Replay] = {r.name: evaluate(r, market, eval_idx) for r in routers}
     largest = market.largest
     rng = np.random.default_rng(seed)
     groups = task_groups(market.domains[eval_idx], market.bins[eval_idx], BIN_LABELS)

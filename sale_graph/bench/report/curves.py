@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from sale_graph.bench.routers.auction import CASCADE_THRESHOLDS, CascadeRouter, SaleRouter
+from sale_graph.bench.routers.auction import CASCADE_THRESHOLDS, CascadeRouter, AuctionRouter
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.routers.base import Router, evaluate
 from sale_graph.bench.routers.text import KNNRouter, MLPRouter, cheapest_within
@@ -68,11 +68,11 @@ def cost_quality_curves(routers: Sequence[Router], market: Market, idx: np.ndarr
                 out = evaluate(CascadeRouter(th), market, idx)
                 pts.append(_point(th, out.passed, out.cost))
             curves[r.name] = pts
-        elif isinstance(r, SaleRouter) and r.name == "sale":
+        elif isinstance(r, AuctionRouter) and r.name == "sale":
             pts = []
             ref = r.weights.w_c if r.weights.w_c > 0 else Weights().w_c  # a fit may set w_c = 0: scale the default then
             for s in COST_SCALES:
-                scaled = SaleRouter(replace(r.weights, w_c=ref * s), r.variant.name, price_ref=r.price_ref,
+                scaled = AuctionRouter(replace(r.weights, w_c=ref * s), r.variant.name, price_ref=r.price_ref,
                                     const_tokens=r.const_tokens)
                 out = evaluate(scaled, market, idx)
                 pts.append(_point(s, out.passed, out.cost))

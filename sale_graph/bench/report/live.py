@@ -20,7 +20,7 @@ import numpy as np
 
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.report.stats import mean_interval
-from sale_graph.bench.routers.base import Outcome
+from sale_graph.bench.routers.base import Replay
 
 
 def _prices(rec: dict[str, Any], market: Market | None) -> dict[str, tuple[float, float]]:
@@ -61,7 +61,7 @@ def _order_stats(recs: list[dict[str, Any]], prices: dict[str, tuple[float, floa
     }
 
 
-def _vs_replay(records: list[dict[str, Any]], market: Market, outcomes: dict[str, Outcome]) -> dict[str, Any]:
+def _vs_replay(records: list[dict[str, Any]], market: Market, outcomes: dict[str, Replay]) -> dict[str, Any]:
     """Replayed SALE and the largest agent on the tasks the live runs covered (ids found in the market log)."""
     ids = {str(r["task"]["id"]) for r in records}
     out: dict[str, Any] = {}
@@ -76,7 +76,7 @@ def _vs_replay(records: list[dict[str, Any]], market: Market, outcomes: dict[str
 
 
 def live_section(records: list[dict[str, Any]], market: Market | None = None,
-                 outcomes: dict[str, Outcome] | None = None) -> dict[str, Any]:
+                 outcomes: dict[str, Replay] | None = None) -> dict[str, Any]:
     """The report's live block: per-order figures, their means and intervals, and the small-share curves."""
     by_order: dict[int, list[dict[str, Any]]] = {}
     for r in records:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from sale_graph.bench.routers.base import Outcome
+from sale_graph.bench.routers.base import Replay
 
 
 @dataclass
@@ -51,7 +51,7 @@ def _ci(samples: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def group_stats(out: Outcome, sel: np.ndarray, boot: np.ndarray, largest: int) -> GroupStats:
+def group_stats(out: Replay, sel: np.ndarray, boot: np.ndarray, largest: int) -> GroupStats:
     """Metrics of the tasks ``sel`` (positions in ``out``) with bootstrap resamples ``boot`` (positions into ``sel``)."""
     passed = out.passed[sel].astype(float)
     cost = out.cost[sel]
@@ -65,7 +65,7 @@ def group_stats(out: Outcome, sel: np.ndarray, boot: np.ndarray, largest: int) -
     )
 
 
-def paired_diff(a: Outcome, b: Outcome, sel: np.ndarray, boot: np.ndarray) -> dict[str, Any]:
+def paired_diff(a: Replay, b: Replay, sel: np.ndarray, boot: np.ndarray) -> dict[str, Any]:
     """Paired bootstrap of ``a - b`` in pass@1 and in total cost on the same tasks; ``within_noise`` if the CI holds 0."""
     dp = a.passed[sel].astype(float) - b.passed[sel].astype(float)
     dc = a.cost[sel] - b.cost[sel]

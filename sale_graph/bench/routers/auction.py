@@ -83,8 +83,8 @@ class CascadeRouter(Router):
         return self.decide(market, idx).agent
 
 
-class SaleRouter(Router):
-    """The SALE selection rule replayed on the logged bids and votes (no memory), as one of its variants.
+class AuctionRouter(Router):
+    """SALE's auction replayed: its selection rule on the logged bids and votes (no memory), as one of its variants.
 
     Args:
         weights: the weights (for an ablation: the ones refitted for it).
@@ -160,10 +160,10 @@ class SaleWeights:
     ablations: dict[str, tuple[Weights, dict[str, Any]]] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def router(self, name: str) -> SaleRouter:
+    def router(self, name: str) -> AuctionRouter:
         """The replay router of variant ``name`` with its own refitted weights and constants."""
         if name == "full":
-            return SaleRouter(self.full, "full", price_ref=self.meta.get("price_ref"), const_tokens=self.meta.get("const_tokens"))
+            return AuctionRouter(self.full, "full", price_ref=self.meta.get("price_ref"), const_tokens=self.meta.get("const_tokens"))
         w, meta = self.ablations[name]
         variant = "full" if name == "mean-objective" else name
-        return SaleRouter(w, variant, name=f"sale:{name}", price_ref=meta.get("price_ref"), const_tokens=meta.get("const_tokens"))
+        return AuctionRouter(w, variant, name=f"sale:{name}", price_ref=meta.get("price_ref"), const_tokens=meta.get("const_tokens"))

@@ -1,4 +1,4 @@
-"""What every replayed router shares: its decisions, the outcome of replaying them, and who is charged for a plan.
+"""What every replayed router shares: its decisions, the replay of them (:class:`Replay`), and who is charged for a plan.
 
 A market log holds two executions per agent and task (:mod:`sale_graph.bench.market.market`):
 one following the agent's own bid and one plain. A router that bids (SALE, the
@@ -31,8 +31,8 @@ class Decisions:
 
 
 @dataclass
-class Outcome:
-    """Per task: passed, dollars, tokens and seconds in all, and the router's own (auction) share of them."""
+class Replay:
+    """A router replayed on tasks ``idx``: per task, passed, dollars, tokens and seconds in all, and its own (auction) share of them."""
 
     idx: np.ndarray
     agent: np.ndarray
@@ -82,7 +82,7 @@ def charged_for_plan(router: Router, market: Market) -> bool:
     return router.plain and not market.has_plain
 
 
-def evaluate(router: Router, market: Market, idx: np.ndarray) -> Outcome:
+def evaluate(router: Router, market: Market, idx: np.ndarray) -> Replay:
     """Replay ``router`` on tasks ``idx``: the chosen agent's logged execution plus the overhead.
 
     A plain router uses the plain executions; on a log without them it uses the
@@ -101,5 +101,5 @@ def evaluate(router: Router, market: Market, idx: np.ndarray) -> Outcome:
         oc = oc + np.where(ok, market.bid_cost[d.idx, a], 0.0)
         ot = ot + np.where(ok, market.bid_tok_total[d.idx, a], 0.0)
         osec = osec + np.where(ok, market.bid_seconds[d.idx, a], 0.0)
-    return Outcome(idx=d.idx, agent=d.agent, passed=passed, cost=ex_cost + oc, tokens=ex_tok + ot, seconds=ex_sec + osec,
+    return Replay(idx=d.idx, agent=d.agent, passed=passed, cost=ex_cost + oc, tokens=ex_tok + ot, seconds=ex_sec + osec,
                    overhead_cost=oc, overhead_tokens=ot, overhead_seconds=osec)

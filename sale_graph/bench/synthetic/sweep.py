@@ -22,7 +22,7 @@ from sale_graph.bench.fit.defaults import DEFAULT_OBJECTIVE
 from sale_graph.bench.fit.programme import FitError, outcome_regret
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.routers.base import evaluate
-from sale_graph.bench.routers.auction import SaleRouter
+from sale_graph.bench.routers.auction import AuctionRouter
 from sale_graph.bench.routers.simple import OracleRouter, SingleAgentRouter
 from sale_graph.bench.synthetic.generator import synthetic_records
 from sale_graph.bench.routers.text import EmbeddingStore, KNNRouter
@@ -56,7 +56,7 @@ def sweep_point(signal: float, *, n_tasks: int = 753, seed: int = 0, objectives:
         except FitError as exc:
             row["fits"][obj] = {"error": str(exc)}
             continue
-        out = evaluate(SaleRouter(fit.weights), market, test)
+        out = evaluate(AuctionRouter(fit.weights), market, test)
         row["routers"][f"sale:{obj}"] = {**_point(out.passed, out.cost),
                                          "test_mean_regret": float(z_test[np.arange(len(test)), out.agent].mean())}
         row["fits"][obj] = {"status": fit.status, "seconds": round(time.perf_counter() - start, 2),
