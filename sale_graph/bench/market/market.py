@@ -148,7 +148,7 @@ class Market:
 
         A live record (``kind: live``, written by ``sale bench live``) is refused
         with a :class:`MarketError` that says how to read it
-        (:func:`sale_graph.bench.report.live.live_runs`).
+        (:func:`sale_graph.bench.report.live.live_section`).
         """
         return cls(**build_market(records, source))
 

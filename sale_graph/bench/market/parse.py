@@ -92,7 +92,7 @@ def _pool_of(records: list[dict[str, Any]], source: str) -> list[dict[str, Any]]
         if rec.get("kind") == "live":
             raise MarketError(
                 f"{source}: record {k + 1} (task {rec['task'].get('id')!r}) is a live run (`sale bench live`), not a market "
-                "record; `sale bench report` reads live records as live runs (sale_graph.bench.report.live.live_runs)"
+                "record; `sale bench report` reads live records as live runs (sale_graph.bench.report.live.live_section)"
             )
     pool = records[0].get("agents")
     if not pool or not all(isinstance(a, dict) for a in pool):
