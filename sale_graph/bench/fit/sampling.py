@@ -81,7 +81,7 @@ def evaluate_samples(prog: Programme, n: int = N_SAMPLES, seed: int = 0) -> Samp
 
 
 def primary_values(objective: str, regret: np.ndarray, matters: np.ndarray, bins: np.ndarray, cvar_alpha: float) -> np.ndarray:
-    """The objective of every column of ``regret`` (T, K): the vectorised twin of ``fit_programme.primary_value``."""
+    """The objective of every column of ``regret`` (T, K): the vectorised twin of ``programme.primary_value``."""
     if objective == "mean":
         return np.asarray(regret.mean(axis=0))
     r = regret[matters]

@@ -22,7 +22,6 @@ from sale_graph.bench.fit.programme import (
     ObjectiveSpec,
     Programme,
     build_features,
-    imputed_gamma,
     objective_spec,
     outcome_regret,
     primary_value,
@@ -277,5 +276,4 @@ def evaluate_fit(market: Market, weights: Weights, v: Variant = FULL, *, price_r
     return out
 
 
-__all__ = ["DEFAULT_OBJECTIVE", "FitError", "FitResult", "NoSignalError", "evaluate_fit", "fit_weights", "imputed_gamma",
-           "outcome_regret"]
+__all__ = ["FitResult", "build_programme", "evaluate_fit", "fit_weights"]

@@ -21,7 +21,7 @@ An agent whose bid failed still executes (with an empty strategy, marked
 ``strategy_used: false``) so single-agent baselines have an outcome on every task.
 
 With that matrix any router (SALE with any weights, its ablations, kNN, cascades,
-the oracle) can be replayed offline on the same tasks (:mod:`sale_graph.bench.routers.standard`).
+the oracle) can be replayed offline on the same tasks (:mod:`sale_graph.bench.routers`).
 
 The log is append-only JSONL, one fsync'd record per task
 (:mod:`sale_graph.bench.market.log`); a rerun skips task ids already logged, after

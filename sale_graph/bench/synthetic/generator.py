@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from sale_graph.bench.routers.text import EmbeddingStore, default_cache_path
-from sale_graph.bench.tasks.schema import BIN_LABELS, split_of
+from sale_graph.bench.tasks.schema import split_of
 
 GENERATOR = "sale_graph.bench.synthetic v2"
 SYNTHETIC_POOL: tuple[tuple[str, float], ...] = (("small", 0.05), ("medium", 0.09), ("large", 0.16), ("xlarge", 0.36))
@@ -169,4 +169,4 @@ def write_synthetic_log(path: str | Path, n_tasks: int = 753, seed: int = 0, **k
     return p
 
 
-__all__ = ["BIN_LABELS", "GENERATOR", "SYNTHETIC_POOL", "synthetic_records", "write_synthetic_log"]
+__all__ = ["GENERATOR", "SYNTHETIC_POOL", "synthetic_records", "write_synthetic_log"]

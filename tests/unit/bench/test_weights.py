@@ -9,7 +9,8 @@ import pytest
 
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.routers.auction import AuctionRouter
-from sale_graph.bench.fit.weights import FitError, fit_weights, outcome_regret
+from sale_graph.bench.fit.programme import FitError, outcome_regret
+from sale_graph.bench.fit.weights import fit_weights
 from sale_graph.weights import load_weights
 
 A, B = "small", "large"
