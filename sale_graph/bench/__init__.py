@@ -9,6 +9,6 @@
 * :mod:`.synthetic`: SYNTHETIC markets and the signal sweep;
 * :mod:`.cli`: ``sale bench tasks | record | fit | report | live | synthetic | sweep``.
 
-The arrows run down: cli -> report, synthetic -> fit -> routers -> market; runs -> market,
-tasks. Nothing here runs on import.
+Each sub-package imports only from those listed before it (``tests/unit/bench/test_layout.py``
+keeps it so). Nothing here runs on import.
 """
