@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from sale_graph.bench.fit.programme import FitError, NoSignalError, build_features
+from sale_graph.bench.fit.weights import FitResult, fit_weights
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.routers.auction import SaleWeights
 from sale_graph.bench.routers.variants import ABLATIONS, FULL, Variant
-from sale_graph.bench.fit.weights import FitResult, fit_weights
 from sale_graph.weights import Weights, load_weights, weights_from_dict
 
 

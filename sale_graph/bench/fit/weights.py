@@ -27,10 +27,10 @@ from sale_graph.bench.fit.programme import (
     primary_value,
     winnable_agents,
 )
+from sale_graph.bench.fit.provenance import fit_record
 from sale_graph.bench.fit.sampling import evaluate_samples
 from sale_graph.bench.fit.stages import Solution, StageResult, score, solve_stage
 from sale_graph.bench.market.market import Market
-from sale_graph.bench.fit.provenance import fit_record
 from sale_graph.bench.routers.auction import AuctionRouter
 from sale_graph.bench.routers.variants import FULL, Variant
 from sale_graph.weights import Weights

@@ -28,22 +28,22 @@ from typing import Any
 import numpy as np
 
 from sale_graph.bench.fit.ablations import load_sale_weights
-from sale_graph.bench.routers.classifier import ClassifierRouter
-from sale_graph.bench.report.curves import cost_quality_curves, curves_summary
-from sale_graph.bench.report.live import live_section
-from sale_graph.bench.market.log import read_log
-from sale_graph.bench.market.errors import MarketError
-from sale_graph.bench.market.market import Market, split_records
 from sale_graph.bench.fit.provenance import check_leakage
+from sale_graph.bench.market.errors import MarketError
+from sale_graph.bench.market.log import read_log
+from sale_graph.bench.market.market import Market, split_records
+from sale_graph.bench.report.curves import cost_quality_curves, curves_summary
 from sale_graph.bench.report.figures import make_figures
+from sale_graph.bench.report.live import live_section
 from sale_graph.bench.report.markdown import summary_markdown
 from sale_graph.bench.report.stats import GroupStats, group_stats, paired_diff, task_groups
-from sale_graph.bench.routers.base import Replay, Router, evaluate
 from sale_graph.bench.routers.auction import SaleWeights
+from sale_graph.bench.routers.base import Replay, Router, evaluate
+from sale_graph.bench.routers.classifier import ClassifierRouter
 from sale_graph.bench.routers.standard import standard_routers
-from sale_graph.bench.tasks.schema import BIN_LABELS
 from sale_graph.bench.routers.text import EmbeddingStore, default_cache_path
 from sale_graph.bench.routers.variants import VARIANTS
+from sale_graph.bench.tasks.schema import BIN_LABELS
 from sale_graph.weights import Weights, load_weights
 
 N_BOOT = 1000

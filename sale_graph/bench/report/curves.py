@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from sale_graph.bench.routers.auction import CASCADE_THRESHOLDS, CascadeRouter, AuctionRouter
 from sale_graph.bench.market.market import Market
+from sale_graph.bench.routers.auction import CASCADE_THRESHOLDS, AuctionRouter, CascadeRouter
 from sale_graph.bench.routers.base import Router, evaluate
 from sale_graph.bench.routers.text import KNNRouter, MLPRouter, cheapest_within
 from sale_graph.weights import Weights

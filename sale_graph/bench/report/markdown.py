@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sale_graph.bench.tasks.datasets import proxy_mapping
 from sale_graph.bench.report.live import live_markdown
 from sale_graph.bench.report.stats import GroupStats, fmt_ci
+from sale_graph.bench.tasks.datasets import proxy_mapping
 from sale_graph.bench.tasks.schema import BIN_LABELS
 
 

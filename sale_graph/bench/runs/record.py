@@ -42,8 +42,8 @@ from typing import Any, cast
 
 from langgraph.runtime import Runtime
 
-from sale_graph.bench.runs.classifier_call import agent_criteria, run_classifier
 from sale_graph.bench.market.log import LogWriter, read_log, repair_log
+from sale_graph.bench.runs.classifier_call import agent_criteria, run_classifier
 from sale_graph.bench.tasks.schema import Task
 from sale_graph.context import SaleContext
 from sale_graph.grading import DEFAULT_F1_THRESHOLD, extract_final_answer, grade_answer

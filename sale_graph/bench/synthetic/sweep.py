@@ -20,13 +20,13 @@ import numpy as np
 
 from sale_graph.bench.fit.defaults import DEFAULT_OBJECTIVE
 from sale_graph.bench.fit.programme import FitError, outcome_regret
-from sale_graph.bench.market.market import Market
-from sale_graph.bench.routers.base import evaluate
-from sale_graph.bench.routers.auction import AuctionRouter
-from sale_graph.bench.routers.simple import OracleRouter, SingleAgentRouter
-from sale_graph.bench.synthetic.generator import synthetic_records
-from sale_graph.bench.routers.text import EmbeddingStore, KNNRouter
 from sale_graph.bench.fit.weights import fit_weights
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.routers.auction import AuctionRouter
+from sale_graph.bench.routers.base import evaluate
+from sale_graph.bench.routers.simple import OracleRouter, SingleAgentRouter
+from sale_graph.bench.routers.text import EmbeddingStore, KNNRouter
+from sale_graph.bench.synthetic.generator import synthetic_records
 
 SIGNALS = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from sale_graph.bench.fit.ablations import fit_with_ablations, load_sale_weights
 from sale_graph.bench.cli.commands import main
-from sale_graph.bench.market.market import Market
+from sale_graph.bench.fit.ablations import fit_with_ablations, load_sale_weights
 from sale_graph.bench.fit.provenance import LeakageError, ids_sha256, task_digest
+from sale_graph.bench.market.market import Market
 from sale_graph.bench.report.build import run_report
 from sale_graph.bench.routers.variants import ABLATIONS
 from tests.unit.bench.markets import BOTH, COST, ONLY_LARGE, A, B, objectives_market, record

@@ -9,9 +9,9 @@ import pytest
 
 from sale_graph.bench.cli.commands import main
 from sale_graph.bench.fit.programme import NoSignalError, primary_value
+from sale_graph.bench.fit.weights import fit_weights
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.routers.auction import AuctionRouter
-from sale_graph.bench.fit.weights import fit_weights
 from tests.unit.bench.markets import BOTH, COST, A, B, objectives_market, record
 
 NONE = [A] * 10

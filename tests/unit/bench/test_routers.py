@@ -7,7 +7,7 @@ import pytest
 
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.report.build import build_report, write_report
-from sale_graph.bench.routers.auction import CascadeRouter, AuctionRouter
+from sale_graph.bench.routers.auction import AuctionRouter, CascadeRouter
 from sale_graph.bench.routers.base import evaluate
 from sale_graph.bench.routers.simple import OracleRouter, RandomRouter, SingleAgentRouter
 from sale_graph.bench.routers.standard import SALE_VARIANTS, standard_routers

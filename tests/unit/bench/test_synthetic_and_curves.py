@@ -8,17 +8,17 @@ import numpy as np
 import pytest
 
 from sale_graph.bench.cli.commands import main
-from sale_graph.bench.report.curves import aiq, dominance, frontier
 from sale_graph.bench.fit.programme import imputed_gamma
+from sale_graph.bench.fit.weights import fit_weights
 from sale_graph.bench.market.market import Market
 from sale_graph.bench.report.build import build_report, run_report, write_report
-from sale_graph.bench.routers.base import evaluate
+from sale_graph.bench.report.curves import aiq, dominance, frontier
 from sale_graph.bench.routers.auction import AuctionRouter
+from sale_graph.bench.routers.base import evaluate
 from sale_graph.bench.routers.simple import SingleAgentRouter
 from sale_graph.bench.routers.text import EmbeddingStore
-from sale_graph.bench.synthetic.sweep import sweep_point
 from sale_graph.bench.synthetic.generator import SYNTHETIC_POOL, synthetic_records
-from sale_graph.bench.fit.weights import fit_weights
+from sale_graph.bench.synthetic.sweep import sweep_point
 
 
 def test_the_signal_sets_how_much_entropy_and_jury_say_about_outcomes() -> None:

@@ -7,6 +7,9 @@ import json
 
 import pytest
 
+from sale_graph.bench.market.errors import LogError
+from sale_graph.bench.market.log import LogWriter, read_log, repair_log
+from sale_graph.bench.runs.record import grade_execution
 from sale_graph.bench.tasks.datasets import (
     DatasetError,
     answer_aliases,
@@ -17,9 +20,6 @@ from sale_graph.bench.tasks.datasets import (
     load_trivia,
     sample_tasks,
 )
-from sale_graph.bench.market.errors import LogError
-from sale_graph.bench.market.log import LogWriter, read_log, repair_log
-from sale_graph.bench.runs.record import grade_execution
 from sale_graph.bench.tasks.schema import BIN_LABELS, TaskFileError, bin_of_minutes, read_tasks, split_of, task_from_dict, write_tasks
 
 SEARCH = {"id": "q1", "domain": "search", "text": "Capital of France?", "gold": ["Paris"], "bin": 0, "bin_source": "proxy:x"}

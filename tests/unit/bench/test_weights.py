@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from sale_graph.bench.market.market import Market
-from sale_graph.bench.routers.auction import AuctionRouter
 from sale_graph.bench.fit.programme import FitError, outcome_regret
 from sale_graph.bench.fit.weights import fit_weights
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.routers.auction import AuctionRouter
 from sale_graph.weights import load_weights
 
 A, B = "small", "large"
