@@ -1,6 +1,6 @@
 """Time `sale bench report` on a SYNTHETIC 753-task, 4-agent market log (target: under 10 s).
 
-The log has the exact record format of `sale bench record` (sale_graph.bench.synthetic),
+The log has the exact record format of `sale bench record` (sale_graph.bench.synthetic.generator),
 plain executions included, and, as a recorded log would after its first report, an
 embedding cache next to it (embedding 753 task texts with the offline e5-small model takes
 about 14 s on 2 cores and is paid once per log, so it is not part of the figure).
@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from sale_graph.bench.synthetic import write_synthetic_log
+from sale_graph.bench.synthetic.generator import write_synthetic_log
 
 TARGET_S = 10.0
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from sale_graph.bench.defaults import DEFAULT_OBJECTIVE
-from sale_graph.bench.sweep import SIGNALS, objective_table, run_sweep, sweep_table, write_sweep
+from sale_graph.bench.fit.defaults import DEFAULT_OBJECTIVE
+from sale_graph.bench.synthetic.sweep import SIGNALS, objective_table, run_sweep, sweep_table, write_sweep
 
 
 def main() -> int:

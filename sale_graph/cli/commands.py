@@ -13,7 +13,7 @@ from typing import Any, cast
 from rich.console import Console
 from rich.markup import escape
 
-from sale_graph.bench.commands import register_bench_commands
+from sale_graph.bench.cli.commands import register_bench_commands
 from sale_graph.cli.report import render_report
 from sale_graph.context import SaleContext
 from sale_graph.embedded import EmbeddedServer, embedded_pool

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from sale_graph.bench.logio import read_log
-from sale_graph.bench.record import RecordSettings, record_tasks
-from sale_graph.bench.tasks import task_from_dict, write_tasks
+from sale_graph.bench.market.log import read_log
+from sale_graph.bench.runs.record import RecordSettings, record_tasks
+from sale_graph.bench.tasks.schema import task_from_dict, write_tasks
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def test_record_small_market(embedded_pool, tmp_path) -> None:
     again = record_tasks(tasks, embedded_pool, str(log), settings, search=SEARCH, progress=False)
     assert again.recorded == 0 and again.done_before == 2
     # the report runs on the real log (split all: a 2-task log has no test split to speak of)
-    from sale_graph.bench.report import run_report
+    from sale_graph.bench.report.build import run_report
 
     rep, paths, _ = run_report(log, tmp_path / "report", split="all", text_routers=False)
     assert rep["meta"]["tasks"] == 2 and (tmp_path / "report" / "results.json").is_file()

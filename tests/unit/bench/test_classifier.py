@@ -8,22 +8,18 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sale_graph.bench.classifier import (
-    ClassifierRouter,
-    agent_criteria,
-    classifier_prompt,
-    fallback_tasks,
-    load_criteria,
-    parse_choice,
-)
-from sale_graph.bench.logio import read_log
-from sale_graph.bench.market import Market
-from sale_graph.bench.record import RecordSettings, record_cost, record_tasks
-from sale_graph.bench.report import build_report, write_report
-from sale_graph.bench.router_base import evaluate
-from sale_graph.bench.routers import EmbeddingStore, SingleAgentRouter, standard_routers
-from sale_graph.bench.synthetic import synthetic_records
-from sale_graph.bench.tasks import task_from_dict
+from sale_graph.bench.market.log import read_log
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.report.build import build_report, write_report
+from sale_graph.bench.routers.base import evaluate
+from sale_graph.bench.routers.classifier import ClassifierRouter, fallback_tasks
+from sale_graph.bench.routers.simple import SingleAgentRouter
+from sale_graph.bench.routers.standard import standard_routers
+from sale_graph.bench.routers.text import EmbeddingStore
+from sale_graph.bench.runs.classifier_call import agent_criteria, classifier_prompt, load_criteria, parse_choice
+from sale_graph.bench.runs.record import RecordSettings, record_cost, record_tasks
+from sale_graph.bench.synthetic.generator import synthetic_records
+from sale_graph.bench.tasks.schema import task_from_dict
 from sale_graph.services import SaleServices
 from tests.fakes import FakeFactory, pool_of, prompt_text
 from tests.unit.bench.markets import BOTH, COST, ONLY_LARGE, A, B, record

@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from sale_graph.bench.ablations import fit_with_ablations, load_sale_weights
-from sale_graph.bench.commands import main
-from sale_graph.bench.market import Market
-from sale_graph.bench.provenance import LeakageError, ids_sha256, task_digest
-from sale_graph.bench.report import run_report
-from sale_graph.bench.variants import ABLATIONS
+from sale_graph.bench.cli.commands import main
+from sale_graph.bench.fit.ablations import fit_with_ablations, load_sale_weights
+from sale_graph.bench.fit.provenance import LeakageError, ids_sha256, task_digest
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.report.build import run_report
+from sale_graph.bench.routers.variants import ABLATIONS
 from tests.unit.bench.markets import BOTH, COST, ONLY_LARGE, A, B, objectives_market, record
 
 

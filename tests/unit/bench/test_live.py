@@ -7,13 +7,14 @@ import json
 import pytest
 
 from sale_graph import build_sale_graph
-from sale_graph.bench.live import run_live, task_order
-from sale_graph.bench.live_report import live_section, refined_saving
-from sale_graph.bench.logio import read_log
-from sale_graph.bench.market import Market, MarketError
-from sale_graph.bench.record import RecordSettings
-from sale_graph.bench.report import run_report
-from sale_graph.bench.tasks import task_from_dict
+from sale_graph.bench.market.errors import MarketError
+from sale_graph.bench.market.log import read_log
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.report.build import run_report
+from sale_graph.bench.report.live import live_section, refined_saving
+from sale_graph.bench.runs.live import run_live, task_order
+from sale_graph.bench.runs.record import RecordSettings
+from sale_graph.bench.tasks.schema import task_from_dict
 from tests.fakes import FakeFactory, pool_of
 from tests.unit.bench.markets import BOTH, COST, ONLY_LARGE, A, B, record
 

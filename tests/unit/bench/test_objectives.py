@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from sale_graph.bench.commands import main
-from sale_graph.bench.fit_programme import NoSignalError, primary_value
-from sale_graph.bench.market import Market
-from sale_graph.bench.routers import SaleRouter
-from sale_graph.bench.weights_fit import fit_weights
+from sale_graph.bench.cli.commands import main
+from sale_graph.bench.fit.programme import NoSignalError, primary_value
+from sale_graph.bench.fit.weights import fit_weights
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.routers.auction import AuctionRouter
 from tests.unit.bench.markets import BOTH, COST, A, B, objectives_market, record
 
 NONE = [A] * 10
@@ -33,7 +33,7 @@ def test_min_max_is_solved_in_two_stages_to_the_lexicographic_optimum() -> None:
     assert all(s["gap_asked"] == 1e-6 and s["status"] == "optimal" for s in res.meta["stages"])
     assert "stage 1: optimal" in res.meta["status_detail"] and "stage 2: optimal" in res.meta["status_detail"]
     # the replayed live rule makes the programme's picks
-    assert list(SaleRouter(res.weights).choose(market, np.arange(10))) == [market.agents.index(a) for a in X_AND_Y]
+    assert list(AuctionRouter(res.weights).choose(market, np.arange(10))) == [market.agents.index(a) for a in X_AND_Y]
 
 
 def test_mean_and_per_bin_maximum_prefer_the_cheap_agent_here() -> None:

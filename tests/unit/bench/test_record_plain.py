@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from sale_graph.bench.logio import read_log
-from sale_graph.bench.market import Market
-from sale_graph.bench.record import PLAIN_STRATEGY, RecordSettings, record_tasks
-from sale_graph.bench.router_base import evaluate
-from sale_graph.bench.routers import SingleAgentRouter
-from sale_graph.bench.tasks import task_from_dict
+from sale_graph.bench.market.log import read_log
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.routers.base import evaluate
+from sale_graph.bench.routers.simple import SingleAgentRouter
+from sale_graph.bench.runs.record import PLAIN_STRATEGY, RecordSettings, record_tasks
+from sale_graph.bench.tasks.schema import task_from_dict
 from sale_graph.services import SaleServices
 from tests.fakes import FakeFactory, pool_of, prompt_text
 

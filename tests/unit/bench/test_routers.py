@@ -5,22 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sale_graph.bench.market import Market
-from sale_graph.bench.report import build_report, write_report
-from sale_graph.bench.routers import (
-    SALE_VARIANTS,
-    CascadeRouter,
-    EmbeddingStore,
-    KNNRouter,
-    MLPRouter,
-    OracleRouter,
-    RandomRouter,
-    SaleRouter,
-    SingleAgentRouter,
-    evaluate,
-    standard_routers,
-)
-from sale_graph.bench.synthetic import synthetic_records
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.report.build import build_report, write_report
+from sale_graph.bench.routers.auction import AuctionRouter, CascadeRouter
+from sale_graph.bench.routers.base import evaluate
+from sale_graph.bench.routers.simple import OracleRouter, RandomRouter, SingleAgentRouter
+from sale_graph.bench.routers.standard import SALE_VARIANTS, standard_routers
+from sale_graph.bench.routers.text import EmbeddingStore, KNNRouter, MLPRouter
+from sale_graph.bench.synthetic.generator import synthetic_records
 from sale_graph.nodes.score import build_table
 from sale_graph.pool import AgentPool, AgentSpec
 from sale_graph.scoring import select_winner
@@ -65,7 +57,7 @@ def test_single_random_oracle(market_and_store) -> None:
 def test_sale_replay_equals_the_live_rule(market_and_store) -> None:
     m, _ = market_and_store
     w = Weights(w_c=0.02, w_h=0.3, jury={m.agents[0]: 0.1, m.agents[-1]: 0.6})
-    picks = SaleRouter(w).choose(m, np.arange(m.n_tasks))
+    picks = AuctionRouter(w).choose(m, np.arange(m.n_tasks))
     pool = _pool(m)
     for t, rec in enumerate(m.records):
         bids = [b for b in rec["bids"]]
@@ -78,24 +70,24 @@ def test_sale_replay_equals_the_live_rule(market_and_store) -> None:
 def test_sale_variants_pay_what_they_use(market_and_store) -> None:
     m, _ = market_and_store
     idx = np.arange(m.n_tasks)
-    full = SaleRouter(Weights()).decide(m, idx)
-    nojury = SaleRouter(Weights(), "no-jury").decide(m, idx)
-    selfj = SaleRouter(Weights(), "self-only").decide(m, idx)
-    peer = SaleRouter(Weights(), "peers-only").decide(m, idx)
+    full = AuctionRouter(Weights()).decide(m, idx)
+    nojury = AuctionRouter(Weights(), "no-jury").decide(m, idx)
+    selfj = AuctionRouter(Weights(), "self-only").decide(m, idx)
+    peer = AuctionRouter(Weights(), "peers-only").decide(m, idx)
     bids = m.bid_cost.sum(axis=1)
     assert np.allclose(nojury.overhead_cost, bids)
     diag = np.einsum("tii->t", m.vote_cost)
     assert np.allclose(selfj.overhead_cost, bids + diag)
     assert np.allclose(peer.overhead_cost + diag, full.overhead_cost)
     # no cost term: the most expensive agent wins more often than with it
-    nop = SaleRouter(Weights(w_c=0.5, w_h=0.5), "no-cost").choose(m, idx)
-    withp = SaleRouter(Weights(w_c=0.5, w_h=0.5)).choose(m, idx)
+    nop = AuctionRouter(Weights(w_c=0.5, w_h=0.5), "no-cost").choose(m, idx)
+    withp = AuctionRouter(Weights(w_c=0.5, w_h=0.5)).choose(m, idx)
     assert (nop == m.largest).mean() > (withp == m.largest).mean()
     # no-entropy equals w_h = 0
-    assert (SaleRouter(Weights(), "no-entropy").choose(m, idx) == SaleRouter(Weights(w_h=0.0)).choose(m, idx)).all()
-    assert {SaleRouter(Weights(), v).name for v in SALE_VARIANTS} >= {"sale", "sale:no-jury", "sale:self-only", "sale:peers-only"}
+    assert (AuctionRouter(Weights(), "no-entropy").choose(m, idx) == AuctionRouter(Weights(w_h=0.0)).choose(m, idx)).all()
+    assert {AuctionRouter(Weights(), v).name for v in SALE_VARIANTS} >= {"sale", "sale:no-jury", "sale:self-only", "sale:peers-only"}
     with pytest.raises(ValueError, match="unknown SALE variant"):
-        SaleRouter(Weights(), "no-everything")
+        AuctionRouter(Weights(), "no-everything")
 
 
 def test_cascade_self_check(market_and_store) -> None:

@@ -7,16 +7,18 @@ import json
 import numpy as np
 import pytest
 
-from sale_graph.bench.commands import main
-from sale_graph.bench.curves import aiq, dominance, frontier
-from sale_graph.bench.fit_programme import imputed_gamma
-from sale_graph.bench.market import Market
-from sale_graph.bench.report import build_report, run_report, write_report
-from sale_graph.bench.router_base import evaluate
-from sale_graph.bench.routers import EmbeddingStore, SaleRouter, SingleAgentRouter
-from sale_graph.bench.sweep import sweep_point
-from sale_graph.bench.synthetic import SYNTHETIC_POOL, synthetic_records
-from sale_graph.bench.weights_fit import fit_weights
+from sale_graph.bench.cli.commands import main
+from sale_graph.bench.fit.programme import imputed_gamma
+from sale_graph.bench.fit.weights import fit_weights
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.report.build import build_report, run_report, write_report
+from sale_graph.bench.report.curves import aiq, dominance, frontier
+from sale_graph.bench.routers.auction import AuctionRouter
+from sale_graph.bench.routers.base import evaluate
+from sale_graph.bench.routers.simple import SingleAgentRouter
+from sale_graph.bench.routers.text import EmbeddingStore
+from sale_graph.bench.synthetic.generator import SYNTHETIC_POOL, synthetic_records
+from sale_graph.bench.synthetic.sweep import sweep_point
 
 
 def test_the_signal_sets_how_much_entropy_and_jury_say_about_outcomes() -> None:
@@ -59,7 +61,7 @@ def _sale_vs_largest(signal: float) -> tuple[float, float, float, float]:
     m = Market.from_records(synthetic_records(300, seed=0, signal=signal)[0])
     test = m.indices("test")
     fit = fit_weights(m, objective="cvar", time_limit_s=2.0, gap=1e-4, evaluate=False)
-    sale = evaluate(SaleRouter(fit.weights), m, test)
+    sale = evaluate(AuctionRouter(fit.weights), m, test)
     big = evaluate(SingleAgentRouter(m.agents[m.largest]), m, test)
     return float(sale.passed.mean()), float(sale.cost.mean()), float(big.passed.mean()), float(big.cost.mean())
 

@@ -7,7 +7,10 @@ import json
 
 import pytest
 
-from sale_graph.bench.datasets import (
+from sale_graph.bench.market.errors import LogError
+from sale_graph.bench.market.log import LogWriter, read_log, repair_log
+from sale_graph.bench.runs.record import grade_execution
+from sale_graph.bench.tasks.datasets import (
     DatasetError,
     answer_aliases,
     load_fanoutqa,
@@ -17,9 +20,7 @@ from sale_graph.bench.datasets import (
     load_trivia,
     sample_tasks,
 )
-from sale_graph.bench.logio import LogError, LogWriter, read_log, repair_log
-from sale_graph.bench.record import grade_execution
-from sale_graph.bench.tasks import BIN_LABELS, TaskFileError, bin_of_minutes, read_tasks, split_of, task_from_dict, write_tasks
+from sale_graph.bench.tasks.schema import BIN_LABELS, TaskFileError, bin_of_minutes, read_tasks, split_of, task_from_dict, write_tasks
 
 SEARCH = {"id": "q1", "domain": "search", "text": "Capital of France?", "gold": ["Paris"], "bin": 0, "bin_source": "proxy:x"}
 CODING = {"id": "c1", "domain": "coding", "text": "Write add(a, b).", "tests": "assert add(1, 2) == 3",
@@ -203,8 +204,8 @@ def test_fanoutqa_leaves_stay_with_their_parent_question() -> None:
 def test_the_proxy_mapping_is_what_the_functions_give() -> None:
     from pathlib import Path
 
-    from sale_graph.bench import datasets
-    from sale_graph.bench.datasets import proxy_mapping
+    from sale_graph.bench.tasks import datasets
+    from sale_graph.bench.tasks.datasets import proxy_mapping
 
     mapping = proxy_mapping()
     assert mapping["proxy:fanoutqa-evidence-pages (multi-hop)"] == [

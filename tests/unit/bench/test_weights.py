@@ -7,9 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from sale_graph.bench.market import Market
-from sale_graph.bench.routers import SaleRouter
-from sale_graph.bench.weights_fit import FitError, fit_weights, outcome_regret
+from sale_graph.bench.fit.programme import FitError, outcome_regret
+from sale_graph.bench.fit.weights import fit_weights
+from sale_graph.bench.market.market import Market
+from sale_graph.bench.routers.auction import AuctionRouter
 from sale_graph.weights import load_weights
 
 A, B = "small", "large"
@@ -54,7 +55,7 @@ def test_zero_regret_market_is_solved_exactly(tmp_path) -> None:
     assert raw["jury:small"] > 0.5 * raw["w_c_normalised"]
     assert sum(raw.values()) == pytest.approx(1.0)
     # The live rule replayed with the fitted weights makes the same picks.
-    assert list(SaleRouter(res.weights).choose(market, np.arange(3))) == [0, 1, 0]
+    assert list(AuctionRouter(res.weights).choose(market, np.arange(3))) == [0, 1, 0]
     assert res.meta["oracle_agreement_dev"] == 1.0 and res.meta["milp_replay_agreement_dev"] == 1.0
     # The weights file round-trips through the project's loader, with meta.
     path = res.save(tmp_path / "w.json")
@@ -138,8 +139,8 @@ def test_min_max_protects_the_hard_task_where_the_mean_saves_cost() -> None:
     assert mean.objective_value == pytest.approx(0.2, abs=1e-6)
     assert mean.meta["pass_at_1_dev"] == 0.8
     # The replayed live rule agrees with the programme's picks.
-    assert list(SaleRouter(mm.weights).choose(market, np.arange(5))) == [1] * 5
-    assert list(SaleRouter(mean.weights).choose(market, np.arange(5))) == [0] * 5
+    assert list(AuctionRouter(mm.weights).choose(market, np.arange(5))) == [1] * 5
+    assert list(AuctionRouter(mean.weights).choose(market, np.arange(5))) == [0] * 5
 
 
 def test_a_task_with_the_same_regret_whatever_the_weights_does_not_pin_the_maximum() -> None:
