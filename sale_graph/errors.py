@@ -32,6 +32,14 @@ class ContextError(SaleError, ValueError):
     """A run's settings name a key :class:`~sale_graph.context.SaleContext` does not have."""
 
 
+class RouteError(SaleError, ValueError):
+    """A ``sale_router`` route is missing, names an agent the pool lacks, or a node the graph lacks."""
+
+
+class ToolCallingError(SaleError, ValueError):
+    """The auction's winner cannot call the agent's tools natively and text tool calling is not configured."""
+
+
 class PoolError(SaleError, ValueError):
     """A pool config is malformed or one of its endpoints cannot be used."""
 

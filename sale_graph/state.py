@@ -111,6 +111,10 @@ class SelectionInfo(TypedDict):
     reason: str
 
 
+#: How a task's execution turned out: graded against its tests or gold answer, or not known.
+Outcome = Literal["passed", "failed", "unknown"]
+
+
 class ToolUse(TypedDict):
     """One tool call of the executor and what it returned (the result cut to a few hundred characters)."""
 
@@ -135,7 +139,7 @@ class Execution(TypedDict):
     retries: NotRequired[list[str]]
     tools: NotRequired[list[str]]  # the tools the executor had
     tool_uses: NotRequired[list[ToolUse]]  # every tool call, in order, with its (abridged) result
-    outcome: NotRequired[Literal["passed", "failed", "unknown"]]
+    outcome: NotRequired[Outcome]
     outcome_detail: NotRequired[str]
 
 

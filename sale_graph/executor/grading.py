@@ -25,9 +25,10 @@ import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sale_graph.llm.reasoning import strip_think
+from sale_graph.state import Outcome
 
 __all__ = [
     "DEFAULT_F1_THRESHOLD",
@@ -41,7 +42,6 @@ __all__ = [
     "extract_final_answer",
 ]
 
-Outcome = Literal["passed", "failed", "unknown"]
 """Whether an execution solved its task (``unknown``: the task gives nothing to check it against)."""
 
 #: F1 at or above which a non-exact answer still passes. 0.6 accepts an answer

@@ -20,7 +20,7 @@ API server would drop them silently).
 
 from __future__ import annotations
 
-from sale_graph.integrations.errors import ContextError, RouteError, ToolCallingError
+from sale_graph.errors import ContextError, RouteError, ToolCallingError
 from sale_graph.integrations.middleware import STRATEGY_PROMPT, Grader, SaleAgentState, SaleMiddleware
 from sale_graph.integrations.router import SaleRouterNode, SaleRouterState, check_routes, sale_router
 from sale_graph.integrations.server_context import ContextCheckedGraph, check_context, strict_context

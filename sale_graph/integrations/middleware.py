@@ -40,11 +40,10 @@ from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from sale_graph.context import SaleContext
-from sale_graph.errors import SaleError
+from sale_graph.errors import SaleError, ToolCallingError
 from sale_graph.executor.grading import Outcome
 from sale_graph.integrations._route_only import RouteOnlyAuction, auction_record, latest_human_text, task_input
 from sale_graph.integrations._route_settings import KEEP, PoolSpec, route_context
-from sale_graph.integrations.errors import ToolCallingError
 from sale_graph.llm import (
     ModelFactory,
     TextToolCallingModel,

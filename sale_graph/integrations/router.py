@@ -42,9 +42,9 @@ from langgraph.types import Command
 from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
+from sale_graph.errors import RouteError
 from sale_graph.integrations._route_only import RouteOnlyAuction, auction_record, latest_human_text, task_input
 from sale_graph.integrations._route_settings import KEEP, PoolSpec, as_context, route_context
-from sale_graph.integrations.errors import RouteError
 from sale_graph.llm import ModelFactory
 from sale_graph.memory import AuctionMemory
 from sale_graph.pool import AgentPool

@@ -28,8 +28,7 @@ from langgraph_sdk.runtime import ServerRuntime
 from pydantic import BaseModel
 from typing_extensions import get_type_hints
 
-from sale_graph.errors import unknown_keys_message
-from sale_graph.integrations.errors import ContextError
+from sale_graph.errors import ContextError, unknown_keys_message
 
 
 def context_keys(schema: Any) -> list[str] | None:

@@ -19,9 +19,9 @@ from typing import Any, Literal
 import numpy as np
 
 from sale_graph.memory.errors import MemoryStoreError
+from sale_graph.state import Outcome
 
 Round = Literal["original", "refined"]
-Outcome = Literal["passed", "failed", "unknown"]
 ROUNDS: tuple[str, ...] = ("original", "refined")
 OUTCOMES: tuple[str, ...] = ("passed", "failed", "unknown")
 
