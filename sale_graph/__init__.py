@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sale_graph.context import SaleContext
+    from sale_graph.conversation import ConversationTask, conversation_task
     from sale_graph.embedded import EmbeddedServer, embedded_pool
     from sale_graph.errors import (
         ApprovalError,
@@ -94,6 +95,8 @@ _LAZY: dict[str, str] = {
     "check_routes": "sale_graph.integrations",
     "sale_router": "sale_graph.integrations",
     "strict_context": "sale_graph.integrations",
+    "ConversationTask": "sale_graph.conversation",
+    "conversation_task": "sale_graph.conversation",
 }
 
 __all__ = [
@@ -104,6 +107,7 @@ __all__ = [
     "AuctionMemory",
     "AuctionRun",
     "ContextError",
+    "ConversationTask",
     "EmbeddedServer",
     "EndpointError",
     "ExecutionError",
@@ -128,6 +132,7 @@ __all__ = [
     "build_sale_graph",
     "check_pool",
     "check_routes",
+    "conversation_task",
     "embedded_pool",
     "load_pool",
     "load_weights",

@@ -12,11 +12,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from sale_graph.conversation import DEFAULT_CONVERSATION_MAX_TOKENS
 from sale_graph.embedded.models import embedded_pool
 from sale_graph.errors import ContextError, unknown_keys_message
 from sale_graph.llm.limits import Limiter, run_limiter
 from sale_graph.pool import AgentPool, AgentSpec, load_pool, pool_from_dict
 from sale_graph.weights import Weights, load_weights, weights_from_dict
+
+AUCTION_PER = ("turn", "thread")
+"""The per-turn policies of ``SaleContext.auction_per``."""
 
 CapPhase = Literal["bid", "jury", "execute_step"]
 DEFAULT_CAPS: dict[str, int] = {"bid": 1024, "jury": 512, "execute_step": 4096}
@@ -45,6 +49,14 @@ class SaleContext:
         route_only: run the auction (bids, jury, selection, refinement) and stop before executing:
             the state holds the winner, its strategy, the table and the ledger; the memory records
             the auction, and whoever executes reports the outcome with ``AuctionMemory.update_outcome``.
+        conversation_max_tokens: budget of a chat turn's earlier turns in its task text, in tokens
+            estimated at 4 characters a token (the latest human message is the request, always whole;
+            the most recent turns are kept whole, older ones cut, see :mod:`sale_graph.conversation`);
+            0 leaves them out.
+        auction_per: ``turn`` (a new auction every human turn) or ``thread`` (one auction per thread:
+            later turns reuse its winner and strategy, pinned in the state of ``SaleMiddleware`` or
+            ``sale_router`` on the thread's checkpointer, with no bids paid). The auction graph itself
+            (way 1) runs an auction every run and refuses ``thread``.
         on_execution_error: when the winner's endpoint fails during execution (after its retries):
             ``fallback`` runs the runner-up instead (noted), ``raise`` stops with an ``ExecutionError``.
         refine: let cheaper agents refine their bids from the auction memory.
@@ -72,6 +84,8 @@ class SaleContext:
     allow_degraded: bool = False
     jury_mode: Literal["per_bid", "batched"] = "per_bid"
     route_only: bool = False
+    conversation_max_tokens: int = DEFAULT_CONVERSATION_MAX_TOKENS
+    auction_per: Literal["turn", "thread"] = "turn"
     on_execution_error: Literal["fallback", "raise"] = "fallback"
     refine: bool = True
     memory_dir: str | None = None
@@ -106,6 +120,10 @@ class SaleContext:
             raise ValueError(f"on_execution_error must be 'fallback' or 'raise', got {self.on_execution_error!r}")
         if self.jury_mode not in ("per_bid", "batched"):
             raise ValueError(f"jury_mode must be 'per_bid' or 'batched', got {self.jury_mode!r}")
+        if self.auction_per not in AUCTION_PER:
+            raise ValueError(f"auction_per must be 'turn' or 'thread', got {self.auction_per!r}")
+        if self.conversation_max_tokens < 0:
+            raise ValueError(f"conversation_max_tokens must be 0 or more, got {self.conversation_max_tokens}")
         if not 0.0 <= self.jury_quorum < 1.0:
             raise ValueError(f"jury_quorum is a share of the judges in [0, 1), got {self.jury_quorum}")
 

@@ -159,8 +159,9 @@ class SaleInput(TypedDict):
     """What a caller gives the auction: the task and, optionally, how to check the answer.
 
     Chat-shaped input works too: with ``messages`` and no ``task`` (or a thread whose last
-    message is a new human turn), the task is the last human message, and the answer is
-    appended to ``messages`` as an ``AIMessage`` named after the winner.
+    message is a new human turn), the task is that turn in its conversation (the last human
+    message as the request, the earlier turns condensed: :mod:`sale_graph.conversation`),
+    and the answer is appended to ``messages`` as an ``AIMessage`` named after the winner.
     """
 
     task: NotRequired[str]

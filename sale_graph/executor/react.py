@@ -25,6 +25,7 @@ from langgraph.errors import GraphRecursionError
 from langgraph.runtime import Runtime
 
 from sale_graph.context import SaleContext
+from sale_graph.conversation import search_query
 from sale_graph.events import ExecuteStepEvent, emit
 from sale_graph.executor.grading import assess, extract_final_answer
 from sale_graph.llm.call import call_tags, finish_reason_of, ledger_entry, message_text, usage_of
@@ -203,7 +204,7 @@ def opening_messages(state: SaleState, tools: list[Any], trace: Trace, runtime: 
     system = execute_system_prompt(trace.strategy or state["selection"]["strategy"], tool_names(tools))
     opening: list[Any] = [SystemMessage(content=system), HumanMessage(content=state["task"])]
     if trace.ctx.search_first and state.get("domain") != "coding":
-        prefetch = search_first_messages(state["task"], tools)  # blocking (the search backend): async callers use a thread
+        prefetch = search_first_messages(search_query(state["task"]), tools)  # blocking (the search backend): async callers use a thread
         if prefetch:
             opening += prefetch
             trace.tool_calls += 1

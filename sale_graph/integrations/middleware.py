@@ -12,7 +12,8 @@
     out["sale_auction"]["selection"]["winner"]      # who answered, and the whole auction record
 
 Once per agent run, before the first model call (``before_agent``), the pool bids on
-the latest human message, the jury scores the bids and the cheapest good bid wins
+the turn (the latest human message in its conversation, :mod:`sale_graph.conversation`),
+the jury scores the bids and the cheapest good bid wins
 (a route-only auction: :class:`~sale_graph.context.SaleContext` with
 ``route_only=True``). The whole auction record goes into the agent state under
 ``sale_auction``. Every model call of the run (``wrap_model_call``) then goes to the
@@ -20,7 +21,10 @@ winner's chat model, built from the pool, with the agent's own tools bound to it
 the winning strategy appended to the system prompt. After the run (``after_agent``)
 the run's model calls are added to the record's ledger (phase ``execute``) and, with
 a ``grader``, the outcome goes to the auction memory, where the next auctions'
-refinement uses it. Sync and async (``invoke`` / ``ainvoke``).
+refinement uses it. Sync and async (``invoke`` / ``ainvoke``). With
+``auction_per="thread"`` only a thread's first run holds an auction; later runs on the
+thread (its checkpointer keeps ``sale_auction``) reuse its winner and strategy, and the
+record says so (``pinned``).
 
 Failures of the auction propagate (``AuctionError``, ``PoolError``, ``EndpointError``...):
 the run never falls back silently to the agent's default model.
@@ -42,7 +46,7 @@ from langgraph.types import Command
 from sale_graph.context import SaleContext
 from sale_graph.errors import SaleError, ToolCallingError
 from sale_graph.executor.grading import Outcome
-from sale_graph.integrations._route_only import RouteOnlyAuction, auction_record, latest_human_text, task_input
+from sale_graph.integrations._route_only import RouteOnlyAuction, plan_turn
 from sale_graph.integrations._route_settings import KEEP, PoolSpec, route_context
 from sale_graph.llm import (
     ModelFactory,
@@ -130,16 +134,20 @@ class SaleMiddleware(AgentMiddleware[SaleAgentState, Any]):
     # ------------------------------------------------------------------ before the run: the auction
 
     def before_agent(self, state: SaleAgentState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        """Run the route-only auction on the latest human message; store its record in ``sale_auction``."""
-        inputs = task_input(latest_human_text(state.get("messages")), {}, "SaleMiddleware")
+        """Run the route-only auction on this turn (its request in its conversation); store its record in ``sale_auction``."""
+        turn = plan_turn(state, self.context, "SaleMiddleware")
+        if turn.pinned is not None:
+            return _started(turn.pinned)
         self._auction.open_memory(self.context)
-        return _started(self._auction.run(inputs, self.context))
+        return _started(turn.record(self._auction.run(turn.inputs, self.context)))
 
     async def abefore_agent(self, state: SaleAgentState, runtime: Runtime[Any]) -> dict[str, Any] | None:
-        """:meth:`before_agent` on asyncio (the memory opens in a thread; the model calls are awaited)."""
-        inputs = task_input(latest_human_text(state.get("messages")), {}, "SaleMiddleware")
+        """:meth:`before_agent` on asyncio (the turn and the memory in a thread; the model calls are awaited)."""
+        turn = await asyncio.to_thread(plan_turn, state, self.context, "SaleMiddleware")
+        if turn.pinned is not None:
+            return _started(turn.pinned)
         await asyncio.to_thread(self._auction.open_memory, self.context)
-        return _started(await self._auction.arun(inputs, self.context))
+        return _started(turn.record(await self._auction.arun(turn.inputs, self.context)))
 
     # ------------------------------------------------------------------ every model call: the winner
 
@@ -231,9 +239,9 @@ class SaleMiddleware(AgentMiddleware[SaleAgentState, Any]):
         return f"outcome {outcome!r} stored in the auction memory"
 
 
-def _started(out: Mapping[str, Any]) -> dict[str, Any]:
+def _started(record: dict[str, Any]) -> dict[str, Any]:
     """The state update that starts a run: the auction's record, and no model calls yet."""
-    return {"sale_auction": auction_record(out), "sale_usage": None}
+    return {"sale_auction": record, "sale_usage": None}
 
 
 def _accounted(response: ModelResponse[Any], agent: AgentSpec, seconds: float) -> ExtendedModelResponse[Any]:

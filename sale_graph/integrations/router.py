@@ -13,10 +13,14 @@ For apps that already have one agent node per model::
     g.add_node("large_agent", large_agent)
     g.add_edge(START, "route")
 
-The node runs a route-only auction on the state's ``task`` (or, without one, the last
-human message in ``messages``) and returns ``Command(goto=<winner's node>,
+The node runs a route-only auction on the state's ``task`` (or, without one, the turn
+of ``messages``: the latest human message in its conversation,
+:mod:`sale_graph.conversation`) and returns ``Command(goto=<winner's node>,
 update={"sale_strategy": ..., "sale_auction": ...})``: the winning strategy for the
-winner's prompt and the whole auction record. The node carries its destinations in
+winner's prompt and the whole auction record. A ``request_id`` in the state is the
+auction's id and is cleared (one id per auction). With ``auction_per="thread"`` later
+turns on the thread go to the winner of its first auction (``sale_auction`` on the app's
+checkpointer) with no new bids. The node carries its destinations in
 its return type, so ``add_node`` draws the edges without ``destinations=``.
 
 Checks: at build time every pool agent needs a route and every route an agent of the
@@ -30,6 +34,7 @@ other ``destinations=``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, NotRequired, cast
 
@@ -43,7 +48,7 @@ from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
 from sale_graph.errors import RouteError
-from sale_graph.integrations._route_only import RouteOnlyAuction, auction_record, latest_human_text, task_input
+from sale_graph.integrations._route_only import RouteOnlyAuction, RouteTurn, plan_turn
 from sale_graph.integrations._route_settings import KEEP, PoolSpec, as_context, route_context
 from sale_graph.llm import ModelFactory
 from sale_graph.memory import AuctionMemory
@@ -146,26 +151,31 @@ def sale_router(
         _raise(route_problems(routes, ctx.resolved_pool()))
         return ctx
 
-    def prepare(state: Mapping[str, Any], config: RunnableConfig, runtime: Any) -> tuple[dict[str, Any], SaleContext]:
+    def prepare(state: Mapping[str, Any], config: RunnableConfig, runtime: Any) -> tuple[RouteTurn, SaleContext]:
         _check_graph(config, ROUTER_KEYS, "the state schema has no {missing}: add SaleRouterState to it "
                      "(class State(YourState, SaleRouterState))")
-        task = state.get("task") or latest_human_text(state.get("messages"))
-        return task_input(task, state, "sale_router"), settings_of(runtime)
+        ctx = settings_of(runtime)
+        return plan_turn(state, ctx, "sale_router", task_key=True), ctx
 
-    def finish(out: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
-        selection = out["selection"]
+    def finish(record: dict[str, Any], state: Mapping[str, Any], config: RunnableConfig) -> Command[Any]:
+        selection = record["selection"]
         node = routes[selection["winner"]]
         _check_graph(config, [f"branch:to:{node}"], f"{selection['winner']!r} won the auction, but its route names "
                      f"node {node!r}, which the graph lacks: add the node or fix the route")
-        return Command(goto=node, update={"sale_strategy": selection["strategy"], "sale_auction": auction_record(out)})
+        update = {"sale_strategy": selection["strategy"], "sale_auction": record}
+        if state.get("request_id") is not None:  # consumed, as the auction graph's prepare does: one id per auction
+            update["request_id"] = None
+        return Command(goto=node, update=update)
 
     def route(state: Mapping[str, Any], config: RunnableConfig, runtime: Runtime[Any]) -> Command[Any]:
-        inputs, ctx = prepare(state, config, runtime)
-        return finish(auction.run(inputs, ctx), config)
+        turn, ctx = prepare(state, config, runtime)
+        record = turn.pinned if turn.pinned is not None else turn.record(auction.run(turn.inputs, ctx))
+        return finish(record, state, config)
 
     async def aroute(state: Mapping[str, Any], config: RunnableConfig, runtime: Runtime[Any]) -> Command[Any]:
-        inputs, ctx = prepare(state, config, runtime)
-        return finish(await auction.arun(inputs, ctx), config)
+        turn, ctx = await asyncio.to_thread(prepare, state, config, runtime)  # a pool file is read and checked
+        record = turn.pinned if turn.pinned is not None else turn.record(await auction.arun(turn.inputs, ctx))
+        return finish(record, state, config)
 
     destinations = tuple(dict.fromkeys(routes.values()))
     node_type = _typed_node_class(destinations)

@@ -10,9 +10,9 @@ from langgraph.runtime import Runtime
 from langgraph.types import Overwrite
 
 from sale_graph.context import SaleContext
-from sale_graph.errors import TaskError
+from sale_graph.conversation import DEFAULT_CONVERSATION_MAX_TOKENS, ConversationTask, conversation_task
+from sale_graph.errors import ContextError, TaskError
 from sale_graph.events import AuctionStartEvent, emit
-from sale_graph.llm import message_text
 from sale_graph.nodes._common import TASK_INPUT_KEYS, Node, ctx_of, run_fingerprint
 from sale_graph.pool import check_pool
 from sale_graph.services import SaleServices
@@ -41,21 +41,21 @@ def make_prepare_node(services: SaleServices) -> Node:
     return prepare_node
 
 
-def task_of(state: SaleState) -> str | None:
-    """The run's task: the last human message when a chat turn just arrived, else the ``task`` input.
+def chat_turn(state: SaleState, max_tokens: int = DEFAULT_CONVERSATION_MAX_TOKENS) -> ConversationTask | None:
+    """The chat turn that just arrived, as a task in its conversation; ``None`` when the run's task is the ``task`` input.
 
     A chat thread's last message is the auction's answer after a run, so a new human
     turn at the end of ``messages`` is the new task (a ``task`` left from the previous
-    turn does not win over it).
+    turn does not win over it): the latest human message as the request, after the
+    earlier turns condensed to ``max_tokens`` (:func:`~sale_graph.conversation.conversation_task`).
     """
     messages = state.get("messages") or []
     if messages and isinstance(messages[-1], HumanMessage):
-        content = messages[-1].content
-        return content if isinstance(content, str) else message_text(messages[-1])
-    return state.get("task")
+        return conversation_task(messages, max_tokens)
+    return None
 
 
-def stale_inputs(state: SaleState) -> tuple[list[str], list[str]]:
+def stale_inputs(state: SaleState, task: str | None) -> tuple[list[str], list[str]]:
     """Per-task input keys left over from an earlier run on this thread that did not finish.
 
     A finished run clears its per-task inputs (``remember``). A run that failed or
@@ -66,7 +66,7 @@ def stale_inputs(state: SaleState) -> tuple[list[str], list[str]]:
     if not previous or previous.get("completed", True):
         return [], []
     before = previous.get("inputs") or {}
-    if before.get("task") == task_of(state):
+    if before.get("task") == task:
         return [], []
     stale = [k for k in TASK_INPUT_KEYS if state.get(k) is not None and state.get(k) == before.get(k)]
     notes = [f"dropped {k}={state.get(k)!r}: left over from an unfinished run on this thread with another task "
@@ -83,17 +83,24 @@ def prepare(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
     thread (a checkpointer, a parent graph sharing keys) therefore starts a new
     auction instead of mixing in the previous run's bids and ledger.
     """
-    task = task_of(state)
+    ctx = ctx_of(runtime)
+    turn = chat_turn(state, ctx.conversation_max_tokens)
+    task = turn.text if turn is not None else state.get("task")
     if not isinstance(task, str) or not task.strip():
         raise TaskError("the task has no text: pass {'task': 'your question or problem'} or a last human message in 'messages'")
-    ctx = ctx_of(runtime)
+    if ctx.auction_per != "turn":
+        raise ContextError(f"auction_per={ctx.auction_per!r} is for SaleMiddleware and sale_router, which keep the "
+                           "thread's auction in their state; the auction graph runs one auction per run: use "
+                           "auction_per='turn'")
     pool = ctx.resolved_pool()
     ctx.resolved_weights().check_judges(pool.names)  # fail early on a bad weights file or a missing judge
     if ctx.check_endpoints:
         check_pool(pool)
     auction_id = state.get("request_id") or uuid.uuid4().hex
     emit(runtime, AuctionStartEvent(event="auction_start", auction_id=auction_id, agents=pool.names))
-    stale, notes = stale_inputs(state)
+    stale, notes = stale_inputs(state, task)
+    condensed = turn.note() if turn is not None else None
+    notes += [condensed] if condensed else []
     inputs = {"task": task, **{k: state.get(k) for k in TASK_INPUT_KEYS if k not in stale}}
     return {
         "task": task,

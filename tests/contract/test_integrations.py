@@ -34,8 +34,9 @@ from tests.contract.sale_apps import (
     chats,
     native_tool_calls,
     refuse_tools,
+    role_of,
 )
-from tests.contract.wire_formats import count_tokens, message_text
+from tests.contract.wire_formats import count_tokens, last_user_text, message_text
 from tests.contract.wire_server import WireServer
 
 pytestmark = pytest.mark.contract
@@ -163,6 +164,29 @@ def test_outcome_reported_after_a_route_only_run_reaches_the_memory_and_the_next
         assert small["status"] == "skipped" and "1 whose winner failed on execution" in small["reason"]
         assert refine_calls == []
     assert memory.count_auctions() == 2
+
+
+def test_a_follow_up_turn_is_auctioned_in_its_conversation_over_http(
+    server: WireServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Issue 20, finding 1: the second turn's bid and jury requests carry the first turn; the memory task is whole."""
+    native_tool_calls(monkeypatch)
+    memory = AuctionMemory(path=tmp_path / "memory")
+    middleware = SaleMiddleware(pool=pool_of(server), tools=[add], memory=memory, refine=False)
+    agent = create_agent(model=server.chat_model("default"), tools=[add], middleware=[middleware],
+                         checkpointer=InMemorySaver())
+    cfg: Any = {"configurable": {"thread_id": "chat"}}
+    agent.invoke({"messages": [HumanMessage(TASK)]}, cfg)
+    before = len(chats(server))
+    second = agent.invoke({"messages": [HumanMessage("And 3 + 4?")]}, cfg)["sale_auction"]
+    turn2 = chats(server)[before:]
+    auction_requests = [r for r in turn2 if role_of(r.body) in ("bid", "jury")]  # type: ignore[arg-type]
+    assert len(auction_requests) == 2 + 4
+    for request in auction_requests:
+        asked = last_user_text(request.body)  # type: ignore[arg-type]
+        assert f"User: {TASK}" in asked and "And 3 + 4?" in asked
+    assert {b.task for b in memory.get_auction(second["auction_id"])} == {second["task"]}
+    assert TASK in second["task"] and second["task"].endswith("And 3 + 4?")
 
 
 # --- sale_router ---------------------------------------------------------------------------------

@@ -10,7 +10,8 @@ Layers, top to bottom (a module may import its own layer and those below):
 * ``graph``;
 * the nodes and their machinery: ``nodes``, ``executor``, ``jury``;
 * the run's setup: ``context``, ``services``;
-* model calls, memory, tools: ``llm``, ``memory``, ``tools``, ``embedded``, ``pool``, ``weights``;
+* model calls, memory, tools: ``llm``, ``memory``, ``tools``, ``embedded``, ``pool``, ``weights``,
+  ``conversation`` (a chat turn's task text);
 * the basics: ``errors``, ``state``, ``scoring``, ``prompts``, ``storage``, ``events``.
 """
 
@@ -26,7 +27,7 @@ PACKAGE = "sale_graph"
 
 LAYERS: list[tuple[str, ...]] = [  # bottom first
     ("errors", "state", "scoring", "prompts", "storage", "events"),
-    ("llm", "memory", "tools", "embedded", "pool", "weights"),
+    ("llm", "memory", "tools", "embedded", "pool", "weights", "conversation"),
     ("context", "services"),
     ("nodes", "executor", "jury"),
     ("graph",),

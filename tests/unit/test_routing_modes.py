@@ -52,9 +52,10 @@ def test_chat_input_takes_the_last_human_message_and_answers_in_messages() -> No
     assert first["task"] == "What is the capital of Australia?"
     assert isinstance(first["messages"][-1], AIMessage) and first["messages"][-1].content == "Canberra (by large)"
     assert first["messages"][-1].name == "large"
-    # The next turn on the thread is a new auction on the new human message.
+    # The next turn on the thread is a new auction on the new human message, read in its conversation.
     second = graph.invoke({"messages": [HumanMessage("And of Peru?")]}, cfg, context=context())
-    assert second["task"] == "And of Peru?" and second["auction_id"] != first["auction_id"]
+    assert second["task"].endswith("\nRequest: And of Peru?") and "User: What is the capital of Australia?" in second["task"]
+    assert second["auction_id"] != first["auction_id"]
     assert [type(m).__name__ for m in second["messages"]] == ["HumanMessage", "AIMessage", "HumanMessage", "AIMessage"]
 
 
