@@ -50,6 +50,7 @@ def make_refine_node(services: SaleServices) -> Node:
         retrieval = memory.contrastive_pairs(
             state["task"], agent.name, k=ctx.refine_k, min_similarity=ctx.refine_min_similarity,
             max_pairs=ctx.refine_max_pairs, domain=state.get("domain") or "", exclude_auction_ids=[state["auction_id"]],
+            graded=ctx.refine_graded,
         )
         return ctx, agent, retrieval
 
