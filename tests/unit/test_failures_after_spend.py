@@ -207,3 +207,30 @@ def test_a_bad_weights_file_fails_before_any_model_call(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="weights"):
         graph.invoke({"task": TASK}, context=SaleContext(pool=POOL, check_endpoints=False, use_memory=False, weights=str(bad)))
     assert factory.calls == []
+
+
+def test_a_weights_file_that_cannot_be_read_is_a_weights_error(tmp_path: Path) -> None:
+    from sale_graph.errors import WeightsError
+
+    bad = tmp_path / "weights.json"
+    bad.write_bytes(b"\xff\xfe\x00 not utf-8")
+    factory = _factory()
+    graph = build_sale_graph(model_factory=factory, tools=[]).compile()
+    with pytest.raises(WeightsError, match="cannot be read"):
+        graph.invoke({"task": TASK}, context=SaleContext(pool=POOL, check_endpoints=False, use_memory=False, weights=str(bad)))
+    assert factory.calls == []
+
+
+def test_the_middleware_names_a_bad_memory_location_before_any_model_call() -> None:
+    from langchain.agents import create_agent
+    from langchain_core.messages import HumanMessage
+
+    from sale_graph.integrations import SaleMiddleware
+    from tests.fakes import ScriptedChatModel
+
+    factory = _factory()
+    sale = SaleMiddleware(model_factory=factory, pool=POOL, check_endpoints=False, memory_url="not-a-url")
+    agent = create_agent(model=ScriptedChatModel(responder=lambda m: "default model"), tools=[], middleware=[sale])
+    with pytest.raises(MemoryStoreError, match="memory_url='not-a-url'"):
+        agent.invoke({"messages": [HumanMessage("2 + 3?")]})
+    assert factory.calls == []
