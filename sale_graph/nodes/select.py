@@ -9,6 +9,7 @@ from langgraph.runtime import Runtime
 from sale_graph.context import SaleContext
 from sale_graph.errors import AuctionError
 from sale_graph.events import SelectEvent, emit
+from sale_graph.llm import describe_error
 from sale_graph.memory.bridge import store_auction
 from sale_graph.nodes._common import Node, ctx_of
 from sale_graph.nodes.score import build_table
@@ -161,7 +162,11 @@ def make_select_node(services: SaleServices) -> Node:
         )
         memory = services.memory_for(ctx)
         if memory is not None:  # write the bids now: a crash before `remember` loses nothing
-            store_auction(memory, {**state, "scores": rows, "selection": selection, "degraded": degraded})
+            try:
+                store_auction(memory, {**state, "scores": rows, "selection": selection, "degraded": degraded})
+            except Exception as exc:  # the bids are paid for: the run goes on, `remember` writes the auction again
+                notes.append(f"memory write failed after selection ({describe_error(exc)}); the run goes on and "
+                             "stores the auction at its end")
         emit(runtime, SelectEvent(event="select", winner=selection["winner"], round=selection["round"], net=selection["net"],
                                   margin=selection["margin"], reason=reason))
         if notes:

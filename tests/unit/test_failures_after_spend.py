@@ -234,3 +234,24 @@ def test_the_middleware_names_a_bad_memory_location_before_any_model_call() -> N
     with pytest.raises(MemoryStoreError, match="memory_url='not-a-url'"):
         agent.invoke({"messages": [HumanMessage("2 + 3?")]})
     assert factory.calls == []
+
+
+def test_a_memory_that_fails_mid_run_is_noted_and_the_run_goes_on(memory: AuctionMemory, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The memory opened fine at prepare, then its server went away: the select-time write and the
+    # refinement's read fail. Both are optional at that point: notes, and the run answers.
+    def unreachable(*args: Any, **kwargs: Any) -> Any:
+        raise MemoryStoreError("cannot reach the Chroma server")
+
+    monkeypatch.setattr(memory, "contrastive_pairs", unreachable)
+    monkeypatch.setattr(memory, "record_auction", unreachable)
+    factory = FakeFactory({"bid": lambda a, m: SMALL if a == "small" else LARGE,
+                           "jury": lambda a, m: "SCORE: 5" if "verify" in judged(m) else "SCORE: 2",
+                           "refine": lambda a, m: REFINED, "execute": lambda a, m: "Final Answer: Canberra"})
+    graph = build_sale_graph(model_factory=factory, memory=memory, tools=[]).compile()
+    out = graph.invoke({"task": TASK, "domain": "search"}, context=SaleContext(pool=POOL, check_endpoints=False, weights=WEIGHTS))
+    assert out["answer"] == "Canberra" and out["selection"]["winner"] == "large"
+    assert out["refinement"]["agents"]["small"]["status"] == "skipped"
+    assert any(n.startswith("refinement of small skipped: memory read failed") for n in out["notes"])
+    assert any(n.startswith("memory write failed after selection") for n in out["notes"])
+    assert "cannot reach the Chroma server" in out["memory_error"]  # remember tried again, and says it failed
+    assert not [c for c in factory.calls if c[1] == "refine"]
