@@ -62,8 +62,17 @@ class SaleContext:
         refine: let cheaper agents refine their bids from the auction memory.
         memory_dir: Chroma persistent directory of the auction memory (default: under ``$SALE_HOME``).
         memory_url: a Chroma server URL (``http://host:port``) shared by several workers; wins over ``memory_dir``.
-        use_memory: read and write the auction memory at all.
+        use_memory: read and write the auction memory at all. The memory is opened when the run
+            starts, before any model call, so a bad ``memory_dir`` or ``memory_url`` costs nothing.
+        memory_max_auctions: retention: after each run, keep at most this many auctions in the memory,
+            pruning the oldest unlabelled auctions (outcome unknown) first, then the oldest graded ones
+            (``None``: no count limit). The run's note says how many went.
+        memory_max_age_days: retention: after each run, remove the auctions recorded more than this many
+            days ago (``None``: no age limit). See :mod:`sale_graph.memory.retention`.
         refine_k / refine_min_similarity / refine_max_pairs: contrastive retrieval settings.
+        refine_graded: which past auctions refinement learns from, by outcome: ``any`` (the method's
+            order), ``first`` (pairs of graded auctions, outcome known, before those of unlabelled ones)
+            or ``only`` (unlabelled auctions are never retrieved).
         execute_max_steps: most ReAct model steps for the winner.
         execute_max_tokens: total generated tokens the execution may spend.
         execute_step_max_tokens: cap on one execution step's generation; ``None``: the agent's own, else 4096.
@@ -94,6 +103,9 @@ class SaleContext:
     refine_k: int = 5
     refine_min_similarity: float = 0.88
     refine_max_pairs: int = 3
+    refine_graded: Literal["any", "first", "only"] = "any"
+    memory_max_auctions: int | None = None
+    memory_max_age_days: float | None = None
     execute_max_steps: int = 6
     execute_max_tokens: int = 16384
     execute_step_max_tokens: int | None = None
@@ -124,6 +136,12 @@ class SaleContext:
             raise ValueError(f"auction_per must be 'turn' or 'thread', got {self.auction_per!r}")
         if self.conversation_max_tokens < 0:
             raise ValueError(f"conversation_max_tokens must be 0 or more, got {self.conversation_max_tokens}")
+        if self.refine_graded not in ("any", "first", "only"):
+            raise ValueError(f"refine_graded must be 'any', 'first' or 'only', got {self.refine_graded!r}")
+        if self.memory_max_auctions is not None and self.memory_max_auctions < 1:
+            raise ValueError(f"memory_max_auctions must be at least 1 (or None for no limit), got {self.memory_max_auctions}")
+        if self.memory_max_age_days is not None and not self.memory_max_age_days > 0:
+            raise ValueError(f"memory_max_age_days must be a positive number of days (or None), got {self.memory_max_age_days}")
         if not 0.0 <= self.jury_quorum < 1.0:
             raise ValueError(f"jury_quorum is a share of the judges in [0, 1), got {self.jury_quorum}")
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -108,21 +108,34 @@ class EntropyScale:
     policy: str
 
 
-def common_entropy_scale(logprob_h: dict[str, float | None], text_h: dict[str, float]) -> EntropyScale:
+def common_entropy_scale(
+    logprob_h: dict[str, float | None], text_h: dict[str, float], reference: Collection[str] | None = None
+) -> EntropyScale:
     """Put every bid's ``H`` on one scale when some endpoints return log-probs and some do not.
 
     ``logprob_h`` maps a bid key to its log-prob entropy (``None`` without log-probs),
-    ``text_h`` to its text estimate. All log-probs: kept as they are. None: the text
-    estimate for all. Mixed: bids with log-probs keep them; the others take their text
-    estimate times ``mean(H_logprob) / mean(H_text)`` over the bids that have both,
-    capped at 1, so neither kind is favoured by its scale and no model's own
-    distribution is thrown away.
+    ``text_h`` to its text estimate. The scale is fixed by the ``reference`` bids
+    (default: all of them; the auction passes its original round):
+
+    * every reference bid has log-probs: they are kept as they are, and a later bid
+      without them is put on their scale as below;
+    * none has: the text estimate for every bid (a later bid's log-probs included),
+      so all bids stay on one scale;
+    * mixed: bids with log-probs keep them; the others take their text estimate
+      times ``mean(H_logprob) / mean(H_text)`` over the reference bids that have
+      both, capped at 1, so neither kind is favoured by its scale and no model's own
+      distribution is thrown away.
+
+    Because only the reference fixes the factor, a bid's entropy never changes
+    when other bids (a refinement round) join the table.
     """
-    have = [k for k, v in logprob_h.items() if v is not None]
-    if len(have) == len(logprob_h):
-        return EntropyScale({k: float(v or 0.0) for k, v in logprob_h.items()}, dict.fromkeys(logprob_h, "logprobs"), "logprobs")
+    keys = list(logprob_h)
+    ref = [k for k in keys if reference is None or k in reference] or keys
+    have = [k for k in ref if logprob_h[k] is not None]
     if not have:
-        return EntropyScale(dict(text_h), dict.fromkeys(text_h, "text"), "text")
+        policy = "text" if all(v is None for v in logprob_h.values()) else (
+            "text (the original round returned no log-probs, so every bid is on the text scale)")
+        return EntropyScale({k: text_h[k] for k in keys}, dict.fromkeys(keys, "text"), policy)
     mean_lp = float(np.mean([logprob_h[k] for k in have]))
     mean_text = float(np.mean([text_h[k] for k in have]))
     scale = mean_lp / mean_text if mean_text > 0 else 1.0
@@ -134,8 +147,11 @@ def common_entropy_scale(logprob_h: dict[str, float | None], text_h: dict[str, f
         else:
             values[key], sources[key] = min(1.0, text_h[key] * scale), "text-rescaled"
     rescaled = sorted(k for k, src in sources.items() if src == "text-rescaled")
+    if not rescaled:
+        return EntropyScale(values, sources, "logprobs")
+    basis = f"{len(have)} bid(s) with both" if reference is None else f"{len(have)} bid(s) of the original round with both"
     policy = (f"mixed: log-prob entropy where returned; text estimate x{scale:.3f} for {', '.join(rescaled)} "
-              f"(scale = mean log-prob H / mean text H over the {len(have)} bid(s) with both)")
+              f"(scale = mean log-prob H / mean text H over the {basis})")
     return EntropyScale(values, sources, policy)
 
 

@@ -117,7 +117,10 @@ def load_weights(path: str | Path | None) -> Weights:
     p = Path(path).expanduser()
     if not p.is_file():
         raise WeightsError(f"weights file {str(p)!r} does not exist (write one with `sale bench fit` or by hand)")
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise WeightsError(f"weights file {str(p)!r} cannot be read: {exc}") from exc
     try:
         data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:

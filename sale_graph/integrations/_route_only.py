@@ -26,6 +26,7 @@ from sale_graph.conversation import ConversationTask, conversation_task
 from sale_graph.errors import TaskError
 from sale_graph.llm import ModelFactory
 from sale_graph.memory import AuctionMemory
+from sale_graph.services import open_memory
 
 #: Keys of the auction's output that a route-only run leaves empty or that belong to the caller.
 _NOT_RECORDED = ("messages", "answer", "request_id", "execution")
@@ -174,7 +175,7 @@ class RouteOnlyAuction:
             return None
         with self._lock:
             if self.memory is None:
-                self.memory = AuctionMemory.from_url(ctx.memory_url) if ctx.memory_url else AuctionMemory(path=ctx.memory_dir)
+                self.memory = open_memory(ctx.memory_dir, ctx.memory_url)  # a bad location: MemoryStoreError naming it
             return self.memory
 
     def graph(self) -> Any:

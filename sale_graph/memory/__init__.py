@@ -12,6 +12,8 @@ Modules:
 - :mod:`~sale_graph.memory.pairs`: choosing contrastive pairs (pure).
 - :mod:`~sale_graph.memory.store`: :class:`AuctionMemory`, the store on Chroma (layout, concurrency).
 - :mod:`~sale_graph.memory.recording`: the rules for recording one auction (pure).
+- :mod:`~sale_graph.memory.retention`: the retention limits (count, age) and how retrieval treats graded auctions.
+- :mod:`~sale_graph.memory.stats`: counting what the memory holds.
 - :mod:`~sale_graph.memory.transfer`: the JSON-lines export format.
 - :mod:`~sale_graph.memory.chroma`, :mod:`~sale_graph.memory.vectors`: Chroma clients and
   collections; task-text vectors.
@@ -38,6 +40,7 @@ from sale_graph.memory.records import (
     StrategyRecord,
     strategy_id,
 )
+from sale_graph.memory.retention import GRADED_POLICIES, GradedPolicy, PruneResult
 from sale_graph.memory.store import DEFAULT_MIN_SIMILARITY, AuctionMemory
 from sale_graph.memory.transfer import EXPORT_FORMAT, EXPORT_VERSION
 
@@ -45,13 +48,16 @@ __all__ = [
     "DEFAULT_MIN_SIMILARITY",
     "EXPORT_FORMAT",
     "EXPORT_VERSION",
+    "GRADED_POLICIES",
     "OUTCOMES",
     "ROUNDS",
     "AuctionMemory",
     "ContrastivePair",
     "ContrastiveResult",
+    "GradedPolicy",
     "MemoryStoreError",
     "Outcome",
+    "PruneResult",
     "ReasonCode",
     "Round",
     "SimilarTask",

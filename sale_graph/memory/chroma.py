@@ -157,13 +157,14 @@ def scan(collection: Any, include: list[str]) -> Iterator[tuple[str, str | None,
         offset += len(ids)
 
 
-def task_filter(domain: str | None, exclude: Sequence[str]) -> dict[str, Any] | None:
+def task_filter(domain: str | None, exclude: Sequence[str], graded_only: bool = False) -> dict[str, Any] | None:
     """The ``where`` filter of a similarity query on the tasks collection.
 
     Args:
         domain: only past tasks recorded with this domain ("" matches only those
             recorded with no domain); ``None`` for every domain.
         exclude: auction ids to leave out.
+        graded_only: only auctions whose outcome is known (not ``unknown``).
 
     Returns:
         The filter, or ``None`` when nothing is filtered.
@@ -173,6 +174,8 @@ def task_filter(domain: str | None, exclude: Sequence[str]) -> dict[str, Any] | 
         clauses.append({"domain": domain})
     if exclude:
         clauses.append({"auction_id": {"$nin": list(exclude)}})
+    if graded_only:
+        clauses.append({"outcome": {"$ne": "unknown"}})
     if len(clauses) > 1:
         return {"$and": clauses}
     return clauses[0] if clauses else None

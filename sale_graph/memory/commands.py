@@ -157,8 +157,40 @@ def cmd_clear(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Apply a retention limit: the auctions past --max-age-days, then the oldest unlabelled ones over --max-auctions.
+
+    Args:
+        args: the parsed command line (``max_auctions``, ``max_age_days``, ``dry_run``).
+
+    Returns:
+        The exit code: 2 without a limit.
+    """
+    if args.max_auctions is None and args.max_age_days is None:
+        print("sale memory: prune needs a limit: --max-auctions N and/or --max-age-days D", file=sys.stderr)
+        return 2
+    memory = open_memory(args)
+    result = memory.prune(args.max_auctions, args.max_age_days, dry_run=args.dry_run)
+    print(f"{result.note()} at {memory.location}")
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_days(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of days, got {text}")
+    return value
+
+
 def register_memory_commands(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``memory stats | export FILE | import FILE | clear --yes`` to a CLI's sub-parsers.
+    """Add ``memory stats | export FILE | import FILE | prune | clear --yes`` to a CLI's sub-parsers.
 
     Store options (``--memory-dir``, ``--chroma-url``, ``--collection-prefix``)
     go after the leaf command, e.g. ``sale memory stats --chroma-url
@@ -172,7 +204,7 @@ def register_memory_commands(subparsers: Any) -> argparse.ArgumentParser:
     """
     common = _store_options()
     memory = subparsers.add_parser("memory", help="inspect, export, import or clear the shared auction memory")
-    actions = memory.add_subparsers(dest="memory_command", metavar="{stats,export,import,clear}", required=True)
+    actions = memory.add_subparsers(dest="memory_command", metavar="{stats,export,import,prune,clear}", required=True)
 
     stats = actions.add_parser("stats", parents=[common], help="counts of auctions, degraded auctions, bids, wins/losses, outcomes")
     stats.add_argument("--json", action="store_true", help="print the counts as JSON")
@@ -185,6 +217,13 @@ def register_memory_commands(subparsers: Any) -> argparse.ArgumentParser:
     imp = actions.add_parser("import", parents=[common], help="load a JSON-lines export (idempotent)")
     imp.add_argument("file", type=Path, metavar="FILE")
     imp.set_defaults(func=_guarded(cmd_import))
+
+    prune = actions.add_parser("prune", parents=[common], help="apply a retention limit (oldest unlabelled auctions first)")
+    prune.add_argument("--max-auctions", type=_positive_int, metavar="N",
+                       help="keep at most N auctions: the oldest unlabelled (outcome unknown) go first, then the oldest graded")
+    prune.add_argument("--max-age-days", type=_positive_days, metavar="D", help="remove every auction recorded more than D days ago")
+    prune.add_argument("--dry-run", action="store_true", help="say what would go, remove nothing")
+    prune.set_defaults(func=_guarded(cmd_prune))
 
     clear = actions.add_parser("clear", parents=[common], help="delete every auction (needs --yes)")
     clear.add_argument("--yes", action="store_true", help="really delete everything")

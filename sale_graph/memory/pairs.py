@@ -15,6 +15,8 @@ def select_contrastive_pairs(
     bids: Iterable[StrategyRecord],
     agent: str,
     max_pairs: int = 4,
+    *,
+    graded_first: bool = False,
 ) -> tuple[list[ContrastivePair], str]:
     """Choose contrastive pairs from the bids of similar past auctions.
 
@@ -34,6 +36,8 @@ def select_contrastive_pairs(
         bids: their stored bids (bids of other auctions are ignored).
         agent: the retrieving (refining) agent.
         max_pairs: the most pairs to return.
+        graded_first: rank every pair whose auction has a known outcome (its winner
+            passed) before the pairs of unlabelled auctions, ahead of the order above.
 
     Returns:
         The pairs and, when there are none, a sentence saying why (else "").
@@ -66,7 +70,7 @@ def select_contrastive_pairs(
             no_loser += 1
             continue
         candidates += [_ranked_pair(sim, w, lo, agent) for w in usable for lo in losers]
-    candidates.sort(key=lambda item: item[0])
+    candidates.sort(key=lambda item: (_OUTCOME_RANK[item[1].winner.outcome] if graded_first else 0, item[0]))
     pairs = [pair for _, pair in candidates[:max_pairs]]
     if pairs:
         return pairs, ""
@@ -103,23 +107,25 @@ def _no_pair_reason(n_similar: int, no_bids: int, no_winner: int, failed: int, n
     return f"{n_similar} similar past task(s) but no winner/loser pair: {detail}"
 
 
-def no_similar_reason(nearest: Sequence[SimilarTask], min_similarity: float, domain: str | None) -> str:
+def no_similar_reason(nearest: Sequence[SimilarTask], min_similarity: float, domain: str | None, graded_only: bool = False) -> str:
     """Why no past task counts as similar: the closest one and its similarity, or that there was none.
 
     Args:
         nearest: the nearest past tasks found, closest first (all below the floor).
         min_similarity: the similarity floor.
         domain: the domain searched, if the search was restricted to one.
+        graded_only: whether the search left out the auctions whose outcome is unknown.
 
     Returns:
         A sentence for :attr:`ContrastiveResult.reason`.
     """
     scope = f" in domain {domain!r}" if domain is not None else ""
+    what = "graded past task" if graded_only else "past task"
     if nearest:
         best = nearest[0]
         snippet = best.task if len(best.task) <= 60 else best.task[:57] + "..."
         return (
-            f"no past task{scope} above similarity {min_similarity:g} "
+            f"no {what}{scope} above similarity {min_similarity:g} "
             f"(closest: {best.similarity:.3f}, auction {best.auction_id!r}: {snippet!r})"
         )
-    return f"no past task{scope} to compare with (all excluded or none in that domain)"
+    return f"no {what}{scope} to compare with (all excluded or none in that domain)"

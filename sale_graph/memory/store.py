@@ -37,7 +37,6 @@ and :meth:`AuctionMemory.from_url`, which is the multi-writer mode.
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -54,6 +53,8 @@ from sale_graph.memory.records import (
     SimilarTask,
     StrategyRecord,
 )
+from sale_graph.memory.retention import GRADED_POLICIES, GradedPolicy, PruneResult, prune_collections
+from sale_graph.memory.stats import collection_stats
 from sale_graph.memory.transfer import AUCTION_FIELDS, read_export, write_export
 from sale_graph.memory.vectors import TaskVectors
 from sale_graph.storage.paths import data_path
@@ -295,15 +296,17 @@ class AuctionMemory:
         bids = [StrategyRecord.from_chroma(d, m) for d, m in zip(got["documents"], got["metadatas"], strict=True)]
         return sorted(bids, key=lambda b: (ROUNDS.index(b.round), b.agent))
 
-    def _query_tasks(self, task: str, k: int, domain: str | None, exclude: Sequence[str]) -> list[SimilarTask]:
+    def _query_tasks(self, task: str, k: int, domain: str | None, exclude: Sequence[str], graded: GradedPolicy) -> list[SimilarTask]:
         if not isinstance(task, str) or not task.strip():
             raise ValueError(f"task must be a non-empty text to search the memory with, got {task!r}")
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        if graded not in GRADED_POLICIES:
+            raise ValueError(f"graded must be one of {GRADED_POLICIES}, got {graded!r}")
         result = self._tasks.query(
             query_embeddings=[self._vectors.query(task)],
             n_results=k,
-            where=task_filter(domain, exclude),
+            where=task_filter(domain, exclude, graded_only=graded == "only"),
             include=["documents", "metadatas", "distances"],
         )
         out = []
@@ -329,6 +332,7 @@ class AuctionMemory:
         *,
         domain: str | None = None,
         exclude_auction_ids: Sequence[str] = (),
+        graded: GradedPolicy = "any",
     ) -> list[SimilarTask]:
         """The up-to-``k`` past tasks most similar to ``task`` with cosine similarity >= ``min_similarity``.
 
@@ -340,11 +344,15 @@ class AuctionMemory:
                 those recorded with no domain; ``None``: every domain).
             exclude_auction_ids: auctions to leave out (typically the current
                 one, already recorded because bids are written as soon as they exist).
+            graded: ``any``, ``first`` (auctions with a known outcome before the
+                unlabelled ones) or ``only`` (no unlabelled auction); see
+                :data:`~sale_graph.memory.retention.GRADED_POLICIES`.
 
         Returns:
-            The similar past tasks, most similar first.
+            The similar past tasks, most similar first (graded ones first with ``first``).
         """
-        return [s for s in self._query_tasks(task, k, domain, exclude_auction_ids) if s.similarity >= min_similarity]
+        found = [s for s in self._query_tasks(task, k, domain, exclude_auction_ids, graded) if s.similarity >= min_similarity]
+        return sorted(found, key=lambda s: s.outcome == "unknown") if graded == "first" else found
 
     def contrastive_pairs(
         self,
@@ -356,6 +364,7 @@ class AuctionMemory:
         *,
         domain: str | None = None,
         exclude_auction_ids: Sequence[str] = (),
+        graded: GradedPolicy = "any",
     ) -> ContrastiveResult:
         """Winner/loser strategy pairs from the ``k`` most similar past auctions, for ``agent`` to refine.
 
@@ -377,20 +386,24 @@ class AuctionMemory:
             max_pairs: the most pairs to return.
             domain: the new task's domain ("" for none); ``None`` searches every domain.
             exclude_auction_ids: auctions to leave out (typically the current one).
+            graded: ``any`` (the order above), ``first`` (pairs of auctions with a
+                known outcome before every pair of an unlabelled one) or ``only``
+                (unlabelled auctions are not searched).
 
         Returns:
             The pairs, the similar tasks, and the reason.
         """
         if self._tasks.count() == 0:
             return ContrastiveResult([], [], "memory_empty", f"memory is empty ({self.location})")
-        nearest = self._query_tasks(task, k, domain, exclude_auction_ids)
+        nearest = self._query_tasks(task, k, domain, exclude_auction_ids, graded)
         similar = [s for s in nearest if s.similarity >= min_similarity]
         if not similar:
-            return ContrastiveResult([], [], "no_similar_task", no_similar_reason(nearest, min_similarity, domain))
+            why = no_similar_reason(nearest, min_similarity, domain, graded_only=graded == "only")
+            return ContrastiveResult([], [], "no_similar_task", why)
         ids = [s.auction_id for s in similar]
         got = self._strategies.get(where={"auction_id": {"$in": ids}}, include=["documents", "metadatas"])
         bids = [StrategyRecord.from_chroma(d, m) for d, m in zip(got["documents"], got["metadatas"], strict=True)]
-        pairs, why = select_contrastive_pairs(similar, bids, agent, max_pairs=max_pairs)
+        pairs, why = select_contrastive_pairs(similar, bids, agent, max_pairs=max_pairs, graded_first=graded == "first")
         if not pairs:
             return ContrastiveResult([], similar, "no_pair", why)
         own = sum(p.involves is not None for p in pairs)
@@ -402,33 +415,28 @@ class AuctionMemory:
 
     def stats(self) -> dict[str, Any]:
         """Counts: auctions, degraded auctions, bids, per-agent bids/wins/losses/refined bids, outcomes, domains."""
-        agents: dict[str, Counter[str]] = {}
-        for _id, _doc, meta in scan(self._strategies, ["metadatas"]):
-            c = agents.setdefault(str(meta.get("agent")), Counter())
-            c["bids"] += 1
-            c["wins" if meta.get("won") else "losses"] += 1
-            if meta.get("round") == "refined":
-                c["refined"] += 1
-        outcomes: Counter[str] = Counter({o: 0 for o in OUTCOMES})
-        domains: Counter[str] = Counter()
-        auctions = degraded = 0
-        for _id, _doc, meta in scan(self._tasks, ["metadatas"]):
-            auctions += 1
-            degraded += bool(meta.get("degraded", False))
-            outcomes[str(meta.get("outcome", "unknown"))] += 1
-            domains[str(meta.get("domain", ""))] += 1
-        return {
-            "location": self.location,
-            "embedder": self.embedder_id,
-            "auctions": auctions,
-            "degraded": degraded,
-            "strategies": sum(c["bids"] for c in agents.values()),
-            "agents": {
-                name: {key: c[key] for key in ("bids", "wins", "losses", "refined")} for name, c in sorted(agents.items())
-            },
-            "outcomes": dict(outcomes),
-            "domains": dict(sorted(domains.items())),
-        }
+        return {"location": self.location, "embedder": self.embedder_id, **collection_stats(self._tasks, self._strategies)}
+
+    # ----------------------------------------------------------------- retention
+
+    def prune(
+        self, max_auctions: int | None = None, max_age_days: float | None = None, *,
+        keep: Sequence[str] = (), now: float | None = None, dry_run: bool = False,
+    ) -> PruneResult:
+        """Apply a retention limit (the order: :mod:`sale_graph.memory.retention`); each auction goes with its bids.
+
+        Args:
+            max_auctions: the most auctions to keep (``None``: no count limit).
+            max_age_days: remove auctions recorded more than this many days ago (``None``: no age limit).
+            keep: auction ids never removed (a run keeps its own).
+            now: the current time, seconds since the epoch (default: now).
+            dry_run: count what would go and remove nothing.
+
+        Returns:
+            What was removed and kept (``note()`` says it in one line).
+        """
+        return prune_collections(self.client, self._tasks, self._strategies, max_auctions, max_age_days,
+                                 keep=keep, now=now, dry_run=dry_run)
 
     # ----------------------------------------------------------------- export / import
 

@@ -23,15 +23,17 @@ from sale_graph.tools.defaults import check_default_tools
 def make_prepare_node(services: SaleServices) -> Node:
     """Build the ``prepare`` node bound to ``services``.
 
-    Before anything is paid for, it checks what this run will use: the default
-    tools of the task's domain (the code sandbox, a search corpus) only when the
-    run executes (not ``route_only``) with those defaults (no ``tools`` given to
-    the graph).
+    Before anything is paid for, it checks what this run will use: the pool and
+    the weights (in :func:`prepare`), the auction memory (opened now, when it is
+    on), and the default tools of the task's domain (the code sandbox, a search
+    corpus) only when the run executes (not ``route_only``) with those defaults
+    (no ``tools`` given to the graph).
     """
 
     def prepare_node(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         ctx = ctx_of(runtime)
         update = prepare(state, runtime)
+        services.memory_for(ctx)  # opened before the first paid call: a bad memory_dir / memory_url fails here
         if services.tools is None and not ctx.route_only:
             check_default_tools(state.get("domain"), ctx.search)
         update["tool_names"] = services.tool_names_for(state.get("domain"), ctx.search)

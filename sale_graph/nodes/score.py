@@ -18,11 +18,15 @@ from sale_graph.weights import Weights
 
 
 def bid_entropies(bids: Sequence[Bid]) -> EntropyScale:
-    """Every successful bid's ``H`` on one scale, and the policy used (see :func:`common_entropy_scale`)."""
+    """Every successful bid's ``H`` on one scale, and the policy used (see :func:`common_entropy_scale`).
+
+    The original round fixes the scale: refined bids are put on it and never move it,
+    so an original bid's value is the same in both ``select`` passes.
+    """
     ok = [b for b in bids if b["status"] == "ok"]
     logprob_h = {_key(b): (b["entropy"] if b["entropy_source"] == "logprobs" else None) for b in ok}
     text_h = {_key(b): b.get("entropy_text", b["entropy"]) for b in ok}
-    return common_entropy_scale(logprob_h, text_h)
+    return common_entropy_scale(logprob_h, text_h, reference={_key(b) for b in ok if b["round"] == "original"})
 
 
 def _key(b: Bid | ScoreRow) -> str:

@@ -9,6 +9,7 @@ from langgraph.runtime import Runtime
 from sale_graph.context import SaleContext
 from sale_graph.errors import AuctionError
 from sale_graph.events import SelectEvent, emit
+from sale_graph.llm import describe_error
 from sale_graph.memory.bridge import store_auction
 from sale_graph.nodes._common import Node, ctx_of
 from sale_graph.nodes.score import build_table
@@ -55,6 +56,47 @@ def check_quorum(rows: list[ScoreRow], votes: list[JuryVote], ctx: SaleContext, 
     return {"reason": summary, "bids": [f"{r['agent']}/{r['round']}" for r in short], "missing_votes": reasons}
 
 
+def drop_refined_below_quorum(
+    rows: list[ScoreRow], votes: list[JuryVote], ctx: SaleContext, n_judges: int
+) -> tuple[list[ScoreRow], dict[str, str]]:
+    """Leave out the refined bids whose jury missed the quorum; returns the rows kept and why each was dropped.
+
+    A refined bid is optional: the auction already has a provisional winner when it is
+    judged, so a refined bid without enough votes is dropped (with the reason; the
+    caller notes it) rather than stopping a run that is already paid for, and it never
+    displaces the provisional winner. With ``allow_degraded`` too: its value would rest
+    on too few judges to overrule the original round.
+    """
+    kept: list[ScoreRow] = []
+    dropped: dict[str, str] = {}
+    for r in rows:
+        answered = n_judges - len(r["missing_judges"])
+        if r["round"] == "refined" and not quorum_met(answered, n_judges, ctx.jury_quorum):
+            why = sorted({f"{v['judge']}: {v['reason']}" for v in votes
+                          if v["status"] != "ok" and v["bidder"] == r["agent"] and v["round"] == "refined"})
+            dropped[r["agent"]] = (f"jury quorum not met ({answered}/{n_judges} judges, more than {ctx.jury_quorum:.0%} needed"
+                                   + (f"; missing: {'; '.join(why[:6])}" if why else "") + ")")
+        else:
+            kept.append(r)
+    return kept, dropped
+
+
+def _dropped_suffix(dropped: dict[str, str]) -> str:
+    return f" (dropped below the jury quorum: {', '.join(sorted(dropped))})" if dropped else ""
+
+
+def _refinement_outcome(refined: list[ScoreRow], dropped: dict[str, str], refinement: dict[str, Any]) -> str:
+    """What the refinement round came to when no refined bid took the task."""
+    if refined:
+        outcome = "no refined bid beat the provisional winner"
+    elif dropped:
+        outcome = "no refined bid had its jury quorum"
+    else:
+        skipped = {a: e.get("reason", e.get("error", "")) for a, e in refinement.get("agents", {}).items()}
+        outcome = "no agent produced a refined bid (" + "; ".join(f"{a}: {r}" for a, r in sorted(skipped.items())) + ")"
+    return outcome + _dropped_suffix(dropped)
+
+
 def make_select_node(services: SaleServices) -> Node:
     """Build the ``select`` node bound to ``services`` (it needs to know whether memory is on)."""
 
@@ -63,15 +105,20 @@ def make_select_node(services: SaleServices) -> Node:
         ctx = ctx_of(runtime)
         pool = ctx.resolved_pool()
         rows = build_table(state.get("bids", []), state.get("votes", []), pool, ctx.resolved_weights())
+        rows, dropped = drop_refined_below_quorum(rows, state.get("votes", []), ctx, len(pool.names))
         degraded = check_quorum(rows, state.get("votes", []), ctx, len(pool.names))
         originals = [r for r in rows if r["round"] == "original"]
         provisional, margin, runner = _pick(originals)
         winner = provisional
         refinement = dict(state.get("refinement") or {})
         update: dict[str, Any] = {}
+        notes: list[str] = []
         if degraded is not None:
             update["degraded"] = degraded
-            update["notes"] = [f"DEGRADED auction (allow_degraded=True): {degraded['reason']}"]
+            if not state.get("degraded"):  # noted once, in the first pass
+                notes.append(f"DEGRADED auction (allow_degraded=True): {degraded['reason']}")
+        notes += [f"refined bid of {agent} dropped, {why}; the provisional winner {provisional['agent']} stands without it"
+                  for agent, why in sorted(dropped.items())]
         reason = f"lowest C - V ({provisional['net']:+.4f}) of {len(originals)} bids"
         if runner is not None:
             reason += f", {margin:.4f} ahead of {runner}"
@@ -85,15 +132,14 @@ def make_select_node(services: SaleServices) -> Node:
                 runner = provisional["agent"]
                 reason = (f"refined bid of {winner['agent']} lowered C - V to {winner['net']:+.4f}, "
                           f"below provisional winner {provisional['agent']} ({provisional['net']:+.4f})")
-                outcome = f"refined bid of {winner['agent']} took the task"
-            elif refined:
-                outcome = "no refined bid beat the provisional winner"
+                outcome = f"refined bid of {winner['agent']} took the task" + _dropped_suffix(dropped)
             else:
-                skipped = {a: e.get("reason", e.get("error", "")) for a, e in refinement.get("agents", {}).items()}
-                outcome = "no agent produced a refined bid (" + "; ".join(f"{a}: {r}" for a, r in sorted(skipped.items())) + ")"
-            if winner is provisional:
+                outcome = _refinement_outcome(refined, dropped, refinement)
                 reason += f"; {outcome}; {provisional['agent']} stays"
             update["refinement"] = {"status": "done", "outcome": outcome}
+            if dropped:  # each dropped agent's entry says so, with the votes it missed
+                update["refinement"]["agents"] = {a: {**refinement.get("agents", {}).get(a, {}), "status": "dropped", "reason": why}
+                                                  for a, why in dropped.items()}
         elif not refinement.get("status"):
             cheaper = [a.name for a in pool.by_price()
                        if a.price < pool.get(provisional["agent"]).price and any(r["agent"] == a.name for r in originals)]
@@ -116,9 +162,15 @@ def make_select_node(services: SaleServices) -> Node:
         )
         memory = services.memory_for(ctx)
         if memory is not None:  # write the bids now: a crash before `remember` loses nothing
-            store_auction(memory, {**state, "scores": rows, "selection": selection, "degraded": degraded})
+            try:
+                store_auction(memory, {**state, "scores": rows, "selection": selection, "degraded": degraded})
+            except Exception as exc:  # the bids are paid for: the run goes on, `remember` writes the auction again
+                notes.append(f"memory write failed after selection ({describe_error(exc)}); the run goes on and "
+                             "stores the auction at its end")
         emit(runtime, SelectEvent(event="select", winner=selection["winner"], round=selection["round"], net=selection["net"],
                                   margin=selection["margin"], reason=reason))
+        if notes:
+            update["notes"] = notes
         return {"scores": rows, "selection": selection, **update}
 
     return select

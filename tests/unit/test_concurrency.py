@@ -9,6 +9,7 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
 
 from sale_graph import SaleContext, build_sale_graph
@@ -135,22 +136,110 @@ def test_per_run_bound_limits_one_auction() -> None:
     assert run_limiter(out["auction_id"], 1).peak == 1
 
 
-def _comparable(out: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "winner": out["selection"]["winner"],
-        "bids": sorted((b["agent"], b["strategy"], b["tokens"]) for b in out["bids"]),
-        "votes": sorted((v["judge"], v["bidder"], v["likert"]) for v in out["votes"]),
-        "ledger": sorted((e["phase"], e["agent"], e["input_tokens"], e["output_tokens"]) for e in out["ledger"]),
-        "answer": out["answer"],
-    }
+PAST_TASK = "What is the capital city of Australia?"
+REFINED = "1. search two sources 2. verify with a second source that they agree 3. answer"
 
 
-def test_async_and_sync_give_the_same_auction() -> None:
-    factory = FakeFactory({"bid": strategies, "jury": judge, "execute": executor})
-    graph = build_sale_graph(model_factory=factory, tools=[]).compile()
-    sync = graph.invoke(TASK, context=context())
-    async_ = asyncio.run(graph.ainvoke(TASK, context=context()))
-    assert _comparable(sync) == _comparable(async_)
+def _unavailable(agent: str, phase: str) -> httpx.HTTPStatusError:
+    """A retryable failure (HTTP 503) asking for no wait, so the retry line is the same on every run."""
+    request = httpx.Request("POST", f"http://127.0.0.1:9/{agent}/v1/chat/completions")
+    response = httpx.Response(503, headers={"retry-after-ms": "0"}, request=request)
+    return httpx.HTTPStatusError(f"{agent} {phase}: server overloaded", request=request, response=response)
+
+
+def _refused(agent: str) -> httpx.HTTPStatusError:
+    """A failure that is never retried (HTTP 400): the bid is recorded as failed."""
+    request = httpx.Request("POST", f"http://127.0.0.1:9/{agent}/v1/chat/completions")
+    return httpx.HTTPStatusError(f"{agent}: prompt too long", request=request, response=httpx.Response(400, request=request))
+
+
+def _eventful_factory() -> FakeFactory:
+    """Bids, votes, a refinement and an execution with retried calls, a failed bid and a missing vote."""
+    attempts: dict[tuple[str, str], int] = {}
+    lock = threading.Lock()
+
+    def first_attempt_fails(key: tuple[str, str]) -> bool:
+        with lock:
+            attempts[key] = attempts.get(key, 0) + 1
+            return attempts[key] == 1
+
+    def bid(agent: str, messages: Any) -> Any:
+        if agent == "mid":
+            return _refused(agent)  # a failed bid
+        if agent == "large" and first_attempt_fails((agent, "bid")):
+            return _unavailable(agent, "bid")  # retried, then answered
+        return strategies(agent, messages)
+
+    def vote(agent: str, messages: Any) -> Any:
+        text = prompt_text(messages).split("Task:")[-1]
+        if agent == "mid" and "guess" in text:
+            return "I would rather not say."  # a missing vote (the bid keeps its quorum: 2 of 3 judges)
+        if agent == "small" and "verify" in text and first_attempt_fails((agent, "jury:" + text[-40:])):
+            return _unavailable(agent, "jury")
+        return judge(agent, messages)
+
+    def execute(agent: str, messages: Any) -> Any:
+        if first_attempt_fails((agent, "execute")):
+            return _unavailable(agent, "execute")
+        return "Final Answer: Canberra"
+
+    return FakeFactory({"bid": bid, "jury": vote, "refine": lambda a, m: REFINED, "execute": execute})
+
+
+def _seeded_memory(path: Any) -> Any:
+    from sale_graph.memory import AuctionMemory, StrategyRecord
+
+    memory = AuctionMemory(path=path)
+    memory.record_auction("past-1", PAST_TASK, "search", [
+        StrategyRecord(agent="small", strategy=REFINED, cost=0.01, entropy=0.9, value=1.2, won=True, timestamp=1.0),
+        StrategyRecord(agent="large", strategy="guess the answer", cost=0.2, entropy=0.5, value=0.4, timestamp=1.0),
+    ], outcome="passed")
+    return memory
+
+
+def _without_timings(value: Any) -> Any:
+    """``value`` with every wall-clock field left out (``seconds``, ``timestamp``): all else must match."""
+    if isinstance(value, dict):
+        return {k: _without_timings(v) for k, v in value.items() if k not in ("seconds", "timestamp")}
+    if isinstance(value, list):
+        return [_without_timings(v) for v in value]
+    return value
+
+
+def _whole_record(out: dict[str, Any], memory: Any) -> dict[str, Any]:
+    """The whole auction record, in an order that does not depend on which parallel branch finished first."""
+    record = _without_timings(dict(out))
+    for key, order in (("bids", ("agent", "round")), ("votes", ("judge", "bidder", "round")), ("scores", ("agent", "round")),
+                       ("ledger", ("phase", "agent", "input_tokens", "output_tokens"))):
+        record[key] = sorted(record[key], key=lambda item, order=order: tuple(str(item[k]) for k in order))
+    record["notes"] = sorted(record["notes"])
+    record["messages"] = [(m.type, m.content, m.name) for m in out.get("messages", [])]  # ids are random
+    stored = memory.get_auction(out["auction_id"])
+    record["memory"] = [_without_timings(b.to_dict()) for b in stored]
+    record["memory_stats"] = memory.stats() | {"location": ""}
+    return record
+
+
+def test_async_and_sync_give_the_same_auction(tmp_path: Any) -> None:
+    """The whole record, with memory, refinement, retries and failures on, is the same under invoke and ainvoke."""
+    records = []
+    for mode in ("sync", "async"):
+        memory = _seeded_memory(tmp_path / mode)
+        graph = build_sale_graph(model_factory=_eventful_factory(), memory=memory, tools=[]).compile()
+        inputs = {"task": TASK["task"], "domain": "search", "gold": ["Canberra"], "request_id": "parity-1"}
+        ctx = SaleContext(pool=POOL, check_endpoints=False)
+        out = graph.invoke(inputs, context=ctx) if mode == "sync" else asyncio.run(graph.ainvoke(inputs, context=ctx))
+        records.append(_whole_record(out, memory))
+    sync, async_ = records
+    # The run had every kind of event the comparison is about.
+    assert sync["refinement"]["status"] == "done" and any(b["round"] == "refined" for b in sync["bids"])
+    assert any(b["status"] == "error" for b in sync["bids"]) and any(v["status"] == "missing" for v in sync["votes"])
+    assert any(b.get("retries") for b in sync["bids"]) and any(v.get("retries") for v in sync["votes"])
+    assert sync["execution"].get("retries") and sync["execution"]["outcome"] == "passed"
+    assert len(sync["memory"]) == 3 and sync["memory_stats"]["auctions"] == 2
+    assert set(sync) == set(async_)
+    for key in sorted(sync):
+        assert sync[key] == async_[key], key
 
 
 def test_async_run_never_blocks_the_event_loop() -> None:
