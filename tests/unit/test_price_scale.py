@@ -64,6 +64,8 @@ def test_the_issues_example_a_clear_plan_beats_a_no_at_a_200x_price() -> None:
     plans = {"cheap": "no", "dear": " ".join(f"step{i}" for i in range(29))}
     out = auction({"cheap": 0.05, "dear": 10.0}, plans, {"cheap": 0, "dear": 5})
     assert out["selection"]["winner"] == "dear"
+    # the cheap agent would be asked to refine now (memory is off in this test, so it is skipped for that reason)
+    assert out["refinement"] == {"status": "skipped", "reason": "auction memory is off (context.use_memory=False)"}
     # an explicit w_c is used as given: the paper-scale 0.01 still lets the "no" win on this pool
     old = auction({"cheap": 0.05, "dear": 10.0}, plans, {"cheap": 0, "dear": 5}, weights=Weights(w_c=0.01))
     assert old["selection"]["winner"] == "cheap"
