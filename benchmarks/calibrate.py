@@ -78,7 +78,7 @@ def main() -> int:
     print(f"pool: {', '.join(f'{a} ${p:g}/1M' for a, p in prices.items())}; {args.tasks} calibration tasks, "
           f"{args.held_out} held-out tasks (wire server, route-only auctions)")
     print(f"pool-scaled default weights: large wins {share(default, 'large'):.1%} of the held-out tasks")
-    print(f"{'target':<14} {'w_c':>10} {'calibration':>12} {'held-out':>9} {'diff':>7} {'calls':>6} {'solve s':>8}")
+    print(f"{'target':<14} {'w_c':>10} {'calibration':>12} {'held-out':>9} {'diff':>7} {'calls':>6} {'wall s':>8}")
     for label, target, cal, live, calls, seconds in rows:
         if "largest_share" in target:
             want, got_cal, got = target["largest_share"], cal.solution.largest_share, share(live, "large")
@@ -88,7 +88,8 @@ def main() -> int:
             got = expected_cost(live, prices, DEFAULT_EXECUTION_TOKENS)
             print(f"{label:<14} {cal.solution.w_c:>10.6f} {'$' + format(got_cal, '.5f'):>12} {'$' + format(got, '.5f'):>9} "
                   f"{(got - want) / want:>+7.1%} {calls:>6} {seconds:>8.2f}")
-    print("calls: model calls of the calibration (the first target records the auctions, the others reuse the log)")
+    print("diff: held-out minus target (points for a share, relative for a budget); calls and wall s: the calibration's "
+          "model calls and seconds (the first target records the auctions, the others solve on the log)")
     return 0
 
 
