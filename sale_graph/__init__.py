@@ -16,6 +16,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from sale_graph.calibrate import Calibration, CalibrationError, calibrate_weights
     from sale_graph.context import SaleContext
     from sale_graph.conversation import ConversationTask, conversation_task
     from sale_graph.embedded import EmbeddedServer, embedded_pool
@@ -97,6 +98,9 @@ _LAZY: dict[str, str] = {
     "strict_context": "sale_graph.integrations",
     "ConversationTask": "sale_graph.conversation",
     "conversation_task": "sale_graph.conversation",
+    "Calibration": "sale_graph.calibrate",
+    "CalibrationError": "sale_graph.calibrate",
+    "calibrate_weights": "sale_graph.calibrate",
 }
 
 __all__ = [
@@ -106,6 +110,8 @@ __all__ = [
     "AuctionError",
     "AuctionMemory",
     "AuctionRun",
+    "Calibration",
+    "CalibrationError",
     "ContextError",
     "ConversationTask",
     "EmbeddedServer",
@@ -130,6 +136,7 @@ __all__ = [
     "Weights",
     "WeightsError",
     "build_sale_graph",
+    "calibrate_weights",
     "check_pool",
     "check_routes",
     "conversation_task",

@@ -33,7 +33,8 @@ class SaleContext:
 
     Attributes:
         pool: an :class:`AgentPool`, a path to a pool TOML, or ``None`` for the embedded local pool.
-        weights: a :class:`Weights`, a path to a weights file, or ``None`` for the documented defaults.
+        weights: a :class:`Weights`, a path to a weights file, or ``None`` for the documented defaults
+            (a cost weight scaled to the pool's prices, see :func:`sale_graph.weights.pool_cost_weight`).
         max_concurrency: most model calls of this run in flight at once (its bid, jury and refinement
             fan-outs). Each endpoint has its own process-wide bound too (the agent's ``max_concurrency``).
         check_endpoints: ping every agent's endpoint before the auction (clear error naming the agent and URL).
@@ -167,12 +168,14 @@ class SaleContext:
         return _cached(load_pool, self.pool)
 
     def resolved_weights(self) -> Weights:
-        """The weights object (loading the file or the defaults)."""
+        """The weights object (loading the file or the defaults), its ``w_c`` scaled to the pool when none is set."""
         if isinstance(self.weights, Weights):
-            return self.weights
-        if isinstance(self.weights, dict):
-            return weights_from_dict(self.weights, source="context.weights")
-        return _cached(load_weights, self.weights)
+            weights = self.weights
+        elif isinstance(self.weights, dict):
+            weights = weights_from_dict(self.weights, source="context.weights")
+        else:
+            weights = _cached(load_weights, self.weights)
+        return weights.for_prices({a.name: a.price for a in self.resolved_pool().agents})
 
     def run_limiter(self, run_id: str) -> Limiter:
         """This run's fan-out bound (``max_concurrency`` calls in flight), shared by the run's nodes."""

@@ -4,6 +4,8 @@
   ``sale serve``, and the ``memory`` and ``bench`` sub-commands their packages register).
 - :mod:`~sale_graph.cli.report`: summaries of an auction's state (ledger totals,
   overhead) and the tables ``sale run`` prints.
+- :mod:`~sale_graph.cli.calibrate`: ``sale calibrate``, the cost weight from route-only
+  auctions on the user's own tasks (:mod:`sale_graph.calibrate`).
 
 ``sale run`` runs the auction with :func:`sale_graph.runner.run_auction`, which the
 benchmark harness and the notebooks use too.

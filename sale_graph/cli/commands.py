@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from sale_graph.bench.cli.commands import register_bench_commands
+from sale_graph.cli.calibrate import register_calibrate_command
 from sale_graph.cli.report import render_report
 from sale_graph.context import SaleContext
 from sale_graph.embedded import EmbeddedServer, embedded_pool
@@ -192,6 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     register_memory_commands(sub)
     register_bench_commands(sub)
+    register_calibrate_command(sub)
     return parser
 
 

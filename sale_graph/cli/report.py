@@ -71,7 +71,8 @@ def render_report(state: Mapping[str, Any], timings: Mapping[str, float] | None 
     judges = sorted({j for r in scores for j in r["jury"]})
     by_bid = {(b["agent"], b["round"]): b for b in state.get("bids", [])}
     thinking = any(b.get("reasoning_tokens") for b in by_bid.values())
-    pool = ((state.get("run_context") or {}).get("fingerprint") or {}).get("pool")
+    fingerprint = (state.get("run_context") or {}).get("fingerprint") or {}
+    pool = fingerprint.get("pool")
     title = f"Bids (auction {state.get('auction_id', '')[:8]}" + (f", pool: {pool})" if pool else ")")
     bids = Table(title=escape(title), show_lines=False)
     columns = ("agent", "round", "price $/1M", "tokens", *(("think tok",) if thinking else ()), "cost C", "entropy H",
@@ -94,6 +95,8 @@ def render_report(state: Mapping[str, Any], timings: Mapping[str, float] | None 
     if degraded:
         parts.append(f"[bold red]DEGRADED auction[/bold red] (allow_degraded): {escape(str(degraded.get('reason', '')))}")
     parts.append(bids)
+    if fingerprint.get("cost_rule"):
+        parts.append(f"[dim]cost C = w_c x price x tokens; {escape(fingerprint['cost_rule'])}[/dim]")
     if thinking or any(b.get("token_source") == "estimate" for b in by_bid.values()):
         parts.append("[dim]tokens: the visible strategy (|s|); think tok: reasoning, billed in the ledger but never in |s|; "
                      "~ estimated from the text; (cut) hit the token cap[/dim]")

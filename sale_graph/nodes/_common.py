@@ -29,12 +29,15 @@ TASK_INPUT_KEYS = ("task_id", "domain", "gold", "tests", "entry_point")
 
 
 def run_fingerprint(ctx: SaleContext) -> dict[str, Any]:
-    """What a run's decisions depend on in its context: the pool, the weights and the approval setting."""
+    """What a run's decisions depend on in its context: the pool, the weights (with the cost weight and its rule), the approval setting."""
     pool = ctx.resolved_pool()
+    weights = ctx.resolved_weights()
     return {
         "pool": pool.source,
         "agents": pool.names,
-        "weights": ctx.resolved_weights().source,
+        "weights": weights.source,
+        "w_c": weights.w_c,
+        "cost_rule": weights.cost_rule,
         "approve_before_execute": ctx.approve_before_execute,
     }
 

@@ -53,6 +53,7 @@ def build_table(bids: Sequence[Bid], votes: Sequence[JuryVote], pool: AgentPool,
     the select node's quorum check.
     """
     judges = pool.names
+    weights = weights.for_prices({a.name: a.price for a in pool.agents})  # w_c scaled to the pool when none is set
     w_jury = weights.jury_weights(judges)
     by_key: dict[tuple[str, str, str], JuryVote] = {(v["judge"], v["bidder"], v["round"]): v for v in votes}
     scale = bid_entropies(bids)
@@ -65,7 +66,7 @@ def build_table(bids: Sequence[Bid], votes: Sequence[JuryVote], pool: AgentPool,
             gammas[j] = vote["gamma"] if vote is not None and vote["status"] == "ok" else None
         missing = [j for j, g in gammas.items() if g is None]
         entropy = scale.values[_key(b)]
-        cost = strategy_cost(weights.w_c, agent.price, b["tokens"])
+        cost = strategy_cost(weights.cost_weight, agent.price, b["tokens"])
         value = strategy_value(entropy, [gammas[j] for j in judges], weights.w_h, w_jury)
         rows.append(
             ScoreRow(

@@ -48,8 +48,12 @@ def test_table_values_by_hand() -> None:
     rows = {r["agent"]: r for r in out["scores"]}
     # Fake usage: output tokens = word count. small: 6 words, large: 11 words.
     assert rows["small"]["tokens"] == 6 and rows["large"]["tokens"] == 11
-    assert rows["small"]["cost"] == pytest.approx(0.01 * 0.05 * 6)
-    assert rows["large"]["cost"] == pytest.approx(0.01 * 0.36 * 11)
+    # Default w_c scaled to the pool: a 130-token bid by the dearest agent (large, $0.36) costs 20% of the value range 1.5.
+    w_c = 0.2 * 1.5 / (0.36 * 130)
+    assert out["run_context"]["fingerprint"]["w_c"] == pytest.approx(w_c)
+    assert out["run_context"]["fingerprint"]["cost_rule"].startswith("pool-scaled")
+    assert rows["small"]["cost"] == pytest.approx(w_c * 0.05 * 6, abs=1e-6)
+    assert rows["large"]["cost"] == pytest.approx(w_c * 0.36 * 11, abs=1e-6)
     # Jury: both judges give large 5/5 and small 2/5; uniform jury weights 1/2 each.
     assert rows["large"]["jury"] == {"small": 1.0, "large": 1.0}
     assert rows["small"]["jury"] == {"small": 0.4, "large": 0.4}
@@ -59,7 +63,7 @@ def test_table_values_by_hand() -> None:
     assert rows["large"]["net"] == pytest.approx(rows["large"]["cost"] - rows["large"]["value"], abs=1e-6)
     assert out["selection"]["winner"] == "large"
     assert out["selection"]["runner_up"] == "small"
-    assert out["selection"]["margin"] == pytest.approx(rows["small"]["net"] - rows["large"]["net"], abs=1e-6)
+    assert out["selection"]["margin"] == pytest.approx(rows["small"]["net"] - rows["large"]["net"], abs=2e-6)  # rows are rounded to 1e-6
     assert out["answer"] == "Canberra"
 
 

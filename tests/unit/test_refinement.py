@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from sale_graph import SaleContext, build_sale_graph
+from sale_graph import SaleContext, Weights, build_sale_graph
 from sale_graph.memory import AuctionMemory, StrategyRecord
 from sale_graph.nodes.refine import RefineTask, make_refine_node
 from sale_graph.prompts import RefineExample, refine_messages
@@ -49,7 +49,7 @@ def run(memory: AuctionMemory, refine_responder, domain: str = "search") -> tupl
     factory = FakeFactory({"bid": bids, "jury": judge, "refine": refine_responder, "execute": lambda a, m: "Final Answer: Canberra"})
     graph = build_sale_graph(model_factory=factory, memory=memory, tools=[]).compile()
     out = graph.invoke({"task": TASK, "domain": domain, "gold": ["Canberra"]},
-                       context=SaleContext(pool=POOL, check_endpoints=False))
+                       context=SaleContext(pool=POOL, weights=Weights(w_c=0.01), check_endpoints=False))
     return out, factory
 
 

@@ -13,8 +13,10 @@ from sale_graph.weights import DEFAULT_WEIGHTS, Weights, load_weights
 
 def test_defaults_are_documented_values() -> None:
     w = load_weights(None)
-    assert (w.w_c, w.w_h) == (0.01, 0.5)
+    assert (w.w_c, w.w_h) == (None, 0.5)  # w_c: scaled to the pool's prices when the pool is known
     assert w.jury_weights(["a", "b", "c", "d"]) == [0.25] * 4
+    scaled = w.for_prices({"a": 0.05, "b": 0.36})
+    assert scaled.w_c == pytest.approx(0.2 * 1.5 / (0.36 * 130)) and scaled.cost_rule.startswith("pool-scaled")
 
 
 def test_round_trip_json_and_toml(tmp_path: Path) -> None:

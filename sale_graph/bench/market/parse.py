@@ -89,6 +89,9 @@ class _Auction:
 def _pool_of(records: list[dict[str, Any]], source: str) -> list[dict[str, Any]]:
     """The first record's pool, after refusing live records and records without a pool."""
     for k, rec in enumerate(records):
+        if rec.get("kind") == "route":
+            raise MarketError(f"{source}: record {k + 1} (task {rec['task'].get('id')!r}) is a route-only auction of "
+                              "`sale calibrate` (bids and jury, no executions); a market log needs `sale bench record`")
         if rec.get("kind") == "live":
             raise MarketError(
                 f"{source}: record {k + 1} (task {rec['task'].get('id')!r}) is a live run (`sale bench live`), not a market "

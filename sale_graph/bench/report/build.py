@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +115,7 @@ def build_report(
         raise ValueError(f"the log has no {split} tasks; use --split all or record more tasks")
     dev_idx = market.indices("dev")
     sw = weights if isinstance(weights, SaleWeights) else SaleWeights(weights or Weights())
+    sw = replace(sw, full=sw.full.for_prices(dict(zip(market.agents, market.price_out.tolist(), strict=True))))
     routers = standard_routers(market, dev_idx, weights=sw, weights_mean=weights_mean, store=store,
                                text_routers=text_routers and len(dev_idx) > 0)
     outcomes: dict[str, Replay] = {r.name: evaluate(r, market, eval_idx) for r in routers}
@@ -139,7 +141,7 @@ def build_report(
         "agents": market.agents, "prices_per_mtok": dict(zip(market.agents, market.price_out.tolist(), strict=True)),
         "largest_agent": market.agents[largest], "bin_sources": sorted({market.bin_sources[t] for t in eval_idx}),
         "sources": list(src_groups), "bootstrap_resamples": n_boot, "plain_executions": market.has_plain,
-        "sale_weights": sw.full.to_dict(), "sale_weights_source": sw.full.source,
+        "sale_weights": sw.full.to_dict(), "sale_weights_source": sw.full.source, "sale_cost_rule": sw.full.cost_rule,
         "cascade_threshold": getattr(cascade, "threshold", None), "task_orders": N_ORDERS,
         "leakage": leakage or {"known": False}, **_notes(market, routers, sw, split),
     }

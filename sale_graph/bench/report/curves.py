@@ -5,7 +5,7 @@ the routers' own default settings are still chosen on dev):
 
 * ``knn``, ``mlp``: the tolerance ``tol`` (cheapest agent within ``tol`` of the best prediction);
 * ``cascade``: the self-score threshold (1.01: never accept, i.e. the largest agent plus overhead);
-* ``sale``: SALE's cost weight ``w_c`` (the default 0.01 when the fit set it to 0) times a scale, 0 to 1024
+* ``sale``: SALE's cost weight ``w_c`` (the pool-scaled default when the fit set it to 0) times a scale, 0 to 1024
   (0: value only; larger: cheaper agents).
 
 AIQ (Average Improvement in Quality, Hu et al., RouterBench 2024): the area under a
@@ -70,7 +70,9 @@ def cost_quality_curves(routers: Sequence[Router], market: Market, idx: np.ndarr
             curves[r.name] = pts
         elif isinstance(r, AuctionRouter) and r.name == "sale":
             pts = []
-            ref = r.weights.w_c if r.weights.w_c > 0 else Weights().w_c  # a fit may set w_c = 0: scale the default then
+            prices = dict(zip(market.agents, market.price_out.tolist(), strict=True))
+            ref = r.weights.for_prices(prices).cost_weight
+            ref = ref if ref > 0 else Weights().for_prices(prices).cost_weight  # a fit may set w_c = 0: scale the default
             for s in COST_SCALES:
                 scaled = AuctionRouter(replace(r.weights, w_c=ref * s), r.variant.name, price_ref=r.price_ref,
                                     const_tokens=r.const_tokens)

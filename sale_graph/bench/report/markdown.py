@@ -49,6 +49,7 @@ def _header(rep: dict[str, Any]) -> list[str]:
         f"**Baselines**: {meta['baselines_note']}.", "",
         *([f"**LLM classifier**: {meta['classifier_note']}.", ""] if meta.get("classifier_note") else []),
         f"SALE weights: {meta['sale_weights_source']} ({json.dumps(meta['sale_weights'])})"
+        + (f"; cost weight {meta['sale_cost_rule']}" if meta.get("sale_cost_rule") else "")
         + (f"; fit: {json.dumps(meta['sale_fit'])}" if meta.get("sale_fit") else "") + f". {meta['train_note']}. "
         f"Cascade threshold (self-score, picked on dev): {meta['cascade_threshold']}.", "",
     ]

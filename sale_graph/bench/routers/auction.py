@@ -104,8 +104,11 @@ class AuctionRouter(Router):
         self.price_ref, self.const_tokens = price_ref, const_tokens
 
     def _effective(self, market: Market) -> tuple[Weights, np.ndarray, float | None]:
-        """The weights with the variant's terms at zero, the prices bids are costed at, and a constant length (or None)."""
-        w, v = self.weights, self.variant
+        """The weights with the variant's terms at zero, the prices bids are costed at, and a constant length (or None).
+
+        A ``w_c`` left unset is scaled to the log's pool, as a live run scales it to its pool.
+        """
+        w, v = self.weights.for_prices(dict(zip(market.agents, market.price_out.tolist(), strict=True))), self.variant
         if "cost" in v.zero:
             w = replace(w, w_c=0.0)
         if "entropy" in v.zero:
@@ -133,7 +136,7 @@ class AuctionRouter(Router):
             costs, values = [], []
             for i in valid:
                 tokens = const_len if const_len is not None else market.bid_tokens[t, i]
-                costs.append(strategy_cost(w.w_c, float(prices[i]), int(round(tokens))))
+                costs.append(strategy_cost(w.cost_weight, float(prices[i]), int(round(tokens))))
                 g = market.gamma[t, i]
                 gammas = [float(g[j]) if mask[i, j] and np.isfinite(g[j]) else None for j in range(len(judges))]
                 values.append(strategy_value(float(market.entropy[t, i]), gammas, w.w_h, w_jury))

@@ -83,8 +83,9 @@ def test_sale_variants_pay_what_they_use(market_and_store) -> None:
     nop = AuctionRouter(Weights(w_c=0.5, w_h=0.5), "no-cost").choose(m, idx)
     withp = AuctionRouter(Weights(w_c=0.5, w_h=0.5)).choose(m, idx)
     assert (nop == m.largest).mean() > (withp == m.largest).mean()
-    # no-entropy equals w_h = 0
-    assert (AuctionRouter(Weights(), "no-entropy").choose(m, idx) == AuctionRouter(Weights(w_h=0.0)).choose(m, idx)).all()
+    # no-entropy equals w_h = 0 with the same cost weight (the default's, scaled to the log's pool with w_h = 0.5)
+    w_c = Weights().for_prices(dict(zip(m.agents, m.price_out.tolist(), strict=True))).cost_weight
+    assert (AuctionRouter(Weights(), "no-entropy").choose(m, idx) == AuctionRouter(Weights(w_c=w_c, w_h=0.0)).choose(m, idx)).all()
     assert {AuctionRouter(Weights(), v).name for v in SALE_VARIANTS} >= {"sale", "sale:no-jury", "sale:self-only", "sale:peers-only"}
     with pytest.raises(ValueError, match="unknown SALE variant"):
         AuctionRouter(Weights(), "no-everything")
