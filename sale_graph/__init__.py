@@ -46,6 +46,7 @@ if TYPE_CHECKING:
         shared_key_problems,
         strict_context,
     )
+    from sale_graph.integrations.gateway import create_gateway_app
     from sale_graph.llm import ModelFactory
     from sale_graph.memory import AuctionMemory, MemoryStoreError
     from sale_graph.nodes import Node
@@ -101,6 +102,7 @@ _LAZY: dict[str, str] = {
     "Calibration": "sale_graph.calibrate",
     "CalibrationError": "sale_graph.calibrate",
     "calibrate_weights": "sale_graph.calibrate",
+    "create_gateway_app": "sale_graph.integrations.gateway",
 }
 
 __all__ = [
@@ -140,6 +142,7 @@ __all__ = [
     "check_pool",
     "check_routes",
     "conversation_task",
+    "create_gateway_app",
     "embedded_pool",
     "load_pool",
     "load_weights",

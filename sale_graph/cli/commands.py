@@ -1,4 +1,4 @@
-"""The ``sale`` command: run an auction, check a pool, serve the embedded models, manage the memory."""
+"""The ``sale`` command: run an auction, check a pool, serve the embedded models or the gateway, manage the memory."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from rich.markup import escape
 
 from sale_graph.bench.cli.commands import register_bench_commands
 from sale_graph.cli.calibrate import register_calibrate_command
+from sale_graph.cli.embedded import embedded_models_for_run
+from sale_graph.cli.gateway import register_gateway_command
 from sale_graph.cli.report import render_report
 from sale_graph.context import SaleContext
 from sale_graph.embedded import EmbeddedServer, embedded_pool
@@ -24,11 +26,9 @@ from sale_graph.embedded.models import (
     BACKENDS,
     LLAMA_SERVER_SLOTS,
     SLOTS_ENV,
-    EmbeddedModel,
     embedded_models,
     setup_label,
 )
-from sale_graph.embedded.server import running_setup
 from sale_graph.errors import SaleError
 from sale_graph.memory.commands import register_memory_commands
 from sale_graph.pool import check_pool, load_pool, ping_agent
@@ -52,22 +52,6 @@ def _read_task_file(path: str) -> dict[str, Any]:
             data["task"] = data.pop("text")
         return data
     return {"task": text.strip()}
-
-
-def _embedded_models_for_run(err: Console) -> tuple[EmbeddedModel, ...]:
-    """The embedded models ``sale run`` uses: the servers already running when no backend is set, else the configured ones."""
-    if not os.environ.get(BACKEND_ENV, "").strip():
-        running = running_setup()
-        if running is not None:
-            models = embedded_models(*running)
-            err.print(f"using the embedded servers already running ({setup_label(models)} per model)")
-            if running == ("llama-server", None):
-                err.print(f"note: their /props did not give one slot count; max_concurrency {models[0].slots} assumed "
-                          f"(restart them with `sale serve --slots N` or set {SLOTS_ENV})")
-            return models
-    models = embedded_models()
-    err.print(f"embedded pool: {setup_label(models)} per model")
-    return models
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -95,7 +79,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         models = None
         if args.pool is None:
-            models = _embedded_models_for_run(err)
+            models = embedded_models_for_run(err)
             context.pool = embedded_pool(models[0].backend, models[0].slots)
         pool = context.resolved_pool()
         context.resolved_weights().check_judges(pool.names)  # a bad weights file fails before any server starts
@@ -191,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--slots", type=int, help=f"llama-server's parallel slots per model (default ${SLOTS_ENV} or {LLAMA_SERVER_SLOTS})")
     serve.set_defaults(func=cmd_serve)
 
+    register_gateway_command(sub)
     register_memory_commands(sub)
     register_bench_commands(sub)
     register_calibrate_command(sub)

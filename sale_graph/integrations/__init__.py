@@ -11,7 +11,12 @@
    apps with one agent node per model; :class:`SaleRouterState` adds its two state keys,
    :func:`check_routes` checks a built graph.
 
-Ways 2 and 3 run a route-only auction (``_route_only``, with settings from
+4. **Gateway** (:mod:`~sale_graph.integrations.gateway`, the ``gateway`` extra, imported
+   from its own package): ``create_gateway_app()`` and ``sale gateway``, an
+   OpenAI-compatible endpoint whose model ``sale`` auctions each request's turn and
+   forwards the request to the winner, for apps that change a base URL, not their code.
+
+Ways 2, 3 and 4 run a route-only auction (``_route_only``, with settings from
 ``_route_settings``): the app's own model or node executes. :func:`strict_context`
 (:mod:`~sale_graph.integrations.server_context`) makes a compiled graph for
 ``langgraph.json`` whose runs refuse unknown context keys, naming the allowed ones (the

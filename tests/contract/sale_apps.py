@@ -150,3 +150,15 @@ def refuse_tools(monkeypatch: pytest.MonkeyPatch, model: str) -> None:
         return original(behaviour, body)
 
     monkeypatch.setattr(wire_server, "check_request", check)
+
+
+def fail_agent_calls(monkeypatch: pytest.MonkeyPatch, model: str, status: int, retry_after: str | None = "1") -> None:
+    """Make ``model`` answer every agent call (not its bids or votes) with HTTP ``status`` in OpenAI's error shape."""
+    original = wire_server.check_request
+
+    def check(behaviour: ModelBehaviour, body: Mapping[str, Any]) -> Any:
+        if body.get("model") == model and role_of(body) == "agent":
+            return wire_formats.openai_error(status, model=model, retry_after=retry_after)
+        return original(behaviour, body)
+
+    monkeypatch.setattr(wire_server, "check_request", check)

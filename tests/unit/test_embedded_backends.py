@@ -160,11 +160,11 @@ def test_sale_run_adopts_running_servers_and_says_when_their_slots_are_unknown(
 ) -> None:
     from rich.console import Console
 
-    from sale_graph.cli import commands as cli
+    from sale_graph.cli import embedded as cli
 
     clean_env.setattr(cli, "running_setup", lambda: running)
     err = Console(record=True, width=200)
-    models = cli._embedded_models_for_run(err)
+    models = cli.embedded_models_for_run(err)
     text = err.export_text()
     assert f"using the embedded servers already running ({label})" in text
     assert ("did not give one slot count; max_concurrency 2 assumed" in text) is note

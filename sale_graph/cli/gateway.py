@@ -1,0 +1,137 @@
+"""``sale gateway``: serve the SALE gateway (an OpenAI-compatible endpoint whose model ``sale`` is an auction).
+
+::
+
+    sale gateway --pool pool.toml [--weights W] [--host 127.0.0.1] [--port 8100] [--workers N]
+                 [--api-keys-env NAME] [--session-idle S] [--no-memory | --memory-dir D | --chroma-url URL]
+
+The settings are checked in this process before anything is served (a bad pool, weights
+file or keys variable is one error line); the app is then served by uvicorn. With
+``--workers N`` the worker processes build the same app from ``$SALE_GATEWAY_CONFIG``
+(:mod:`sale_graph.integrations.gateway.asgi`). Without ``--pool`` the embedded pool
+answers (its servers are started, and stopped at the end, when they are not running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from sale_graph.cli.embedded import embedded_models_for_run
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8100
+FACTORY = "sale_graph.integrations.gateway.asgi:app_from_env"
+
+
+def gateway_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The :func:`~sale_graph.integrations.gateway.create_gateway_app` keywords the command line gives (JSON-ready)."""
+    config: dict[str, Any] = {"pool": str(Path(args.pool).resolve()) if args.pool else None,
+                              "session_idle_s": float(args.session_idle)}
+    if args.weights:
+        config["weights"] = str(Path(args.weights).resolve())
+    if args.api_keys_env:
+        config["api_keys_env"] = args.api_keys_env
+    if args.no_memory:
+        config["use_memory"] = False
+    if args.memory_dir:
+        config["memory_dir"] = str(Path(args.memory_dir).resolve())
+    if args.chroma_url:
+        config["memory_url"] = args.chroma_url
+    return config
+
+
+def _warnings(args: argparse.Namespace, config: dict[str, Any]) -> list[str]:
+    notes = []
+    if args.workers > 1:
+        notes.append(f"{args.workers} workers: sessions are pinned in each worker process (in-process store), so a "
+                     "session's later request that reaches another worker runs a new auction; use one worker to keep "
+                     "every pin")
+        if config.get("use_memory", True) and not config.get("memory_url"):
+            notes.append("several workers writing one Chroma directory: share a Chroma server instead (--chroma-url)")
+    if not config.get("api_keys_env") and args.host not in ("127.0.0.1", "localhost", "::1"):
+        notes.append(f"serving on {args.host} with no client keys: anyone who reaches it spends the pool's money "
+                     "(--api-keys-env NAME)")
+    return notes
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    """Check the settings, start the embedded pool if it answers, and serve the gateway until Ctrl-C."""
+    import uvicorn  # the gateway extra: only this command needs it
+
+    from sale_graph.embedded import EmbeddedServer
+    from sale_graph.embedded.models import BACKEND_ENV, SLOTS_ENV, setup_label
+    from sale_graph.integrations.gateway import create_gateway_app
+    from sale_graph.integrations.gateway.asgi import CONFIG_ENV
+    from sale_graph.integrations.gateway.metrics import MULTIPROC_ENV
+
+    err = Console(stderr=True)
+    if args.workers < 1:
+        err.print("error: --workers must be at least 1")
+        return 2
+    config = gateway_config(args)
+    models = None
+    if args.pool is None:
+        models = embedded_models_for_run(err)
+        os.environ[BACKEND_ENV], os.environ[SLOTS_ENV] = models[0].backend, str(models[0].slots)  # the workers' pool too
+    app = create_gateway_app(**config)  # every setting checked here, before anything starts
+    gateway = app.state.sale_gateway
+    if gateway.context.use_memory:
+        with err.status("opening the auction memory..."):
+            gateway.auctions.open_memory()  # a bad --memory-dir / --chroma-url stops the command here
+    for agent in gateway.pool.agents:
+        err.print(f"agent {agent.name}: {agent.model} at {agent.base_url} (${agent.price_output}/1M output tokens)")
+    for note in _warnings(args, config):
+        err.print(f"[yellow]note:[/yellow] {note}")
+    server = EmbeddedServer(models) if models is not None else None
+    try:
+        if server is not None and not server.running():
+            with err.status(f"starting the embedded model servers ({setup_label(server.models)}, loopback)..."):
+                server.start()
+        else:
+            server = None  # not ours to stop
+        keys = f"keys from ${args.api_keys_env}" if args.api_keys_env else "no client keys"
+        err.print(f"SALE gateway on http://{args.host}:{args.port}/v1 (model 'sale', {keys}, sessions idle after "
+                  f"{args.session_idle:g} s); Ctrl-C to stop")
+        if args.workers == 1:
+            uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        else:
+            os.environ[CONFIG_ENV] = json.dumps(config)
+            with tempfile.TemporaryDirectory(prefix="sale-gateway-metrics-") as metrics_dir:
+                os.environ.setdefault(MULTIPROC_ENV, metrics_dir)  # the workers' metrics, summed on each scrape
+                uvicorn.run(FACTORY, factory=True, host=args.host, port=args.port, workers=args.workers,
+                            log_level=args.log_level)
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
+def register_gateway_command(sub: Any) -> None:
+    """Add ``sale gateway`` to the ``sale`` command's sub-parsers."""
+    gateway = sub.add_parser("gateway", help="serve an OpenAI-compatible endpoint whose model 'sale' runs an auction")
+    gateway.add_argument("--pool", help="pool TOML (default: the embedded local pool, started if needed)")
+    gateway.add_argument("--weights", help="weights file (JSON or TOML; default: documented defaults)")
+    gateway.add_argument("--host", default=DEFAULT_HOST, help=f"address to serve on (default {DEFAULT_HOST})")
+    gateway.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    gateway.add_argument("--workers", type=int, default=1, help="worker processes (default 1; sessions are per worker)")
+    gateway.add_argument("--api-keys-env", metavar="NAME",
+                         help="environment variable holding the accepted client keys, separated by commas")
+    gateway.add_argument("--session-idle", type=float, default=1800.0, metavar="S",
+                         help="seconds a session's pin lives after its last request (default 1800)")
+    where = gateway.add_mutually_exclusive_group()
+    where.add_argument("--no-memory", action="store_true", help="neither read nor write the auction memory")
+    where.add_argument("--memory-dir", help="auction memory directory (default under $SALE_HOME)")
+    where.add_argument("--chroma-url", help="shared Chroma server for the memory, http://host:port")
+    gateway.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                         help="uvicorn's log level (default info)")
+    gateway.set_defaults(func=cmd_gateway)
+
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "cmd_gateway", "gateway_config", "register_gateway_command"]

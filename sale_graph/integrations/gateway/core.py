@@ -1,0 +1,110 @@
+"""The gateway's parts, built once per app: settings, pool, auction step, sessions, upstream client, metrics, keys.
+
+:func:`build_gateway` checks everything it is given before anything is served (the
+pool file, the weights against the pool, the client keys' variable), so a bad setting
+stops ``sale gateway`` at start with one line naming it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sale_graph.context import SaleContext
+from sale_graph.errors import PoolError
+from sale_graph.integrations._route_settings import PoolSpec, route_context
+from sale_graph.integrations.gateway.auction import AuctionStep
+from sale_graph.integrations.gateway.keys import ClientKeys, Redactor
+from sale_graph.integrations.gateway.metrics import GatewayMetrics
+from sale_graph.integrations.gateway.request import DEFAULT_MAX_BODY_BYTES, SALE_MODEL
+from sale_graph.integrations.gateway.sessions import InProcessSessions, Pin, SessionStore
+from sale_graph.integrations.gateway.upstream import Upstream
+from sale_graph.llm import ModelFactory
+from sale_graph.memory import AuctionMemory
+from sale_graph.pool import AgentPool
+
+DEFAULT_SESSION_IDLE_S = 1800.0
+"""A pin unused for this long (30 minutes) expires."""
+
+
+@dataclass
+class Gateway:
+    """What every request of one gateway app shares.
+
+    Attributes:
+        context: the auction settings (``route_only`` on).
+        pool: the agents.
+        auctions: the auction step.
+        sessions: the pins.
+        upstream: the HTTP client to the agents' endpoints.
+        metrics: the Prometheus metrics.
+        keys: the accepted client keys.
+        redact: removes keys from what is answered and logged.
+        max_body_bytes: the largest request body accepted.
+        inflight: the auctions running now for a session, so that its concurrent first requests share one.
+    """
+
+    context: SaleContext
+    pool: AgentPool
+    auctions: AuctionStep
+    sessions: SessionStore
+    upstream: Upstream
+    metrics: GatewayMetrics
+    keys: ClientKeys
+    redact: Redactor
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    inflight: dict[str, asyncio.Future[Pin | None]] = field(default_factory=dict)
+
+    @property
+    def models(self) -> list[str]:
+        """The model names served: ``sale`` and every agent of the pool."""
+        return [SALE_MODEL, *self.pool.names]
+
+    async def aclose(self) -> None:
+        """Close the upstream connections and the session store."""
+        await self.upstream.aclose()
+        await self.sessions.close()
+
+
+def build_gateway(
+    pool: PoolSpec | Any,
+    *,
+    context: SaleContext | Mapping[str, Any] | None = None,
+    api_keys: ClientKeys | None = None,
+    session_idle_s: float = DEFAULT_SESSION_IDLE_S,
+    sessions: SessionStore | None = None,
+    memory: AuctionMemory | None = None,
+    model_factory: ModelFactory | None = None,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    settings: Mapping[str, Any] | None = None,
+) -> Gateway:
+    """Check the settings and build the gateway's parts (see :func:`~sale_graph.integrations.gateway.create_gateway_app`).
+
+    Raises:
+        ContextError: a setting is not a :class:`SaleContext` field.
+        PoolError: the pool is missing or malformed, or names an agent ``sale``.
+        WeightsError: the weights do not fit the pool.
+    """
+    over = {"check_endpoints": False, **dict(settings or {})}
+    ctx = route_context(context, pool, over, "create_gateway_app setting")
+    ctx = ctx if ctx.auction_per == "turn" else dataclasses.replace(ctx, auction_per="turn")  # sessions pin instead
+    resolved = ctx.resolved_pool()
+    if SALE_MODEL in resolved.names:
+        raise PoolError(f"{resolved.source}: an agent is named {SALE_MODEL!r}, the gateway's auction model; rename it")
+    ctx.resolved_weights().check_judges(resolved.names)
+    if max_body_bytes < 1:
+        raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
+    keys = api_keys or ClientKeys()
+    metrics = GatewayMetrics()
+    redact = Redactor.for_pool(resolved, keys)
+    return Gateway(
+        context=ctx, pool=resolved, auctions=AuctionStep(ctx, model_factory=model_factory, memory=memory),
+        sessions=sessions or InProcessSessions(session_idle_s), upstream=Upstream(redact, metrics), metrics=metrics,
+        keys=keys, redact=redact, max_body_bytes=max_body_bytes,
+    )
+
+
+__all__ = ["DEFAULT_SESSION_IDLE_S", "Gateway", "build_gateway"]
