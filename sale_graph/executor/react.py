@@ -295,11 +295,11 @@ def execution_record(state: SaleState, trace: Trace) -> Execution:
         truncated_steps=trace.truncated_steps, retries=trace.retries, tools=list(trace.tools), tool_uses=list(trace.tool_uses),
     )
     if completed:
-        execution["outcome"], execution["outcome_detail"] = assess(state, text, answer)
+        execution["outcome"], execution["outcome_detail"], execution["graded_by"] = assess(state, text, answer)
     elif state.get("tests") or state.get("gold"):
-        execution["outcome"], execution["outcome_detail"] = "failed", trace.detail
+        execution["outcome"], execution["outcome_detail"], execution["graded_by"] = "failed", trace.detail, "none"
     else:
-        execution["outcome"], execution["outcome_detail"] = "unknown", trace.detail
+        execution["outcome"], execution["outcome_detail"], execution["graded_by"] = "unknown", trace.detail, "none"
     return execution
 
 
