@@ -226,8 +226,8 @@ class SaleMiddleware(AgentMiddleware[SaleAgentState, Any]):
     async def awrap_model_call(
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
     ) -> ExtendedModelResponse[Any]:
-        """:meth:`wrap_model_call` on asyncio."""
-        agent, routed = self._route(request)
+        """:meth:`wrap_model_call` on asyncio (the chat model is built in a worker thread: building one reads files)."""
+        agent, routed = await asyncio.to_thread(self._route, request)
         retries: list[str] = []
         start = time.perf_counter()
         try:
@@ -236,7 +236,7 @@ class SaleMiddleware(AgentMiddleware[SaleAgentState, Any]):
             return _accounted(response, agent, time.perf_counter() - start, retries)
         except CALL_ERRORS as exc:
             _raise_if_tools_refused(agent, self.pool, request, exc)
-            second, rerouted, update = self._fall_back(request, agent, exc, retries)
+            second, rerouted, update = await asyncio.to_thread(self._fall_back, request, agent, exc, retries)
         start = time.perf_counter()
         try:
             with collecting_retries(retries):
