@@ -65,6 +65,23 @@ def test_sale_run_user_errors(files: Path, capsys: pytest.CaptureFixture[str], a
     assert_one_line(*sale(argv, capsys), *names)
 
 
+@pytest.mark.parametrize(("argv", "names"), [
+    (["calibrate", "--pool", "missing.toml", "--tasks", "t.txt", "--largest-share", "0.2", "--out", "w.json"], ["'missing.toml'"]),
+    (["calibrate", "--pool", "pool.toml", "--tasks", "missing.txt", "--largest-share", "0.2", "--out", "w.json", "--no-check"],
+     ["'missing.txt'"]),
+    (["calibrate", "--pool", "pool.toml", "--tasks", "latin1.txt", "--largest-share", "0.2", "--out", "w.json", "--no-check"],
+     ["'latin1.txt'", "not UTF-8"]),
+    (["calibrate", "--pool", "pool.toml", "--tasks", "t.txt", "--largest-share", "0.2", "--out", "w.json", "--jobs", "0"],
+     ["--jobs", "at least 1"]),
+])
+def test_sale_calibrate_user_errors(files: Path, capsys: pytest.CaptureFixture[str], argv: list[str], names: list[str]) -> None:
+    (files / "t.txt").write_text("What is 2 + 2?\n", encoding="utf-8")
+    (files / "pool.toml").write_text("".join(
+        f'[[agents]]\nname = "{n}"\nmodel = "m"\nbase_url = "http://127.0.0.1:9/v1"\nprice_input = {p}\nprice_output = {p}\n'
+        for n, p in (("a", 0.1), ("b", 1.0))), encoding="utf-8")
+    assert_one_line(*sale(argv, capsys), *names)
+
+
 # --- sale bench --------------------------------------------------------------------------------------
 
 
