@@ -2,7 +2,10 @@
 
 ``graph.invoke(inputs, context=SaleContext(pool="pool.toml"))`` or, from the
 LangGraph API / Studio, ``context={"pool": "pool.toml", "max_concurrency": 2}``.
-Paths are resolved (and cached by file modification time) when a run starts.
+Paths are resolved (and cached by file modification time) when a run starts: the
+``prepare`` step calls :meth:`SaleContext.reload_files` (in a worker thread under
+``ainvoke``), and the run's later steps reuse what it loaded without touching the
+files, so an asyncio run never blocks its event loop on them.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from sale_graph.conversation import DEFAULT_CONVERSATION_MAX_TOKENS
 from sale_graph.embedded.models import embedded_pool
@@ -145,6 +148,8 @@ class SaleContext:
             raise ValueError(f"memory_max_age_days must be a positive number of days (or None), got {self.memory_max_age_days}")
         if not 0.0 <= self.jury_quorum < 1.0:
             raise ValueError(f"jury_quorum is a share of the judges in [0, 1), got {self.jury_quorum}")
+        # The pool and weights files this context has loaded, by path: no setting, so no dataclass field.
+        self._loaded: dict[tuple[str, str], Any] = {}
 
     def cap(self, phase: CapPhase, agent: AgentSpec) -> int:
         """Token cap of one call of ``phase`` by ``agent``: this context's setting, else the agent's, else the default.
@@ -165,7 +170,7 @@ class SaleContext:
             return pool_from_dict(self.pool, source="context.pool")
         if self.pool is None:
             return embedded_pool()
-        return _cached(load_pool, self.pool)
+        return cast(AgentPool, self._file(load_pool, self.pool, reload=False))
 
     def resolved_weights(self) -> Weights:
         """The weights object (loading the file or the defaults), its ``w_c`` scaled to the pool when none is set."""
@@ -173,9 +178,37 @@ class SaleContext:
             weights = self.weights
         elif isinstance(self.weights, dict):
             weights = weights_from_dict(self.weights, source="context.weights")
+        elif self.weights is None:
+            weights = load_weights(None)
         else:
-            weights = _cached(load_weights, self.weights)
+            weights = cast(Weights, self._file(load_weights, self.weights, reload=False))
         return weights.for_prices({a.name: a.price for a in self.resolved_pool().agents})
+
+    def reload_files(self) -> None:
+        """Re-read the pool and weights files named by path when they changed since this context loaded them.
+
+        The ``prepare`` step calls it once at the start of every run (in a worker thread
+        under ``ainvoke``); the run's later steps then resolve the pool and the weights
+        from what it loaded, with no file access, so they never block an event loop.
+
+        Raises:
+            PoolError: the pool file is missing or malformed.
+            WeightsError: the weights file is missing or malformed.
+        """
+        if isinstance(self.pool, str):
+            self._file(load_pool, self.pool, reload=True)
+        if isinstance(self.weights, str):
+            self._file(load_weights, self.weights, reload=True)
+
+    def _file(self, loader: Any, path: str, *, reload: bool) -> Any:
+        """What ``loader`` read from ``path``: this context's copy, read (or re-read when ``reload``) if needed."""
+        key = (loader.__name__, path)
+        loaded = getattr(self, "_loaded", None)
+        if loaded is None:  # an instance made without __init__
+            loaded = self._loaded = {}
+        if reload or key not in loaded:
+            loaded[key] = _cached(loader, path)
+        return loaded[key]
 
     def run_limiter(self, run_id: str) -> Limiter:
         """This run's fan-out bound (``max_concurrency`` calls in flight), shared by the run's nodes."""

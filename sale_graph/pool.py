@@ -49,6 +49,7 @@ from urllib.parse import urlparse
 import httpx
 
 from sale_graph.errors import PoolError
+from sale_graph.llm.async_http import loop_local_async_client, proxies_in_environment
 from sale_graph.llm.chat_openai import SaleChatOpenAI
 
 TokenLimitField = Literal["max_tokens", "max_completion_tokens"]
@@ -159,6 +160,11 @@ class AgentSpec:
             kwargs["top_logprobs"] = self.top_logprobs
         if stop:
             kwargs["stop"] = stop
+        # Async calls go through a client that keeps connections per event loop (a cached model then works
+        # under every asyncio.run, one loop after another); blocking calls keep langchain_openai's client.
+        kwargs["http_async_client"] = loop_local_async_client(self.timeout_s)
+        if proxies_in_environment():
+            kwargs["http_socket_options"] = ()  # keep httpx's proxies from the environment for blocking calls too
         return SaleChatOpenAI(**kwargs)
 
 

@@ -141,6 +141,9 @@ class Execution(TypedDict):
     tool_uses: NotRequired[list[ToolUse]]  # every tool call, in order, with its (abridged) result
     outcome: NotRequired[Outcome]
     outcome_detail: NotRequired[str]
+    # what the outcome rests on: "tests" (the task's tests ran in the sandbox on the final code), "gold"
+    # (the gold answers), "none" (nothing was checked: no tests or gold, no code in the answer, the run stopped)
+    graded_by: NotRequired[Literal["tests", "gold", "none"]]
 
 
 class UsageEntry(TypedDict):

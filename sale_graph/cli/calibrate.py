@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sale_graph.calibrate.solve import DEFAULT_EXECUTION_TOKENS
+from sale_graph.cli.args import positive_int
 
 
 def default_log(out: str) -> Path:
@@ -68,8 +69,8 @@ def register_calibrate_command(subparsers: Any) -> argparse.ArgumentParser:
     cal.add_argument("--execution-tokens", type=int, default=DEFAULT_EXECUTION_TOKENS,
                      help=f"with --budget: tokens of one execution, at the winner's output price (default {DEFAULT_EXECUTION_TOKENS})")
     cal.add_argument("--domain", help="domain of tasks that name none (search, coding...: the tools the bid prompt names)")
-    cal.add_argument("--jobs", type=int, default=4, help="tasks auctioned at once (default 4)")
-    cal.add_argument("--max-concurrency", type=int, default=4, help="model calls in flight per auction (default 4)")
+    cal.add_argument("--jobs", type=positive_int, default=4, help="tasks auctioned at once (default 4)")
+    cal.add_argument("--max-concurrency", type=positive_int, default=4, help="model calls in flight per auction (default 4)")
     cal.add_argument("--no-check", action="store_true", help="do not ping the endpoints first")
     cal.set_defaults(func=cmd_calibrate)
     return cal

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from sale_graph.bench.cli.commands import register_bench_commands
+from sale_graph.cli.args import USER_ERROR, OneLineParser, http_url, positive_int
 from sale_graph.cli.calibrate import register_calibrate_command
 from sale_graph.cli.embedded import embedded_models_for_run
 from sale_graph.cli.gateway import register_gateway_command
@@ -29,25 +30,38 @@ from sale_graph.embedded.models import (
     embedded_models,
     setup_label,
 )
-from sale_graph.errors import SaleError
+from sale_graph.errors import SaleError, TaskError
 from sale_graph.memory.commands import register_memory_commands
 from sale_graph.pool import check_pool, load_pool, ping_agent
 
 
 def _read_task_file(path: str) -> dict[str, Any]:
-    """A task from a file: JSON with the input fields (task, tests, gold, domain...) or plain text."""
+    """A task from a file: JSON with the input fields (task, tests, gold, domain...) or plain text.
+
+    Raises:
+        TaskError: the file is missing, unreadable, not UTF-8, empty, or JSON without a task.
+    """
     p = Path(path)
+    if p.is_dir():
+        raise TaskError(f"task file {path!r} is a folder: give the file that holds the task")
     if not p.is_file():
-        raise SystemExit(f"error: task file {path!r} does not exist")
-    text = p.read_text(encoding="utf-8")
+        raise TaskError(f"task file {path!r} does not exist")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"task file {path!r} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8") from exc
+    except OSError as exc:
+        raise TaskError(f"task file {path!r} cannot be read: {exc.strerror or exc}") from exc
+    if not text.strip():
+        raise TaskError(f"task file {path!r} is empty: write the task in it (plain text, or JSON with a 'task' field)")
     if p.suffix in (".json", ".jsonl"):
         line = text.strip().splitlines()[0] if p.suffix == ".jsonl" else text
         try:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise SystemExit(f"error: task file {path!r} is not valid JSON: {exc}") from exc
+            raise TaskError(f"task file {path!r} is not valid JSON: {exc}") from exc
         if not isinstance(data, dict) or not isinstance(data.get("task") or data.get("text"), str):
-            raise SystemExit(f"error: task file {path!r} needs a 'task' string field")
+            raise TaskError(f"task file {path!r} needs a 'task' string field")
         if "text" in data and "task" not in data:
             data["task"] = data.pop("text")
         return data
@@ -63,11 +77,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = Console() if sys.stdout.isatty() else Console(width=160)
     if args.task_file:
         task = _read_task_file(args.task_file)
-    elif args.task:
+    elif args.task and args.task.strip():
         task = {"task": args.task}
     else:
-        err.print("error: give a task: sale run \"QUESTION\" or sale run --task-file FILE")
-        return 2
+        raise TaskError('give a task: sale run "QUESTION" or sale run --task-file FILE')
     if args.domain:
         task["domain"] = args.domain
     context = SaleContext(
@@ -146,7 +159,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``sale`` command."""
-    parser = argparse.ArgumentParser(prog="sale", description="SALE strategy auctions on LangGraph.")
+    parser = OneLineParser(prog="sale", description="SALE strategy auctions on LangGraph.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run one auction and execute the task with the winner")
@@ -156,10 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weights", help="weights file (JSON or TOML; default: documented defaults)")
     run.add_argument("--domain", help="task domain: search or coding (picks the executor's tools)")
     run.add_argument("--corpus", help="local search corpus (JSONL file or folder) for web_search")
-    run.add_argument("--max-concurrency", type=int, default=4, help="model calls in flight at once (default 4)")
+    run.add_argument("--max-concurrency", type=positive_int, default=4, help="model calls in flight at once (default 4)")
     run.add_argument("--no-memory", action="store_true", help="neither read nor write the auction memory")
     run.add_argument("--memory-dir", help="auction memory directory (default under $SALE_HOME)")
-    run.add_argument("--chroma-url", help="shared Chroma server for the memory, http://host:port")
+    run.add_argument("--chroma-url", type=http_url, help="shared Chroma server for the memory, http://host:port")
     run.add_argument("--json", action="store_true", help="print the final state as JSON")
     run.set_defaults(func=cmd_run)
 
@@ -172,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the embedded local pool (llama.cpp on loopback) until Ctrl-C")
     serve.add_argument("--backend", choices=(AUTO, *BACKENDS), default=os.environ.get(BACKEND_ENV, "").strip() or AUTO,
                        help=f"model server (default ${BACKEND_ENV} or auto: llama-server when installed, else llama-cpp-python)")
-    serve.add_argument("--slots", type=int, help=f"llama-server's parallel slots per model (default ${SLOTS_ENV} or {LLAMA_SERVER_SLOTS})")
+    serve.add_argument("--slots", type=int,  # checked against its range (1-64) by the embedded pool
+                       help=f"llama-server's parallel slots per model (default ${SLOTS_ENV} or {LLAMA_SERVER_SLOTS})")
     serve.set_defaults(func=cmd_serve)
 
     register_gateway_command(sub)
@@ -190,9 +204,11 @@ def error_line(exc: BaseException) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``sale`` console script.
 
-    A library error (:class:`~sale_graph.errors.SaleError`: bad input or an unusable
-    endpoint) prints one line naming the input at fault and what to do, and exits with 2;
-    anything else is a bug and keeps its traceback.
+    Every user error prints one line naming the input at fault and exits with 2: a bad
+    option (the parser, :class:`~sale_graph.cli.args.OneLineParser`), a library error
+    (:class:`~sale_graph.errors.SaleError`: bad input or an unusable endpoint, the memory's,
+    the benchmark harness's), a file the system refuses (an ``OSError`` naming a file).
+    Anything else is a bug and keeps its traceback.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -200,4 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except SaleError as exc:
         print(f"error: {error_line(exc)}", file=sys.stderr)
-        return 2
+        return USER_ERROR
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named: a bug or the network, keep the traceback
+            raise
+        print(f"error: {exc.filename}: {exc.strerror or error_line(exc)}", file=sys.stderr)
+        return USER_ERROR

@@ -15,11 +15,15 @@ from sale_graph.executor.grading import Outcome, assess, extract_final_answer, g
 from sale_graph.executor.react import (
     Trace,
     arun_react,
+    budget_used_up,
     execution_notes,
     execution_record,
+    fallback_note,
     opening_messages,
     react_agent,
+    retries_note,
     run_react,
+    stop_note,
     tool_names,
 )
 
@@ -28,12 +32,16 @@ __all__ = [
     "Trace",
     "arun_react",
     "assess",
+    "budget_used_up",
     "execution_notes",
     "execution_record",
     "extract_final_answer",
+    "fallback_note",
     "grade_answer",
     "opening_messages",
     "react_agent",
+    "retries_note",
     "run_react",
+    "stop_note",
     "tool_names",
 ]

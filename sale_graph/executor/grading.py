@@ -19,20 +19,23 @@ final message, which usually carries reasoning around the answer itself.
 
 from __future__ import annotations
 
+import ast
 import re
 import string
 import unicodedata
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sale_graph.llm.reasoning import strip_think
 from sale_graph.state import Outcome
 
 __all__ = [
     "DEFAULT_F1_THRESHOLD",
+    "NO_CODE",
     "Grade",
+    "GradedBy",
     "Outcome",
     "assess",
     "normalize_answer",
@@ -228,22 +231,46 @@ def extract_final_answer(text: str) -> str:
     return _clean(lines[-1]) if lines else ""
 
 
-def assess(task: Mapping[str, Any], final_text: str, answer: str) -> tuple[Outcome, str]:
-    """Grade one execution.
+#: What an outcome rests on: the task's tests ran in the sandbox, the gold answers, or nothing was checked.
+GradedBy = Literal["tests", "gold", "none"]
+
+NO_CODE = "no code in the final message: the tests did not run"
+
+
+def assess(task: Mapping[str, Any], final_text: str, answer: str) -> tuple[Outcome, str, GradedBy]:
+    """Grade one execution: the outcome, why, and what it rests on.
 
     * ``tests`` in the task: the code in the final message (last ```python block) runs
-      against them in the sandbox; failed carries the failing test's message.
-    * ``gold`` in the task: normalised exact match / token F1 against the aliases.
-    * neither: ``unknown``.
+      against them in the sandbox (``"tests"``); failed carries the failing test's message.
+      A final message with no code (empty, or prose with no code block that is not Python
+      either) is failed, ``"none"``: the tests did not run (:data:`NO_CODE`).
+    * ``gold`` in the task: normalised exact match / token F1 against the aliases (``"gold"``).
+    * neither: ``unknown`` (``"none"``).
     """
     tests = task.get("tests")
     if tests:
         from sale_graph.tools.code import check_solution, extract_code
 
-        check = check_solution(extract_code(final_text), tests, task.get("entry_point"))
-        return ("passed" if check.passed else "failed"), check.message
+        code = extract_code(final_text)
+        if not _is_code(final_text, code):
+            return "failed", NO_CODE, "none"
+        check = check_solution(code, tests, task.get("entry_point"))
+        return ("passed" if check.passed else "failed"), check.message, "tests"
     gold = task.get("gold")
     if gold:
         grade = grade_answer(answer, gold)
-        return ("passed" if grade.passed else "failed"), f"EM={int(grade.em)} F1={grade.f1:.2f} vs {grade.best_gold!r}"
-    return "unknown", "no tests or gold answer given"
+        return ("passed" if grade.passed else "failed"), f"EM={int(grade.em)} F1={grade.f1:.2f} vs {grade.best_gold!r}", "gold"
+    return "unknown", "no tests or gold answer given", "none"
+
+
+def _is_code(final_text: str, code: str) -> bool:
+    """Whether the final message holds code to test: a fenced block (even a broken one), or text that parses as Python."""
+    if not code.strip():
+        return False
+    if "```" in final_text:
+        return True
+    try:
+        ast.parse(code)
+    except SyntaxError:
+        return False
+    return True

@@ -185,18 +185,32 @@ class Trace:
         """Stop (with the reason) when the model wants more tool calls but a budget is used up."""
         if self.last_ai is None or not self.last_ai.tool_calls:
             return False
-        elapsed = time.perf_counter() - self.start
-        ctx = self.ctx
-        if self.steps >= ctx.execute_max_steps:
-            self.detail = f"step budget of {ctx.execute_max_steps} model calls used up"
-        elif self.out_tokens >= ctx.execute_max_tokens:
-            self.detail = f"token budget of {ctx.execute_max_tokens} generated tokens used up ({self.out_tokens})"
-        elif elapsed >= ctx.execute_wall_time_s:
-            self.detail = f"wall-time budget of {ctx.execute_wall_time_s:g} s used up ({elapsed:.1f} s)"
-        else:
+        detail = budget_used_up(self.ctx, self.steps, self.out_tokens, time.perf_counter() - self.start)
+        if detail is None:
             return False
-        self.status = "budget_exhausted"
+        self.status, self.detail = "budget_exhausted", detail
         return True
+
+
+def budget_used_up(ctx: SaleContext, steps: int, out_tokens: int, elapsed_s: float) -> str | None:
+    """Which execution budget of ``ctx`` is used up after ``steps`` model calls, as the record says it, or ``None``.
+
+    Args:
+        ctx: the run's settings (``execute_max_steps``, ``execute_max_tokens``, ``execute_wall_time_s``).
+        steps: model calls made so far.
+        out_tokens: tokens they generated.
+        elapsed_s: seconds since the execution started.
+
+    Returns:
+        e.g. ``"step budget of 6 model calls used up"``; ``None`` while every budget has room.
+    """
+    if steps >= ctx.execute_max_steps:
+        return f"step budget of {ctx.execute_max_steps} model calls used up"
+    if out_tokens >= ctx.execute_max_tokens:
+        return f"token budget of {ctx.execute_max_tokens} generated tokens used up ({out_tokens})"
+    if elapsed_s >= ctx.execute_wall_time_s:
+        return f"wall-time budget of {ctx.execute_wall_time_s:g} s used up ({elapsed_s:.1f} s)"
+    return None
 
 
 def opening_messages(state: SaleState, tools: list[Any], trace: Trace, runtime: Runtime[SaleContext]) -> list[Any]:
@@ -281,20 +295,35 @@ def execution_record(state: SaleState, trace: Trace) -> Execution:
         truncated_steps=trace.truncated_steps, retries=trace.retries, tools=list(trace.tools), tool_uses=list(trace.tool_uses),
     )
     if completed:
-        execution["outcome"], execution["outcome_detail"] = assess(state, text, answer)
+        execution["outcome"], execution["outcome_detail"], execution["graded_by"] = assess(state, text, answer)
     elif state.get("tests") or state.get("gold"):
-        execution["outcome"], execution["outcome_detail"] = "failed", trace.detail
+        execution["outcome"], execution["outcome_detail"], execution["graded_by"] = "failed", trace.detail, "none"
     else:
-        execution["outcome"], execution["outcome_detail"] = "unknown", trace.detail
+        execution["outcome"], execution["outcome_detail"], execution["graded_by"] = "unknown", trace.detail, "none"
     return execution
 
 
 def execution_notes(trace: Trace) -> list[str]:
     """Visible notes: a stop, steps cut at their cap, retried calls."""
-    notes = [f"execution stopped: {trace.detail}"] if trace.status != "completed" else []
+    notes = [stop_note(trace.detail)] if trace.status != "completed" else []
     if trace.truncated_steps:
         notes.append(f"{trace.truncated_steps} execution step(s) of {trace.agent.name} were cut at the step token cap "
                      "(finish_reason=length): raise execute_step_max_tokens")
     if trace.retries:
-        notes.append(f"execution needed {len(trace.retries)} retried call(s): " + "; ".join(trace.retries))
+        notes.append(retries_note(trace.retries))
     return notes
+
+
+def stop_note(detail: str) -> str:
+    """The note of an execution that stopped before its answer (a budget, a failed endpoint)."""
+    return f"execution stopped: {detail}"
+
+
+def retries_note(retries: list[str]) -> str:
+    """The note listing an execution's retried model calls."""
+    return f"execution needed {len(retries)} retried call(s): " + "; ".join(retries)
+
+
+def fallback_note(winner: str, detail: str, runner_up: str) -> str:
+    """The note of a fallback: the winner's endpoint failed and the runner-up executed instead."""
+    return f"the winner {winner} failed to execute ({detail}); the runner-up {runner_up} executed instead"

@@ -26,6 +26,23 @@ refinement uses it. Sync and async (``invoke`` / ``ainvoke``). With
 thread (its checkpointer keeps ``sale_auction``) reuse its winner and strategy, and the
 record says so (``pinned``).
 
+The execution settings apply to the agent run as they apply to the graph's ``execute``
+step (``before_model``, before every model call):
+
+* ``execute_max_steps``, ``execute_max_tokens`` (generated tokens of the run's model
+  calls) and ``execute_wall_time_s`` (from the end of the auction): when the agent wants
+  another model call and a budget is used up, the run ends there, with an
+  ``(no answer: ...)`` message, ``status: "budget_exhausted"`` and the reason in
+  ``sale_auction["execution"]``, and a note; ``execute_step_max_tokens`` caps each call.
+* ``on_execution_error``: a winner's call that fails after its retries is made again by
+  the runner-up (``"fallback"``, noted; the runner-up answers the rest of the run), or the
+  run stops with :class:`~sale_graph.errors.ExecutionError` naming the winner (``"raise"``).
+* every retried call is in ``sale_auction["execution"]["retries"]`` and in a note, in the
+  graph's words.
+
+``search`` and ``search_first`` configure the graph's own executor tools; the agent has
+its own tools, so the middleware refuses them by name.
+
 Failures of the auction propagate (``AuctionError``, ``PoolError``, ``EndpointError``...):
 the run never falls back silently to the agent's default model.
 """
@@ -38,13 +55,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Annotated, Any, NotRequired, cast
 
 from langchain.agents.middleware import AgentMiddleware, AgentState, ExtendedModelResponse, ModelRequest, ModelResponse
-from langchain.agents.middleware.types import OmitFromInput, PrivateStateAttr
+from langchain.agents.middleware.types import OmitFromInput, PrivateStateAttr, hook_config
 from langchain_core.messages import AIMessage, SystemMessage
 from langgraph.runtime import Runtime
 from langgraph.types import Command
 
 from sale_graph.context import SaleContext
-from sale_graph.errors import SaleError, ToolCallingError
+from sale_graph.errors import ContextError, ExecutionError, SaleError, ToolCallingError
+from sale_graph.executor import budget_used_up, fallback_note, retries_note, stop_note
 from sale_graph.executor.grading import Outcome
 from sale_graph.integrations._route_only import RouteOnlyAuction, plan_turn
 from sale_graph.integrations._route_settings import KEEP, PoolSpec, route_context
@@ -58,9 +76,11 @@ from sale_graph.llm import (
     status_of,
     usage_of,
 )
-from sale_graph.llm.endpoint_policy import EndpointPolicy
+from sale_graph.llm.endpoint_policy import EndpointPolicy, collecting_retries
+from sale_graph.llm.retries import CALL_ERRORS, describe_error
 from sale_graph.memory import AuctionMemory
 from sale_graph.memory.records import OUTCOMES
+from sale_graph.nodes.execute import plan_b
 from sale_graph.pool import AgentPool, AgentSpec
 from sale_graph.state import UsageEntry, accumulate
 
@@ -79,12 +99,25 @@ class SaleAgentState(AgentState[Any]):
 
     Attributes:
         sale_auction: the whole record of this run's auction (task, bids, votes, scores, selection,
-            refinement, ledger, notes), then the run's execution (winner, model calls, outcome).
+            refinement, ledger, notes), then the run's execution (who executed, model calls,
+            status, outcome; the stop reason, the fallback and the retried calls when there were any).
         sale_usage: this run's model calls, one ledger line each (internal; folded into the record).
+        sale_retries: this run's retried model calls, one line each (internal; folded into the record).
+        sale_execution: the run's execution so far: when it started, who executes after a
+            fallback, why it stopped (internal; folded into the record).
     """
 
     sale_auction: NotRequired[Annotated[dict[str, Any], OmitFromInput]]
     sale_usage: NotRequired[Annotated[list[UsageEntry], PrivateStateAttr, accumulate]]
+    sale_retries: NotRequired[Annotated[list[str], PrivateStateAttr, accumulate]]
+    sale_execution: NotRequired[Annotated[dict[str, Any], PrivateStateAttr]]
+
+
+#: Settings of the graph's own executor that do not apply to an agent with its own tools: why, by name.
+NOT_APPLICABLE = {
+    "search": "it configures the graph's executor's web_search tool; give the agent its own search tool",
+    "search_first": "it opens the graph's executor's run with a web search; the agent decides its own tool calls",
+}
 
 
 class SaleMiddleware(AgentMiddleware[SaleAgentState, Any]):
@@ -100,10 +133,12 @@ class SaleMiddleware(AgentMiddleware[SaleAgentState, Any]):
         tools: the agent's tools, named to the bidders in the bid prompt (optional).
         model_factory: builds each agent's chat model (default: ``SaleChatOpenAI`` from the pool).
         strategy_prompt: appended to the system prompt, with ``{agent}`` and ``{strategy}``.
-        **settings: more :class:`SaleContext` fields (``weights``, ``use_memory``, ``bid_max_tokens``...).
+        **settings: more :class:`SaleContext` fields (``weights``, ``use_memory``, ``bid_max_tokens``,
+            ``execute_max_steps``, ``on_execution_error``...).
 
     Raises:
-        ContextError: a setting is not a :class:`SaleContext` field (the message lists them).
+        ContextError: a setting is not a :class:`SaleContext` field (the message lists them), or
+            one that does not apply to an agent run (:data:`NOT_APPLICABLE`).
         PoolError: the pool file is missing or malformed.
         WeightsError: the weights do not fit the pool.
     """
@@ -124,6 +159,7 @@ class SaleMiddleware(AgentMiddleware[SaleAgentState, Any]):
     ) -> None:
         super().__init__()
         self.context: SaleContext = route_context(context, pool, settings, "SaleMiddleware setting")
+        _refuse_not_applicable(settings, self.context)
         self.pool: AgentPool = self.context.resolved_pool()
         self.context.resolved_weights().check_judges(self.pool.names)
         self.grader = grader
@@ -151,50 +187,120 @@ class SaleMiddleware(AgentMiddleware[SaleAgentState, Any]):
 
     # ------------------------------------------------------------------ every model call: the winner
 
+    @hook_config(can_jump_to=["end"])
+    def before_model(self, state: SaleAgentState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """End the run, with the reason, when the agent wants another model call and a budget is used up."""
+        return self._over_budget(state)
+
+    @hook_config(can_jump_to=["end"])
+    async def abefore_model(self, state: SaleAgentState, runtime: Runtime[Any]) -> dict[str, Any] | None:
+        """:meth:`before_model` on asyncio (it only computes)."""
+        return self._over_budget(state)
+
     def wrap_model_call(
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], ModelResponse[Any]]
     ) -> ExtendedModelResponse[Any]:
-        """Call the winner's model (endpoint slot and retries as the pool says) and account for the call."""
+        """Call the executing agent's model (endpoint slot and retries as the pool says) and account for the call.
+
+        A call that fails after its retries goes to the runner-up (``on_execution_error="fallback"``)
+        or stops the run with :class:`ExecutionError` (``"raise"``).
+        """
         agent, routed = self._route(request)
+        retries: list[str] = []
         start = time.perf_counter()
         try:
-            response = EndpointPolicy(agent).wrap_model_call(routed, handler)
-        except Exception as exc:
+            with collecting_retries(retries):
+                return _accounted(EndpointPolicy(agent).wrap_model_call(routed, handler), agent, time.perf_counter() - start,
+                                  retries)
+        except CALL_ERRORS as exc:
             _raise_if_tools_refused(agent, self.pool, request, exc)
-            raise
-        return _accounted(response, agent, time.perf_counter() - start)
+            second, rerouted, update = self._fall_back(request, agent, exc, retries)
+        start = time.perf_counter()
+        try:
+            with collecting_retries(retries):
+                response = EndpointPolicy(second).wrap_model_call(rerouted, handler)
+        except CALL_ERRORS as exc:
+            raise _runner_up_failed(agent, second, update, exc) from exc
+        return _accounted(response, second, time.perf_counter() - start, retries, update)
 
     async def awrap_model_call(
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
     ) -> ExtendedModelResponse[Any]:
-        """:meth:`wrap_model_call` on asyncio."""
-        agent, routed = self._route(request)
+        """:meth:`wrap_model_call` on asyncio (the chat model is built in a worker thread: building one reads files)."""
+        agent, routed = await asyncio.to_thread(self._route, request)
+        retries: list[str] = []
         start = time.perf_counter()
         try:
-            response = await EndpointPolicy(agent).awrap_model_call(routed, handler)
-        except Exception as exc:
+            with collecting_retries(retries):
+                response = await EndpointPolicy(agent).awrap_model_call(routed, handler)
+            return _accounted(response, agent, time.perf_counter() - start, retries)
+        except CALL_ERRORS as exc:
             _raise_if_tools_refused(agent, self.pool, request, exc)
-            raise
-        return _accounted(response, agent, time.perf_counter() - start)
+            second, rerouted, update = await asyncio.to_thread(self._fall_back, request, agent, exc, retries)
+        start = time.perf_counter()
+        try:
+            with collecting_retries(retries):
+                response = await EndpointPolicy(second).awrap_model_call(rerouted, handler)
+        except CALL_ERRORS as exc:
+            raise _runner_up_failed(agent, second, update, exc) from exc
+        return _accounted(response, second, time.perf_counter() - start, retries, update)
 
-    def _route(self, request: ModelRequest[Any]) -> tuple[AgentSpec, ModelRequest[Any]]:
-        """The winner and the request with its model and the winning strategy in the system prompt."""
-        record = cast(Mapping[str, Any], request.state).get("sale_auction")
+    def _route(self, request: ModelRequest[Any], fallback: Mapping[str, Any] | None = None) -> tuple[AgentSpec, ModelRequest[Any]]:
+        """Who executes (the winner, or the runner-up after a fallback) and the request with its model and strategy."""
+        state = cast(Mapping[str, Any], request.state)
+        record = state.get("sale_auction")
         if not record or "selection" not in record:
             raise SaleError(
                 "SaleMiddleware: the agent state holds no auction ('sale_auction'); the auction runs in "
                 "before_agent, so this run started without the middleware (resumed from an older checkpoint?): "
                 "start a new run"
             )
-        selection = record["selection"]
-        agent = self.pool.get(selection["winner"])
+        execution = fallback or state.get("sale_execution") or {}
+        name = execution.get("agent") or record["selection"]["winner"]
+        strategy = execution.get("strategy") or record["selection"]["strategy"]
+        agent = self.pool.get(name)
         model: Any = self._factory(agent, phase="execute", max_tokens=self.context.cap("execute_step", agent), logprobs=False)
         if request.tools and agent.tool_calling == "text":
             model = TextToolCallingModel(inner=model)
-        note = self.strategy_prompt.format(agent=agent.name, strategy=selection["strategy"])
+        note = self.strategy_prompt.format(agent=agent.name, strategy=strategy)
         current = request.system_message.text if request.system_message is not None else ""
         system = SystemMessage(content=f"{current}\n\n{note}" if current else note)
         return agent, request.override(model=model, system_message=system)
+
+    def _fall_back(self, request: ModelRequest[Any], failed: AgentSpec, exc: BaseException,
+                   retries: list[str]) -> tuple[AgentSpec, ModelRequest[Any], dict[str, Any]]:
+        """The runner-up, the request routed to it, and the execution state after the fallback.
+
+        Raises:
+            ExecutionError: ``on_execution_error="raise"``, a second failure, or no other agent bid.
+        """
+        state = cast(Mapping[str, Any], request.state)
+        execution = dict(state.get("sale_execution") or {})
+        failure = describe_error(exc) + (f" (after {len(retries)} retried call(s))" if retries else "")
+        if execution.get("fallback_from"):  # the runner-up already took over: nobody is left to fall back to
+            raise ExecutionError(f"the runner-up {failed.name!r} failed to execute too, after the winner "
+                                 f"{execution['fallback_from']!r}: its endpoint failed: {failure}") from exc
+        detail = f"the winner's endpoint failed: {failure}"
+        name, strategy = plan_b(state["sale_auction"], self.context, failed.name, detail)
+        execution.update(agent=name, strategy=strategy, fallback_from=failed.name, fallback_detail=detail)
+        agent, rerouted = self._route(request, execution)
+        return agent, rerouted, execution
+
+    def _over_budget(self, state: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The update that ends the run when a budget is used up (``None`` while every budget has room)."""
+        usage: list[UsageEntry] = list(state.get("sale_usage") or [])
+        execution = dict(state.get("sale_execution") or {})
+        record = state.get("sale_auction") or {}
+        if not usage or "selection" not in record:  # the run's first call always goes ahead
+            return None
+        started = float(execution.get("started", time.time()))
+        detail = budget_used_up(self.context, len(usage), sum(e["output_tokens"] for e in usage), time.time() - started)
+        if detail is None:
+            return None
+        execution.update(status="budget_exhausted", detail=detail)
+        name = execution.get("agent") or record["selection"]["winner"]
+        return {"jump_to": "end", "sale_execution": execution,
+                "messages": [AIMessage(content=f"(no answer: {detail})", name=name)]}
 
     # ------------------------------------------------------------------ after the run: ledger and outcome
 
@@ -211,13 +317,27 @@ class SaleMiddleware(AgentMiddleware[SaleAgentState, Any]):
         if not record:
             return None
         usage: list[UsageEntry] = list(state.get("sale_usage") or [])
+        retries: list[str] = list(state.get("sale_retries") or [])
+        run: Mapping[str, Any] = state.get("sale_execution") or {}
         record = {**record, "ledger": [*record.get("ledger", []), *usage]}
-        execution: dict[str, Any] = {"agent": record["selection"]["winner"], "model_calls": len(usage), "outcome": "unknown"}
+        execution: dict[str, Any] = {"agent": run.get("agent") or record["selection"]["winner"], "model_calls": len(usage),
+                                     "status": run.get("status", "completed"), "outcome": "unknown"}
+        notes: list[str] = []
+        if run.get("fallback_from"):
+            execution["fallback_from"] = run["fallback_from"]
+            notes.append(fallback_note(run["fallback_from"], run["fallback_detail"], execution["agent"]))
+        if run.get("detail"):
+            execution["detail"] = run["detail"]
+            notes.append(stop_note(run["detail"]))
+        if retries:
+            execution["retries"] = retries
+            notes.append(retries_note(retries))
+        record["notes"] = [*record.get("notes", []), *notes]
         if self.grader is not None:
             execution["outcome"] = outcome = self._grade(state)
-            record["notes"] = [*record.get("notes", []), self._store_outcome(record, outcome)]
+            record["notes"].append(self._store_outcome(record, outcome))
         record["execution"] = execution
-        return {"sale_auction": record, "sale_usage": None}
+        return {"sale_auction": record, "sale_usage": None, "sale_retries": None, "sale_execution": {}}
 
     def _grade(self, state: Mapping[str, Any]) -> Outcome:
         assert self.grader is not None
@@ -240,19 +360,38 @@ class SaleMiddleware(AgentMiddleware[SaleAgentState, Any]):
 
 
 def _started(record: dict[str, Any]) -> dict[str, Any]:
-    """The state update that starts a run: the auction's record, and no model calls yet."""
-    return {"sale_auction": record, "sale_usage": None}
+    """The state update that starts a run: the auction's record, no model calls yet, the execution's clock started."""
+    return {"sale_auction": record, "sale_usage": None, "sale_retries": None, "sale_execution": {"started": time.time()}}
 
 
-def _accounted(response: ModelResponse[Any], agent: AgentSpec, seconds: float) -> ExtendedModelResponse[Any]:
-    """The model's response, with its ledger line (phase ``execute``) added to the run's state."""
+def _refuse_not_applicable(settings: Mapping[str, Any], ctx: SaleContext) -> None:
+    """Raise :class:`ContextError` for a setting of the graph's executor given to the middleware."""
+    given = [k for k in NOT_APPLICABLE if k in settings or (k == "search" and ctx.search is not None)]
+    if given:
+        raise ContextError("; ".join(f"SaleMiddleware setting {k!r} does not apply to an agent run: {NOT_APPLICABLE[k]}"
+                                     for k in given))
+
+
+def _accounted(response: ModelResponse[Any], agent: AgentSpec, seconds: float, retries: list[str],
+               execution: Mapping[str, Any] | None = None) -> ExtendedModelResponse[Any]:
+    """The model's response, with its ledger line (phase ``execute``), retried calls and a fallback added to the state."""
     message = next((m for m in response.result if isinstance(m, AIMessage)), None)
     n_in, n_out, reported = usage_of(message, message_text(message)) if message is not None else (0, 0, False)
-    entry = ledger_entry("execute", agent, n_in, n_out, seconds, reported)
-    return ExtendedModelResponse(model_response=response, command=Command(update={"sale_usage": [entry]}))
+    update: dict[str, Any] = {"sale_usage": [ledger_entry("execute", agent, n_in, n_out, seconds, reported)]}
+    if retries:
+        update["sale_retries"] = list(retries)
+    if execution is not None:
+        update["sale_execution"] = dict(execution)
+    return ExtendedModelResponse(model_response=response, command=Command(update=update))
 
 
-def _raise_if_tools_refused(agent: AgentSpec, pool: AgentPool, request: ModelRequest[Any], exc: Exception) -> None:
+def _runner_up_failed(winner: AgentSpec, runner_up: AgentSpec, execution: Mapping[str, Any], exc: BaseException) -> ExecutionError:
+    """The error when the runner-up's call fails too, after the winner's: nobody is left to answer."""
+    return ExecutionError(f"the winner {winner.name!r} failed to execute ({execution['fallback_detail']}) and the "
+                          f"runner-up {runner_up.name!r} failed too: {describe_error(exc)}")
+
+
+def _raise_if_tools_refused(agent: AgentSpec, pool: AgentPool, request: ModelRequest[Any], exc: BaseException) -> None:
     """Raise :class:`ToolCallingError` when the winner's endpoint refused the request for its tools."""
     if not request.tools or agent.tool_calling != "native":
         return
@@ -265,4 +404,4 @@ def _raise_if_tools_refused(agent: AgentSpec, pool: AgentPool, request: ModelReq
         ) from exc
 
 
-__all__ = ["STRATEGY_PROMPT", "Grader", "SaleAgentState", "SaleMiddleware"]
+__all__ = ["NOT_APPLICABLE", "STRATEGY_PROMPT", "Grader", "SaleAgentState", "SaleMiddleware"]

@@ -18,6 +18,8 @@ Modules:
   reasoning, and their token counts.
 - :mod:`~sale_graph.llm.chat_openai`: :class:`SaleChatOpenAI`, the ``ChatOpenAI``
   that keeps a server's separated reasoning.
+- :mod:`~sale_graph.llm.async_http`: the async HTTP client of the chat models, with one
+  connection pool per event loop.
 - :mod:`~sale_graph.llm.text_tool_calling`: tool calls written as text, for models
   that make no native ones.
 - :mod:`~sale_graph.llm.endpoint_policy`: :class:`~sale_graph.llm.endpoint_policy.EndpointPolicy`,
@@ -29,6 +31,7 @@ Modules:
 from sale_graph.llm.call import (
     CallResult,
     ModelFactory,
+    abuild_model,
     acall_model,
     call_model,
     call_tags,
@@ -60,6 +63,7 @@ __all__ = [
     "ModelFactory",
     "SaleChatOpenAI",
     "TextToolCallingModel",
+    "abuild_model",
     "acall_model",
     "acall_with_retries",
     "call_model",

@@ -9,6 +9,7 @@ ledger with the endpoint's own ``usage_metadata``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import threading
@@ -57,18 +58,43 @@ def openai_factory(agent: AgentSpec, *, phase: Phase, max_tokens: int, logprobs:
     setting, the most recent 256 kept): a ``ChatOpenAI`` holds the HTTP clients, so
     reuse keeps their connections open instead of opening new ones for every call.
     """
-    key = (repr(agent), agent.api_key(), phase, str(max_tokens), str(logprobs))
-    with _models_lock:
-        model = _models.get(key)
-        if model is not None:
-            _models.move_to_end(key)
-            return model
+    key = _model_key(agent, phase, max_tokens, logprobs)
+    model = _cached_model(key)
+    if model is not None:
+        return model
     model = agent.chat_model(max_tokens=max_tokens, logprobs=logprobs, phase=phase)
     with _models_lock:
         _models[key] = model
         while len(_models) > _MODELS_KEPT:
             _models.popitem(last=False)
     return model
+
+
+def _model_key(agent: AgentSpec, phase: Phase, max_tokens: int, logprobs: bool) -> tuple[str, ...]:
+    return (repr(agent), agent.api_key(), phase, str(max_tokens), str(logprobs))
+
+
+def _cached_model(key: tuple[str, ...]) -> BaseChatModel | None:
+    with _models_lock:
+        model = _models.get(key)
+        if model is not None:
+            _models.move_to_end(key)
+        return model
+
+
+async def abuild_model(factory: ModelFactory, agent: AgentSpec, *, phase: Phase, max_tokens: int,
+                       logprobs: bool) -> BaseChatModel:
+    """``factory``'s model for an asyncio caller, built in a worker thread so that the event loop never blocks.
+
+    Building a ``ChatOpenAI`` reads files (certificates, lazily imported modules); the
+    default factory's models are built once and then come from its cache, on the loop.
+    Any other factory is called in a worker thread every time.
+    """
+    if factory is openai_factory:
+        model = _cached_model(_model_key(agent, phase, max_tokens, logprobs))
+        if model is not None:
+            return model
+    return await asyncio.to_thread(factory, agent, phase=phase, max_tokens=max_tokens, logprobs=logprobs)
 
 
 @dataclass

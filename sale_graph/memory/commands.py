@@ -2,9 +2,9 @@
 
 The main ``sale`` CLI (argparse) calls :func:`register_memory_commands` with its
 sub-parsers object. Every leaf command sets ``func`` to a callable taking the
-parsed arguments and returning an exit code: 0 success, 1 the store or file
-could not be used (message on stderr), 2 a refused request (``clear`` without
-``--yes``).
+parsed arguments and returning an exit code: 0 success, 2 a user error (the store
+or file could not be used, one line on stderr; a refused request: ``clear``
+without ``--yes``), as every ``sale`` command.
 """
 
 from __future__ import annotations
@@ -58,14 +58,14 @@ def open_memory(args: argparse.Namespace) -> AuctionMemory:
 
 
 def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """Turn expected user-facing failures into a message and exit code 1 (anything else propagates)."""
+    """Turn expected user-facing failures into one line and exit code 2 (anything else propagates)."""
 
     def run(args: argparse.Namespace) -> int:
         try:
             return command(args)
         except (MemoryStoreError, OSError, ValueError) as exc:
-            print(f"sale memory: error: {exc}", file=sys.stderr)
-            return 1
+            print(f"sale memory: error: {' '.join(str(exc).split())}", file=sys.stderr)
+            return 2
 
     run.__name__ = command.__name__
     run.__doc__ = command.__doc__

@@ -10,7 +10,17 @@ from typing_extensions import TypedDict
 
 from sale_graph.context import SaleContext
 from sale_graph.events import BidEvent, BidStartEvent, emit
-from sale_graph.llm import CALL_ERRORS, CallResult, Limiter, acall_model, call_model, describe_error, ledger_entry, retries_of
+from sale_graph.llm import (
+    CALL_ERRORS,
+    CallResult,
+    Limiter,
+    abuild_model,
+    acall_model,
+    call_model,
+    describe_error,
+    ledger_entry,
+    retries_of,
+)
 from sale_graph.nodes._common import Node, ctx_of, dual_node
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import bid_messages
@@ -99,9 +109,9 @@ async def amake_bid(
     services: SaleServices,
     run: Limiter | None = None,
 ) -> tuple[Bid, list[UsageEntry]]:
-    """:func:`make_bid` for asyncio."""
+    """:func:`make_bid` for asyncio (the model is built off the loop)."""
     cap = ctx.cap("bid", agent)
-    model = services.model_factory(agent, phase=phase, max_tokens=cap, logprobs=True)
+    model = await abuild_model(services.model_factory, agent, phase=phase, max_tokens=cap, logprobs=True)
     start = time.perf_counter()
     try:
         result = await acall_model(model, messages, agent=agent, phase=phase, run=run)

@@ -10,6 +10,7 @@ that looks like one.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -23,6 +24,7 @@ from sale_graph.executor import (
     arun_react,
     execution_notes,
     execution_record,
+    fallback_note,
     opening_messages,
     react_agent,
     run_react,
@@ -34,7 +36,7 @@ from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
 
 
-def runner_up(state: SaleState, failed: str) -> tuple[str, str] | None:
+def runner_up(state: Mapping[str, Any], failed: str) -> tuple[str, str] | None:
     """The best-scored other agent and its strategy (lowest ``C - V``), or ``None`` when there is none."""
     rows = sorted((r for r in state.get("scores", []) if r["agent"] != failed), key=lambda r: (r["net"], r["price"], r["agent"]))
     for row in rows:
@@ -45,14 +47,27 @@ def runner_up(state: SaleState, failed: str) -> tuple[str, str] | None:
     return None
 
 
-def _plan_b(state: SaleState, ctx: SaleContext, trace: Trace) -> tuple[str, str]:
-    """Who executes after the winner's endpoint failed, or the error that says why nobody does."""
+def plan_b(state: Mapping[str, Any], ctx: SaleContext, failed: str, detail: str) -> tuple[str, str]:
+    """Who executes after the winner's endpoint failed, and with which strategy.
+
+    Args:
+        state: what holds the auction's ``scores`` and ``bids`` (the graph state or an auction record).
+        ctx: the run's settings (``on_execution_error``).
+        failed: the winner whose endpoint failed.
+        detail: how it failed, for the error.
+
+    Returns:
+        The runner-up's name and its best bid's strategy.
+
+    Raises:
+        ExecutionError: ``on_execution_error="raise"``, or no other agent bid.
+    """
     if ctx.on_execution_error == "raise":
-        raise ExecutionError(f"the winner {trace.agent.name!r} failed to execute: {trace.detail} "
+        raise ExecutionError(f"the winner {failed!r} failed to execute: {detail} "
                              "(on_execution_error='raise'; 'fallback' runs the runner-up instead)")
-    fallback = runner_up(state, trace.agent.name)
+    fallback = runner_up(state, failed)
     if fallback is None:
-        raise ExecutionError(f"the winner {trace.agent.name!r} failed to execute ({trace.detail}) and no other agent bid")
+        raise ExecutionError(f"the winner {failed!r} failed to execute ({detail}) and no other agent bid")
     return fallback
 
 
@@ -74,8 +89,7 @@ def make_execute_node(services: SaleServices) -> Node:
         notes = execution_notes(first) if first is not None else []
         if first is not None:
             execution["fallback_from"] = first.agent.name
-            notes.append(f"the winner {first.agent.name} failed to execute ({first.detail}); "
-                         f"the runner-up {trace.agent.name} executed instead")
+            notes.append(fallback_note(first.agent.name, first.detail, trace.agent.name))
         notes += execution_notes(trace)
         emit(runtime, ExecuteEvent(event="execute", agent=trace.agent.name, status=execution["status"],
                                    answer=execution["answer"][:200], detail=trace.detail, outcome=execution["outcome"]))
@@ -94,7 +108,7 @@ def make_execute_node(services: SaleServices) -> Node:
         run_react(react, opening_messages(state, tools, trace, runtime), trace, runtime)
         if trace.status != "error":
             return finish(state, runtime, trace, None)
-        name, strategy = _plan_b(state, trace.ctx, trace)
+        name, strategy = plan_b(state, trace.ctx, trace.agent.name, trace.detail)
         react, tools, second = start(state, runtime, name, strategy)
         run_react(react, opening_messages(state, tools, second, runtime), second, runtime)
         return finish(state, runtime, second, trace)
@@ -106,7 +120,7 @@ def make_execute_node(services: SaleServices) -> Node:
         await arun_react(react, await asyncio.to_thread(opening_messages, state, tools, trace, runtime), trace, runtime)
         if trace.status != "error":
             return await asyncio.to_thread(finish, state, runtime, trace, None)
-        name, strategy = _plan_b(state, trace.ctx, trace)
+        name, strategy = plan_b(state, trace.ctx, trace.agent.name, trace.detail)
         react, tools, second = await asyncio.to_thread(start, state, runtime, name, strategy)
         await arun_react(react, await asyncio.to_thread(opening_messages, state, tools, second, runtime), second, runtime)
         return await asyncio.to_thread(finish, state, runtime, second, trace)

@@ -16,6 +16,7 @@ from sale_graph.llm import (
     CALL_ERRORS,
     CallResult,
     Limiter,
+    abuild_model,
     acall_model,
     call_model,
     describe_error,
@@ -152,10 +153,9 @@ def jury_ledger(phase: Phase, judge: AgentSpec, result: CallResult | None) -> li
 def make_jury_node(services: SaleServices) -> Node:
     """Build the ``jury`` node bound to ``services`` (a sync and an async implementation)."""
 
-    def start(state: JuryTask, runtime: Runtime[SaleContext]) -> tuple[SaleContext, AgentSpec, Any, PromptFor, dict[str, str]]:
+    def start(state: JuryTask, runtime: Runtime[SaleContext]) -> tuple[SaleContext, AgentSpec, PromptFor, dict[str, str]]:
         ctx = ctx_of(runtime)
         judge = ctx.resolved_pool().get(state["judge"])
-        model = services.model_factory(judge, phase="jury", max_tokens=ctx.cap("jury", judge), logprobs=False)
         nonces: dict[str, str] = {}
 
         def prompt_for(fmt: AnswerFormat) -> tuple[list[Any], dict[str, Any] | None]:
@@ -163,7 +163,7 @@ def make_jury_node(services: SaleServices) -> Node:
             nonces["nonce"] = prompt.nonce
             return list(prompt.messages), response_format(fmt)
 
-        return ctx, judge, model, prompt_for, nonces
+        return ctx, judge, prompt_for, nonces
 
     def finish(state: JuryTask, runtime: Runtime[SaleContext], judge: AgentSpec, asked: Ask, nonce: str) -> dict[str, Any]:
         fmt, result, failure, retries = asked
@@ -177,13 +177,15 @@ def make_jury_node(services: SaleServices) -> Node:
 
     def jury(state: JuryTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Ask one judge for a 0-5 score; a failed or unusable answer is a *missing* vote, recorded."""
-        ctx, judge, model, prompt_for, nonces = start(state, runtime)
+        ctx, judge, prompt_for, nonces = start(state, runtime)
+        model = services.model_factory(judge, phase="jury", max_tokens=ctx.cap("jury", judge), logprobs=False)
         asked = ask_judge(judge, model, prompt_for, ctx.run_limiter(state["auction_id"]))
         return finish(state, runtime, judge, asked, nonces.get("nonce", ""))
 
     async def ajury(state: JuryTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Ask one judge for a 0-5 score (asyncio)."""
-        ctx, judge, model, prompt_for, nonces = start(state, runtime)
+        ctx, judge, prompt_for, nonces = start(state, runtime)
+        model = await abuild_model(services.model_factory, judge, phase="jury", max_tokens=ctx.cap("jury", judge), logprobs=False)
         asked = await aask_judge(judge, model, prompt_for, ctx.run_limiter(state["auction_id"]))
         return finish(state, runtime, judge, asked, nonces.get("nonce", ""))
 

@@ -22,6 +22,7 @@ from sale_graph.context import SaleContext
 from sale_graph.events import JuryEvent, emit
 from sale_graph.jury.ask import AnswerFormat, batch_schema, response_format
 from sale_graph.jury.read import ParsedScore, parse_batch_scores, strip_quoted_bid
+from sale_graph.llm import abuild_model
 from sale_graph.nodes._common import Node, ctx_of, dual_node
 from sale_graph.nodes.jury import Ask, aask_judge, ask_judge, jury_ledger, make_vote, pending_jury, vote_notes
 from sale_graph.pool import AgentSpec
@@ -84,7 +85,6 @@ def make_jury_batch_node(services: SaleServices) -> Node:
         judge = ctx.resolved_pool().get(batch["judge"])
         # One answer holds a score per bid: room for each, on top of the judge's usual cap.
         cap = ctx.cap("jury", judge) + 8 * len(batch["bids"])
-        model = services.model_factory(judge, phase="jury", max_tokens=cap, logprobs=False)
         labelled = shuffled(batch)
         nonces: dict[str, str] = {}
 
@@ -94,7 +94,7 @@ def make_jury_batch_node(services: SaleServices) -> Node:
             schema = batch_schema([lb for lb, _ in labelled])
             return list(prompt.messages), response_format(fmt, schema, name="jury_scores")
 
-        return ctx, judge, model, labelled, prompt_for, nonces
+        return ctx, judge, cap, labelled, prompt_for, nonces
 
     def finish(batch: JuryBatchTask, runtime: Runtime[SaleContext], judge: AgentSpec, labelled: list[tuple[str, BatchBid]],
                asked: Ask, nonce: str) -> dict[str, Any]:
@@ -108,13 +108,15 @@ def make_jury_batch_node(services: SaleServices) -> Node:
 
     def jury_batch(batch: JuryBatchTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Ask one judge to score every pending bid in one call."""
-        ctx, judge, model, labelled, prompt_for, nonces = start(batch, runtime)
+        ctx, judge, cap, labelled, prompt_for, nonces = start(batch, runtime)
+        model = services.model_factory(judge, phase="jury", max_tokens=cap, logprobs=False)
         asked = ask_judge(judge, model, prompt_for, ctx.run_limiter(batch["auction_id"]))
         return finish(batch, runtime, judge, labelled, asked, nonces.get("nonce", ""))
 
     async def ajury_batch(batch: JuryBatchTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Ask one judge to score every pending bid in one call (asyncio)."""
-        ctx, judge, model, labelled, prompt_for, nonces = start(batch, runtime)
+        ctx, judge, cap, labelled, prompt_for, nonces = start(batch, runtime)
+        model = await abuild_model(services.model_factory, judge, phase="jury", max_tokens=cap, logprobs=False)
         asked = await aask_judge(judge, model, prompt_for, ctx.run_limiter(batch["auction_id"]))
         return finish(batch, runtime, judge, labelled, asked, nonces.get("nonce", ""))
 

@@ -94,6 +94,7 @@ def prepare(state: SaleState, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         raise ContextError(f"auction_per={ctx.auction_per!r} is for SaleMiddleware and sale_router, which keep the "
                            "thread's auction in their state; the auction graph runs one auction per run: use "
                            "auction_per='turn'")
+    ctx.reload_files()  # the run's pool and weights files, read here (a worker thread under ainvoke), not on the loop
     pool = ctx.resolved_pool()
     ctx.resolved_weights().check_judges(pool.names)  # fail early on a bad weights file or a missing judge
     if ctx.check_endpoints:

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -525,3 +526,36 @@ def test_the_answer_reaches_a_plain_messages_stream(make_wire_server: ServerFact
     # dropping everything tagged `sale` is the execute node's turn: the task and the extracted answer.
     assert [type(c).__name__ for c in kept] == ["HumanMessage", "AIMessage"]
     assert kept[0].content == TASK and kept[1].content == ANSWER.removeprefix("Final Answer: ")
+
+
+# --- event loops: a cached model works under every asyncio.run --------------------------------
+
+
+def test_three_event_loops_in_one_process_against_a_keep_alive_server(make_wire_server: ServerFactory, tmp_path: Path) -> None:
+    """Each ``asyncio.run`` closes its loop; the cached chat models must not reuse its connections (issue 20, finding 11).
+
+    The wire server keeps connections alive (HTTP/1.1, as vLLM, llama.cpp and OpenAI do), so
+    the second run used to fail with ``RuntimeError: Event loop is closed`` inside ``bid``.
+    The async runs, with the pool given as a file, never block their loop (blockbuster):
+    the real chat models are built off the loop (issue 20, finding 9).
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    blockbuster = pytest.importorskip("blockbuster")
+    server = make_wire_server({"a": behaviour(), "b": behaviour()})
+    path = tmp_path / "pool.toml"
+    path.write_text("".join(f'[[agents]]\nname = "{n}"\nmodel = "{n}"\nbase_url = "{server.base_url}"\nprice_input = {p}\n'
+                            f"price_output = {p}\ntimeout_s = 10.0\n" for n, p in (("a", 0.1), ("b", 0.05))), encoding="utf-8")
+    graph = build_sale_graph(tools=[]).compile()
+    context = SaleContext(pool=str(path), use_memory=False)
+    with blockbuster.blockbuster_ctx():
+        outs = [asyncio.run(graph.ainvoke({"task": TASK}, context=context)) for _ in range(3)]
+        outs.append(graph.invoke({"task": TASK}, context=context))  # and a blocking run after them
+        with ThreadPoolExecutor(2) as workers:  # and two loops at once, one per worker thread
+            outs += workers.map(lambda _: asyncio.run(graph.ainvoke({"task": TASK}, context=context)), range(2))
+    for out in outs:
+        assert out["answer"] == "Canberra" and [b["status"] for b in out["bids"]] == ["ok", "ok"]
+        assert all(v["status"] == "ok" for v in out["votes"])
+    assert len(chats(server, "execute")) == 6
+    assert max(server.connections()) > 1  # connections were kept alive and reused within a run

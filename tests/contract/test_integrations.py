@@ -99,7 +99,7 @@ def test_middleware_winner_answers_every_model_call_with_the_agents_tools(
     assert [e["agent"] for e in executed] == ["large", "large"]
     assert executed[1]["output_tokens"] == count_tokens("Final Answer: 5")
     assert {e["phase"] for e in auction["ledger"]} == {"bid", "jury", "execute"}
-    assert auction["execution"] == {"agent": "large", "model_calls": 2, "outcome": "unknown"}
+    assert auction["execution"] == {"agent": "large", "model_calls": 2, "status": "completed", "outcome": "unknown"}
     assert "sale_usage" not in out  # internal
 
 

@@ -8,7 +8,10 @@ like, and where that shape is documented, is in :mod:`tests.contract.wire_format
 
 It is built on the standard library's :class:`http.server.ThreadingHTTPServer` (one thread
 per connection, HTTP/1.1 keep-alive, chunked transfer for streams), so concurrent requests
-overlap: latency is slept in the request's own thread with no lock held. Every request is
+overlap: latency is slept in the request's own thread with no lock held. Connections stay
+open between requests, as vLLM, llama.cpp and OpenAI keep them, so a client that reuses a
+connection of a closed event loop fails here as it would there; :meth:`WireServer.connections`
+says how many requests each connection carried. Every request is
 recorded (:class:`RecordedRequest`) and the number in flight per model is tracked
 (:meth:`WireServer.max_in_flight`), for assertions by contract tests, benchmarks and load tests::
 
@@ -100,6 +103,12 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the openai SDK's httpx pool expects
     disable_nagle_algorithm = True  # else header and body writes wait ~40 ms for a delayed ACK
     server: _HTTPServer
+    connection_id: int
+
+    def setup(self) -> None:
+        """One handler per connection: count it (its requests are counted in :meth:`WireServer._serve`)."""
+        super().setup()
+        self.connection_id = self.server.wire._opened()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Stay quiet: tests read :class:`RecordedRequest` instead of an access log."""
@@ -193,6 +202,8 @@ class WireServer:
         self._lock = threading.Lock()
         self._counters: dict[str | None, _Counters] = {}
         self._records: list[RecordedRequest] = []
+        self._connections: dict[int, int] = {}  # connection number -> requests it carried
+        self._connection_ids = itertools.count()
         self._ids = itertools.count(1)
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -279,11 +290,24 @@ class WireServer:
         with self._lock:
             return self._counters.get(model, _Counters()).max_in_flight
 
+    def connections(self) -> list[int]:
+        """How many requests each accepted connection carried, in the order they were accepted."""
+        with self._lock:
+            return list(self._connections.values())
+
     def reset(self) -> None:
-        """Forget the recorded requests and counters (``fail_first`` starts over)."""
+        """Forget the recorded requests, connections and counters (``fail_first`` starts over)."""
         with self._lock:
             self._records.clear()
             self._counters.clear()
+            self._connections.clear()
+
+    def _opened(self) -> int:
+        """Count a new connection; returns its number."""
+        with self._lock:
+            number = next(self._connection_ids)
+            self._connections[number] = 0
+            return number
 
     # --- serving ---------------------------------------------------------------------------
 
@@ -302,6 +326,8 @@ class WireServer:
         exchange = _Exchange(self._lock, RecordedRequest(method, path, model, body, headers, time.perf_counter()))
         with self._lock:
             self._records.append(exchange.record)
+            if handler.connection_id in self._connections:  # not forgotten by reset()
+                self._connections[handler.connection_id] += 1
         try:
             reply = self._route(handler, exchange, method, path, body)
             if reply is not None:

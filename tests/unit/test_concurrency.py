@@ -299,3 +299,45 @@ def test_batched_order_is_shuffled_per_judge_and_reproducible() -> None:
     assert len({tuple(o) for o in orders.values()}) > 1  # judges see different orders
     again = [b["bidder"] for _, b in shuffled(JuryBatchTask(auction_id="a1", judge="j1", task="t", bids=bids))]
     assert again == orders["j1"]
+
+
+@pytest.mark.parametrize("memory_from", ["object", "memory_dir"])
+def test_async_run_with_pool_and_weights_files_memory_and_refinement_never_blocks_the_loop(tmp_path: Any,
+                                                                                           memory_from: str) -> None:
+    """A pool or weights given as a path was stat'ed on the loop at every resolution (issue 20, finding 9)."""
+    blockbuster = pytest.importorskip("blockbuster")
+    from sale_graph.memory import AuctionMemory, StrategyRecord
+
+    pool = tmp_path / "pool.toml"
+    pool.write_text("".join(
+        f'[[agents]]\nname = "{name}"\nmodel = "{name}"\nbase_url = "http://127.0.0.1:9/v1"\n'
+        f"price_input = {price}\nprice_output = {price}\n" for name, price in (("small", 0.05), ("large", 0.36))),
+        encoding="utf-8")
+    weights = tmp_path / "weights.json"
+    weights.write_text('{"w_c": 0.01, "w_h": 0.5, "jury": {"small": 1.0, "large": 1.0}}', encoding="utf-8")
+    memory = AuctionMemory(path=tmp_path / "memory")
+    strong, weak = "1. search two sources 2. verify they agree 3. answer", "guess the answer from memory"
+    memory.record_auction("past-1", "What is the capital city of Australia?", "search", [
+        StrategyRecord(agent="small", strategy=strong, cost=0.01, entropy=0.9, value=1.2, won=True),
+        StrategyRecord(agent="large", strategy=weak, cost=0.2, entropy=0.5, value=0.4, won=False),
+    ], outcome="passed")
+    factory = FakeFactory({
+        "bid": lambda a, m: weak if a == "small" else "1. search the web 2. verify with a second source 3. answer",
+        "jury": lambda a, m: "SCORE: 5" if "verify" in prompt_text(m).split("Task:")[-1] else "SCORE: 1",
+        "refine": lambda a, m: strong, "execute": executor,
+    })
+    if memory_from == "memory_dir":  # the run opens the memory the context names
+        del memory
+        graph = build_sale_graph(model_factory=factory, tools=[]).compile()
+        ctx = SaleContext(pool=str(pool), weights=str(weights), check_endpoints=False, memory_dir=str(tmp_path / "memory"))
+    else:
+        graph = build_sale_graph(model_factory=factory, memory=memory, tools=[]).compile()
+        ctx = SaleContext(pool=str(pool), weights=str(weights), check_endpoints=False)
+
+    async def main() -> dict[str, Any]:
+        with blockbuster.blockbuster_ctx():
+            return await graph.ainvoke({**TASK, "domain": "search"}, context=ctx)
+
+    out = asyncio.run(main())
+    assert out["refinement"]["status"] == "done" and ("small", "refine") in factory.calls
+    assert out["answer"] == "Canberra"

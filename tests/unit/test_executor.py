@@ -160,3 +160,42 @@ def test_search_task_opens_with_a_search_the_model_reads() -> None:
     off = graph.invoke({"task": "What is the capital of Australia?", "domain": "search", "gold": ["Canberra"]},
                        context=SaleContext(search_first=False, **ctx))
     assert "Observation: [" not in seen[0] and off["execution"]["tool_calls"] == 0
+
+
+# --- what a coding task's outcome rests on: tests that ran in the sandbox, or no code at all ------------
+
+CODING = {"task": "Write add(a, b).", "domain": "coding", "entry_point": "add",
+          "tests": "def check(candidate):\n    assert candidate(2, 3) == 5\n"}
+
+
+@pytest.mark.parametrize("final", ["", "Final Answer: I cannot write that function.", "I would add the two numbers."])
+def test_a_coding_answer_with_no_code_fails_saying_the_tests_did_not_run(final: str) -> None:
+    """No code used to run as a program (prose) or crash the grader (empty): now it is said (issue 20, hollow test)."""
+    from sale_graph.executor.grading import NO_CODE, assess
+
+    assert assess(CODING, final, "") == ("failed", NO_CODE, "none")  # the sandbox guard fails the test if it is probed
+    factory = FakeFactory({"bid": lambda a, m: "1. write it", "jury": lambda a, m: "SCORE: 4", "execute": lambda a, m: final})
+    out = build_sale_graph(model_factory=factory, tools=[]).compile().invoke(
+        CODING, context=SaleContext(pool=text_pool(), check_endpoints=False, use_memory=False))
+    ex = out["execution"]
+    assert (ex["outcome"], ex["outcome_detail"], ex["graded_by"]) == ("failed", NO_CODE, "none")
+
+
+def test_code_in_the_answer_is_graded_by_the_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sale_graph.tools.code as code
+    from sale_graph.executor.grading import assess
+
+    ran: list[str] = []
+
+    def check(program: str, tests: str, entry_point: str | None = None) -> code.CodeCheck:
+        ran.append(program)
+        return code.CodeCheck(passed=False, message="AssertionError (line 2: assert candidate(2, 3) == 5)", result=None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(code, "check_solution", check)
+    fenced = "Final Answer:\n```python\ndef add(a, b):\n    return a - b\n```"
+    assert assess(CODING, fenced, "") == ("failed", "AssertionError (line 2: assert candidate(2, 3) == 5)", "tests")
+    assert assess(CODING, "def add(a, b):\n    return a - b", "")[2] == "tests"  # bare code counts as code
+    assert assess(CODING, "```python\ndef add(a, b) return\n```", "")[2] == "tests"  # fenced but broken: still code
+    assert len(ran) == 3
+    assert assess({"gold": ["Canberra"]}, "Final Answer: Canberra", "Canberra")[::2] == ("passed", "gold")
+    assert assess({}, "x", "x") == ("unknown", "no tests or gold answer given", "none")

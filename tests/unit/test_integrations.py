@@ -205,7 +205,7 @@ def test_middleware_grader_outcome_without_memory_is_a_note_and_a_bad_outcome_an
 
     out = middleware_agent(grader=grader).invoke({"messages": [HumanMessage("2 + 3?")]})
     assert seen == ["Final Answer: 5 (by large)"]
-    assert out["sale_auction"]["execution"] == {"agent": "large", "model_calls": 1, "outcome": "passed"}
+    assert out["sale_auction"]["execution"] == {"agent": "large", "model_calls": 1, "status": "completed", "outcome": "passed"}
     assert out["sale_auction"]["notes"][-1] == "outcome 'passed' not stored: memory is off (use_memory=False)"
     with pytest.raises(ValueError, match="returned 'ok'; it must return one of \\('passed', 'failed', 'unknown'\\)"):
         middleware_agent(grader=lambda s: "ok").invoke({"messages": [HumanMessage("2 + 3?")]})
@@ -228,4 +228,4 @@ def test_middleware_approval_pauses_the_agent_run_and_the_override_answers() -> 
     assert paused["__interrupt__"][0].value["winner"] == "large"
     done = agent.invoke(Command(resume={"winner": "small"}), cfg)
     assert done["messages"][-1].content == "Final Answer: 5 (by small)"
-    assert done["sale_auction"]["execution"] == {"agent": "small", "model_calls": 1, "outcome": "unknown"}
+    assert done["sale_auction"]["execution"] == {"agent": "small", "model_calls": 1, "status": "completed", "outcome": "unknown"}

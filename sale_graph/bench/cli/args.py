@@ -12,6 +12,17 @@ from sale_graph.bench.tasks.schema import DEFAULT_DEV_FRACTION
 Handler = Callable[[argparse.Namespace], int]
 
 
+def positive_int(text: str) -> int:
+    """An argument type: a count of at least 1 (``sale``'s own is in ``sale_graph.cli.args``, which imports this package)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
@@ -23,16 +34,16 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tasks", required=True, help="task JSONL (see `sale bench tasks`)")
     p.add_argument("--pool", help="pool TOML (default: the embedded local pool, started if needed)")
     p.add_argument("--out", required=True, help="output JSONL log (appended to; reruns resume)")
-    p.add_argument("--limit", type=int, help="only the first N tasks (after the split filter)")
+    p.add_argument("--limit", type=positive_int, help="only the first N tasks (after the split filter)")
     p.add_argument("--corpus", help="local search corpus for the search tool (default: the offline Wikipedia corpus)")
     p.add_argument("--bid-max-tokens", type=int, default=None, help="default: each agent's own cap from the pool, else 1024")
     p.add_argument("--jury-max-tokens", type=int, default=None, help="default: each agent's own cap from the pool, else 512")
     p.add_argument("--execute-step-max-tokens", type=int, default=None, help="default: each agent's own cap, else 4096")
-    p.add_argument("--execute-max-steps", type=int, default=6)
-    p.add_argument("--execute-max-tokens", type=int, default=2048)
+    p.add_argument("--execute-max-steps", type=positive_int, default=6)
+    p.add_argument("--execute-max-tokens", type=positive_int, default=2048)
     p.add_argument("--execute-wall-time-s", type=float, default=300.0)
-    p.add_argument("--max-concurrency", type=int, default=4, help="model calls in flight at once (default 4)")
-    p.add_argument("--jobs", type=int, default=1, help="tasks worked on at once (default 1)")
+    p.add_argument("--max-concurrency", type=positive_int, default=4, help="model calls in flight at once (default 4)")
+    p.add_argument("--jobs", type=positive_int, default=1, help="tasks worked on at once (default 1)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -75,14 +86,14 @@ def _add_synthetic(sub: Any, synthetic: Handler, sweep: Handler) -> None:
     s.add_argument("--out", required=True, help="log JSONL to write (its embedding cache goes next to it)")
     s.add_argument("--signal", type=float, required=True, help="Q in [0, 1]: how much entropy and jury say about outcomes")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--tasks", type=int, default=753)
+    s.add_argument("--tasks", type=positive_int, default=753)
     s.add_argument("--no-plain", action="store_true", help="no plain executions (as `record --no-plain`)")
     s.set_defaults(func=synthetic)
     w = sub.add_parser("sweep", help="SYNTHETIC markets over a signal grid: SALE vs largest agent, kNN, oracle; one figure")
     w.add_argument("--out", required=True, help="output folder (sweep.json, sweep.md, signal_sweep.png)")
     w.add_argument("--signals", type=_floats, default=[0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
     w.add_argument("--seeds", type=lambda t: [int(x) for x in t.split(",")], default=[0])
-    w.add_argument("--tasks", type=int, default=753)
+    w.add_argument("--tasks", type=positive_int, default=753)
     w.add_argument("--objectives", type=lambda t: t.split(","), default=[DEFAULT_OBJECTIVE],
                    help=f"comma-separated; the first is plotted (default {DEFAULT_OBJECTIVE})")
     w.add_argument("--time-limit", type=float, default=15.0, help="seconds per MILP stage")
@@ -95,7 +106,7 @@ def add_commands(sub: Any, handlers: Mapping[str, Handler]) -> None:
     t = sub.add_parser("tasks", help="export offline task sets (HumanEval, FanOutQA, trivia) to JSONL")
     t.add_argument("--source", action="append", help="humaneval, fanoutqa-leaves, fanoutqa or trivia (repeatable)")
     t.add_argument("--include", action="append", help="a user's task JSONL to validate and add (repeatable)")
-    t.add_argument("--limit", type=int, help="at most N tasks per source (deterministic sample over bins)")
+    t.add_argument("--limit", type=positive_int, help="at most N tasks per source (deterministic sample over bins)")
     t.add_argument("--seed", default="0", help="sampling seed (default 0)")
     t.add_argument("--dev-fraction", type=float, default=DEFAULT_DEV_FRACTION, help="share of tasks in dev (default 0.3)")
     t.add_argument("--trivia-dir", help="folder of Red-Trivia YAML lists (default: the installed Red-Trivia package)")
@@ -119,7 +130,7 @@ def add_commands(sub: Any, handlers: Mapping[str, Handler]) -> None:
     lv = sub.add_parser("live", help="SALE with memory, for real, on the test split in seeded task orders (slow)")
     _add_run_options(lv)
     lv.add_argument("--split", default="test", choices=["all", "dev", "test"])
-    lv.add_argument("--orders", type=int, default=1, help="task orders, each with a fresh memory (default 1)")
+    lv.add_argument("--orders", type=positive_int, default=1, help="task orders, each with a fresh memory (default 1)")
     lv.add_argument("--seed", type=int, default=0, help="seed of the task orders")
     lv.add_argument("--weights")
     lv.add_argument("--memory-dir", help="memory folder, one sub-folder per order (default: next to --out)")

@@ -16,8 +16,9 @@ import time
 from typing import Any
 
 from sale_graph.bench.cli.args import add_commands
-from sale_graph.bench.tasks.schema import read_tasks, write_tasks
+from sale_graph.bench.tasks.schema import TaskFileError, read_tasks, write_tasks
 from sale_graph.embedded import EmbeddedServer, embedded_pool
+from sale_graph.errors import SaleError
 from sale_graph.pool import check_pool, load_pool
 
 
@@ -28,7 +29,7 @@ def _load_tasks(args: argparse.Namespace) -> list[Any]:
     if getattr(args, "limit", None):
         tasks = tasks[: args.limit]
     if not tasks:
-        raise SystemExit(f"error: no task of split {args.split!r} in {args.tasks}")
+        raise TaskFileError(f"no task of split {args.split!r} in {args.tasks}")
     return tasks
 
 
@@ -79,11 +80,11 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     for extra in args.include or []:
         tasks += read_tasks(extra, dev_fraction=args.dev_fraction)
     if not tasks:
-        raise SystemExit("error: nothing to export; give --source NAME (humaneval, fanoutqa-leaves, fanoutqa, trivia) or --include FILE")
+        raise TaskFileError("nothing to export; give --source NAME (humaneval, fanoutqa-leaves, fanoutqa, trivia) or --include FILE")
     ids = [t.id for t in tasks]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
-        raise SystemExit(f"error: duplicate task ids across sources: {', '.join(dup[:5])}")
+        raise TaskFileError(f"duplicate task ids across sources: {', '.join(dup[:5])}")
     n = write_tasks(tasks, args.out)
     counts: dict[str, int] = {}
     for t in tasks:
@@ -256,9 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the standalone harness."""
+    """Entry point of the standalone harness: a user error is one line and exit code 2, as in ``sale bench``."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SaleError as exc:
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from sale_graph.bench.market.market import Market
+from sale_graph.errors import SaleError
 
 
-class LeakageError(ValueError):
+class LeakageError(SaleError, ValueError):
     """Weights were fitted on tasks the report evaluates on."""
 
 

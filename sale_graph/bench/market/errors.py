@@ -6,10 +6,12 @@ Both are raised while reading a log (:mod:`.log`) and building its market (:mod:
 
 from __future__ import annotations
 
+from sale_graph.errors import SaleError
 
-class LogError(ValueError):
+
+class LogError(SaleError, ValueError):
     """A market log is malformed; the message names the file and line."""
 
 
-class MarketError(ValueError):
+class MarketError(SaleError, ValueError):
     """The records cannot form one market (different pools, missing parts, a live record)."""

@@ -59,9 +59,10 @@ from pathlib import Path
 from typing import Any
 
 from sale_graph.bench.tasks.schema import BIN_LABELS, DEFAULT_DEV_FRACTION, Task, bin_of_minutes, split_of
+from sale_graph.errors import SaleError
 
 
-class DatasetError(RuntimeError):
+class DatasetError(SaleError, RuntimeError):
     """An offline task set cannot be found or read."""
 
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from sale_graph.errors import SaleError
 from sale_graph.storage.jsonl import iter_jsonl
 
 Domain = Literal["search", "coding"]
@@ -61,7 +62,7 @@ _FIELDS = {
 }
 
 
-class TaskFileError(ValueError):
+class TaskFileError(SaleError, ValueError):
     """A task (or a task file) is malformed; the message names the file, line and field."""
 
 
@@ -281,12 +282,15 @@ def read_tasks(path: str | Path, *, dev_fraction: float = DEFAULT_DEV_FRACTION) 
     tasks: list[Task] = []
     seen: dict[str, int] = {}
     with p.open(encoding="utf-8") as fh:
-        for where, lineno, data in iter_jsonl(fh, p, TaskFileError):
-            task = task_from_dict(data, where, dev_fraction=dev_fraction)
-            if task.id in seen:
-                raise TaskFileError(f"{where}: field 'id': duplicate id {task.id!r} (first on line {seen[task.id]})")
-            seen[task.id] = lineno
-            tasks.append(task)
+        try:
+            for where, lineno, data in iter_jsonl(fh, p, TaskFileError):
+                task = task_from_dict(data, where, dev_fraction=dev_fraction)
+                if task.id in seen:
+                    raise TaskFileError(f"{where}: field 'id': duplicate id {task.id!r} (first on line {seen[task.id]})")
+                seen[task.id] = lineno
+                tasks.append(task)
+        except UnicodeDecodeError as exc:
+            raise TaskFileError(f"task file {str(p)!r} is not UTF-8 text ({exc.reason}); save it as UTF-8 JSONL") from exc
     if not tasks:
         raise TaskFileError(f"{p}: no tasks in the file")
     check_families(tasks, str(p))

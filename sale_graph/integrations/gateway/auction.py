@@ -63,7 +63,7 @@ def summary(record: Mapping[str, Any]) -> dict[str, Any]:
 def pin_of(record: Mapping[str, Any]) -> Pin:
     """The pin of an auction's record: its winner and strategy, and the runner-up for a fallback."""
     selection = record["selection"]
-    second = runner_up(dict(record), selection["winner"])  # type: ignore[arg-type]  # the record holds the state's keys
+    second = runner_up(dict(record), selection["winner"])
     return Pin(auction_id=record["auction_id"], agent=selection["winner"], strategy=selection["strategy"],
                runner_up=second[0] if second else None, runner_up_strategy=second[1] if second else None,
                summary=summary(record))

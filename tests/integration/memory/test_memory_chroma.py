@@ -309,5 +309,5 @@ def test_cli_stats_export_import_clear(tmp_path: Path, chroma_server: str, capsy
     assert _cli(["memory", "clear", "--yes", *remote]) == 0
     assert AuctionMemory.from_url(chroma_server, collection_prefix="cli").count_strategies() == 0
 
-    assert _cli(["memory", "import", str(tmp_path / "nope.jsonl"), "--memory-dir", str(local)]) == 1
+    assert _cli(["memory", "import", str(tmp_path / "nope.jsonl"), "--memory-dir", str(local)]) == 2
     assert "nope.jsonl" in capsys.readouterr().err
