@@ -8,11 +8,13 @@
 For the contract tests, the benchmark and the load tests: the app runs on its own event
 loop in a daemon thread (uvicorn installs no signal handler off the main thread), and
 :meth:`GatewayServer.stop` lets open requests finish (a few seconds at most) before it
-returns.
+returns. :meth:`GatewayServer.tasks` lists the tasks running on the server's loop, so a
+test can check that a request left nothing behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -32,13 +34,31 @@ class GatewayServer:
 
     def __init__(self, app: Any, **config: Any) -> None:
         self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         config.setdefault("log_level", "warning")
         config.setdefault("timeout_graceful_shutdown", 5)
-        self._server = uvicorn.Server(uvicorn.Config(app, **config))
+        config.setdefault("interface", "asgi3")  # the wrapper below is a bound method, which uvicorn cannot tell
+        self._server = uvicorn.Server(uvicorn.Config(self._serve, **config))
         self._thread: threading.Thread | None = None
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+        """The app, noting the loop it runs on (the lifespan call comes first)."""
+        self.loop = asyncio.get_running_loop()
+        await self.app(scope, receive, send)
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks on the server's event loop now (uvicorn's own included), read on that loop."""
+        if self.loop is None:
+            raise RuntimeError("the gateway is not started")
+
+        async def running() -> list[asyncio.Task[Any]]:
+            me = asyncio.current_task()
+            return [t for t in asyncio.all_tasks() if t is not me]
+
+        return asyncio.run_coroutine_threadsafe(running(), self.loop).result(timeout=5)
 
     @property
     def port(self) -> int:
