@@ -136,26 +136,45 @@ async def _run_auction(gw: Gateway, chat: ChatRequest, ctx: SaleContext) -> dict
     return record
 
 
+def _shared_failure(error: GatewayError) -> GatewayError:
+    """The failure of a session's first auction, for the requests that waited for it."""
+    return GatewayError(error.status, f"{error.message} (the session's first auction, which this request waited for)",
+                        code=error.code, param=error.param, headers=error.headers)
+
+
 async def _auction(gw: Gateway, chat: ChatRequest, ctx: SaleContext, keys: list[str], session: str | None,
                    notes: list[str]) -> Decision:
-    """Run an auction and pin its winner under ``keys``; a session's concurrent first requests share one auction."""
-    if session is not None and (running := gw.inflight.get(session)) is not None:
-        pin = await asyncio.shield(running)
-        if pin is not None:
-            return Decision("pinned", pin.agent, pin, notes=[*notes, "the session's first auction was running: its winner answers"])
-    future: asyncio.Future[Pin | None] | None = None
+    """Run an auction and pin its winner under ``keys``; a session's concurrent first requests share one auction.
+
+    The requests that waited for a session's auction get its winner, or its failure when
+    the auction could not decide (they never run auctions of their own side by side, which
+    would pin the session to several winners); when it failed on its own request (a 400),
+    the next of them runs the session's auction.
+    """
+    while session is not None and (running := gw.inflight.get(session)) is not None:
+        shared = await asyncio.shield(running)
+        if isinstance(shared, Pin):
+            return Decision("pinned", shared.agent, shared,
+                            notes=[*notes, "the session's first auction was running: its winner answers"])
+        if isinstance(shared, GatewayError):
+            raise _shared_failure(shared)
+    future: asyncio.Future[Pin | GatewayError | None] | None = None
     if session is not None:
         future = gw.inflight[session] = asyncio.get_running_loop().create_future()
-    pin = None
+    outcome: Pin | GatewayError | None = None
     try:
         record = await _run_auction(gw, chat, ctx)
-        pin = pin_of(record)
+        outcome = pin_of(record)
         for key in keys:
-            await gw.sessions.put(key, pin)
-        return Decision("auction", pin.agent, pin, record, notes=[*notes, *record.get("notes", [])])
+            await gw.sessions.put(key, outcome)
+        return Decision("auction", outcome.agent, outcome, record, notes=[*notes, *record.get("notes", [])])
+    except GatewayError as error:
+        if error.status >= 500:  # the auction could not decide: so it would for the waiters
+            outcome = error
+        raise
     finally:
         if future is not None:
-            future.set_result(pin)  # None: the waiters run their own auction
+            future.set_result(outcome)  # None: a waiter runs the auction
             if gw.inflight.get(session or "") is future:
                 del gw.inflight[session or ""]
 
