@@ -17,6 +17,12 @@ Per request:
 5. the answer as the endpoint gave it, streamed or not; a non-streamed one carries the
    ``sale`` object (the auction's summary, this request's ledger, notes); the
    ``x-sale-*`` headers say who answered and what the auction cost.
+
+A client that disconnects costs no answer: the auction it started runs to its end (its
+bids are paid for, and its pin serves the client's retry), but the agent is not asked when
+the client is gone by then, and a request to the agent still waiting for its answer (or
+for a stream's first byte) is cancelled, its endpoint slot freed (:func:`forward_while_connected`);
+a stream the client leaves is closed by :class:`ForwardedStream`. Each counts as a 499.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from sale_graph.context import SaleContext
 from sale_graph.errors import SaleError, TaskError
 from sale_graph.integrations.gateway.auction import pin_of
 from sale_graph.integrations.gateway.core import Gateway
-from sale_graph.integrations.gateway.errors import GatewayError, from_sale_error, internal_error
+from sale_graph.integrations.gateway.errors import GatewayError, client_closed, from_sale_error, internal_error
 from sale_graph.integrations.gateway.request import SALE_MODEL, ChatRequest, parse_chat, read_body
 from sale_graph.integrations.gateway.sessions import Pin
 from sale_graph.integrations.gateway.upstream import Reply, UpstreamFailure, UpstreamStream, request_body
@@ -295,6 +301,44 @@ def _stream_closed(gw: Gateway, stream: UpstreamStream) -> None:
         gw.metrics.ledger([stream.usage])
 
 
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client disconnects (the request's body was read: nothing else can come)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def forward_while_connected(request: Request, gw: Gateway, chat: ChatRequest, ctx: SaleContext,
+                                  decision: Decision) -> Response:
+    """:func:`forward`, unless the client is gone: not started then, cancelled when it leaves before the answer.
+
+    Raises:
+        GatewayError: 499 when the client left (the upstream request was not sent, or was
+            cancelled and its endpoint slot freed), or what :func:`forward` raised.
+    """
+    if await request.is_disconnected():
+        raise client_closed()
+    work = asyncio.ensure_future(forward(gw, chat, ctx, decision))
+    watch = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        left = watch.done() and not watch.cancelled()
+        if left or not work.done():
+            work.cancel()
+    try:
+        response = await work
+    except asyncio.CancelledError:
+        if left:
+            raise client_closed() from None
+        raise
+    if left and isinstance(response, ForwardedStream):  # it answered as the client left: close its stream here
+        await response.stream.aclose()
+        _stream_closed(gw, response.stream)
+        raise client_closed()
+    return response
+
+
 async def chat_completions(request: Request) -> Response:
     """``POST /v1/chat/completions`` (see the module docstring); every failure in OpenAI's error shape."""
     gw: Gateway = request.app.state.sale_gateway
@@ -308,9 +352,11 @@ async def chat_completions(request: Request) -> Response:
         else:
             decision = Decision("direct", chat.model)
         gw.metrics.turns.labels(decision.kind).inc()
-        return await forward(gw, chat, ctx, decision)
+        return await forward_while_connected(request, gw, chat, ctx, decision)
     except GatewayError as error:
         gw.metrics.error(error.status, error.code)
+        if error.status == 499:
+            log.info("a client left before its answer: %s", error.message)
         return error.response()
     except Exception:
         log.error("the gateway failed on a request:\n%s", gw.redact(_traceback()))
@@ -339,5 +385,6 @@ __all__ = [
     "chat_completions",
     "decide",
     "forward",
+    "forward_while_connected",
     "turn_key",
 ]
