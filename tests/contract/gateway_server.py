@@ -147,6 +147,13 @@ class GatewayProcess:
         """``http://127.0.0.1:<port>/v1``."""
         return f"{self.url}/v1"
 
+    @property
+    def pid(self) -> int:
+        """The command's process id (with ``--workers N``, the supervisor of the worker processes)."""
+        if self._proc is None:
+            raise RuntimeError("sale gateway is not started")
+        return self._proc.pid
+
     def start(self, timeout_s: float = 60.0) -> Self:
         """Start the command; returns once ``/health`` answers."""
         self._log = tempfile.TemporaryFile()
