@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -201,6 +203,23 @@ def test_a_winner_that_keeps_rate_limiting_after_its_retries_is_a_429_with_retry
     assert "so did the runner-up's" in error["message"]
     # Each endpoint was retried by its own policy before the gateway gave up: 3 tries of large, 2 of small.
     assert [r.model for r in chats(wire, "agent")][:5] == ["large"] * 3 + ["small"] * 2
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_endpoint_that_cannot_be_reached_is_retried_by_its_policy_then_a_502(wire: WireServer, stream: bool) -> None:
+    with socket.socket() as closed:  # a port that was free a moment ago: nothing listens there
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    gone = AgentSpec(name="gone", model="gone", base_url=f"http://127.0.0.1:{port}/v1", price_input=1, price_output=1,
+                     max_retries=1)
+    pool = AgentPool((*pool_of(wire).agents, gone), source="gateway contract pool")
+    with GatewayServer(create_gateway_app(pool=pool, use_memory=False)) as gateway:
+        start = time.perf_counter()
+        response = post(gateway, {"model": "gone", "messages": MESSAGES, "stream": stream})
+        elapsed = time.perf_counter() - start
+    error = error_of(response, 502)
+    assert error["code"] == "upstream_error" and "agent 'gone'" in error["message"] and "ConnectError" in error["message"]
+    assert elapsed >= 0.35  # one retry after the policy's backoff (0.5 s x jitter in [0.75, 1])
 
 
 def test_a_request_the_winner_refuses_is_a_400_with_its_reason(
