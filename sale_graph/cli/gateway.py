@@ -28,6 +28,10 @@ from sale_graph.cli.embedded import embedded_models_for_run
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8100
 FACTORY = "sale_graph.integrations.gateway.asgi:app_from_env"
+KEEP_ALIVE_S = 75
+"""Seconds an idle client connection stays open: longer than clients keep theirs (5 s for httpx and the
+``openai`` SDK, 60 s behind most load balancers), so the client closes an idle connection first and never
+sends a request on one the gateway is closing (uvicorn's default, 5 s, races the SDK's: "Connection error")."""
 
 
 def gateway_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -100,13 +104,13 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         err.print(f"SALE gateway on http://{args.host}:{args.port}/v1 (model 'sale', {keys}, sessions idle after "
                   f"{args.session_idle:g} s); Ctrl-C to stop")
         if args.workers == 1:
-            uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+            uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level, timeout_keep_alive=KEEP_ALIVE_S)
         else:
             os.environ[CONFIG_ENV] = json.dumps(config)
             with tempfile.TemporaryDirectory(prefix="sale-gateway-metrics-") as metrics_dir:
                 os.environ.setdefault(MULTIPROC_ENV, metrics_dir)  # the workers' metrics, summed on each scrape
                 uvicorn.run(FACTORY, factory=True, host=args.host, port=args.port, workers=args.workers,
-                            log_level=args.log_level)
+                            log_level=args.log_level, timeout_keep_alive=KEEP_ALIVE_S)
     finally:
         if server is not None:
             server.stop()
@@ -134,4 +138,4 @@ def register_gateway_command(sub: Any) -> None:
     gateway.set_defaults(func=cmd_gateway)
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "cmd_gateway", "gateway_config", "register_gateway_command"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "KEEP_ALIVE_S", "cmd_gateway", "gateway_config", "register_gateway_command"]

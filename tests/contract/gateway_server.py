@@ -8,18 +8,34 @@
 For the contract tests, the benchmark and the load tests: the app runs on its own event
 loop in a daemon thread (uvicorn installs no signal handler off the main thread), and
 :meth:`GatewayServer.stop` lets open requests finish (a few seconds at most) before it
-returns.
+returns. :meth:`GatewayServer.tasks` lists the tasks running on the server's loop, so a
+test can check that a request left nothing behind.
+
+:class:`GatewayProcess` runs ``sale gateway`` itself in a process of its own (the command
+as users run it, and a server whose CPU is not the client's)::
+
+    with GatewayProcess(pool_toml) as gateway:
+        httpx.get(f"{gateway.url}/health")
 """
 
 from __future__ import annotations
 
+import asyncio
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 
+import httpx
 import uvicorn
+
+from sale_graph.cli.gateway import KEEP_ALIVE_S
 
 
 class GatewayServer:
@@ -32,13 +48,32 @@ class GatewayServer:
 
     def __init__(self, app: Any, **config: Any) -> None:
         self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind(("127.0.0.1", 0))
         config.setdefault("log_level", "warning")
         config.setdefault("timeout_graceful_shutdown", 5)
-        self._server = uvicorn.Server(uvicorn.Config(app, **config))
+        config.setdefault("timeout_keep_alive", KEEP_ALIVE_S)  # as ``sale gateway`` serves
+        config.setdefault("interface", "asgi3")  # the wrapper below is a bound method, which uvicorn cannot tell
+        self._server = uvicorn.Server(uvicorn.Config(self._serve, **config))
         self._thread: threading.Thread | None = None
+
+    async def _serve(self, scope: Any, receive: Any, send: Any) -> None:
+        """The app, noting the loop it runs on (the lifespan call comes first)."""
+        self.loop = asyncio.get_running_loop()
+        await self.app(scope, receive, send)
+
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks on the server's event loop now (uvicorn's own included), read on that loop."""
+        if self.loop is None:
+            raise RuntimeError("the gateway is not started")
+
+        async def running() -> list[asyncio.Task[Any]]:
+            me = asyncio.current_task()
+            return [t for t in asyncio.all_tasks() if t is not me]
+
+        return asyncio.run_coroutine_threadsafe(running(), self.loop).result(timeout=5)
 
     @property
     def port(self) -> int:
@@ -73,6 +108,90 @@ class GatewayServer:
             self._thread.join(timeout=15)
             self._thread = None
         self._socket.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A loopback port free now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class GatewayProcess:
+    """``sale gateway --pool <pool> --port <free port> --no-memory`` in a process of its own, stopped with Ctrl-C.
+
+    Args:
+        pool: the pool TOML.
+        *args: more ``sale gateway`` arguments (``--workers 2``...).
+    """
+
+    def __init__(self, pool: Path | str, *args: str) -> None:
+        self.port = free_port()
+        self.args = ["--pool", str(pool), "--port", str(self.port), "--no-memory", "--log-level", "warning", *args]
+        self._log: IO[bytes] | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``."""
+        return f"{self.url}/v1"
+
+    @property
+    def pid(self) -> int:
+        """The command's process id (with ``--workers N``, the supervisor of the worker processes)."""
+        if self._proc is None:
+            raise RuntimeError("sale gateway is not started")
+        return self._proc.pid
+
+    def start(self, timeout_s: float = 60.0) -> Self:
+        """Start the command; returns once ``/health`` answers."""
+        self._log = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen([sys.executable, "-m", "sale_graph.cli", "gateway", *self.args], stdout=self._log,
+                                      stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                log = self.log()
+                self.stop()
+                raise RuntimeError(f"sale gateway did not start:\n{log[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.2)
+
+    def log(self) -> str:
+        """What the command wrote so far."""
+        if self._log is None:
+            return ""
+        self._log.seek(0)
+        return self._log.read().decode(errors="replace")
+
+    def stop(self) -> None:
+        """Ctrl-C, then a kill after 15 s; idempotent."""
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.send_signal(signal.SIGINT)
+                try:
+                    self._proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait(timeout=5)
+            self._proc = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def __enter__(self) -> Self:
         return self.start()

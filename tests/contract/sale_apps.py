@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from langchain_core.tools import tool
@@ -96,7 +96,16 @@ def behaviours(jury: Callable[[str], str] | None = None, latency_s: float = 0.0)
     return {m: ModelBehaviour(responder=responder(m, jury), latency_s=latency_s) for m in ("small", "large", "default")}
 
 
-def agent_fields(server: WireServer, **overrides: Any) -> list[dict[str, Any]]:
+class Served(Protocol):
+    """Where the models are served: a :class:`WireServer`, or its URL when it runs in another process."""
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``."""
+        ...
+
+
+def agent_fields(server: Served, **overrides: Any) -> list[dict[str, Any]]:
     """The pool's ``[[agents]]`` tables; ``overrides`` maps an agent name to fields to change."""
     out = []
     for name, price in PRICES.items():
@@ -107,7 +116,7 @@ def agent_fields(server: WireServer, **overrides: Any) -> list[dict[str, Any]]:
     return out
 
 
-def write_pool(path: Path, server: WireServer, **overrides: Any) -> Path:
+def write_pool(path: Path, server: Served, **overrides: Any) -> Path:
     """Write a pool TOML for ``server`` at ``path``; returns the path."""
     lines = []
     for fields in agent_fields(server, **overrides):

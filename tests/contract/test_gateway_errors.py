@@ -8,7 +8,11 @@ votes do not); the pool retries nothing (``max_retries = 0``) unless a test says
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -201,6 +205,23 @@ def test_a_winner_that_keeps_rate_limiting_after_its_retries_is_a_429_with_retry
     assert [r.model for r in chats(wire, "agent")][:5] == ["large"] * 3 + ["small"] * 2
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_endpoint_that_cannot_be_reached_is_retried_by_its_policy_then_a_502(wire: WireServer, stream: bool) -> None:
+    with socket.socket() as closed:  # a port that was free a moment ago: nothing listens there
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    gone = AgentSpec(name="gone", model="gone", base_url=f"http://127.0.0.1:{port}/v1", price_input=1, price_output=1,
+                     max_retries=1)
+    pool = AgentPool((*pool_of(wire).agents, gone), source="gateway contract pool")
+    with GatewayServer(create_gateway_app(pool=pool, use_memory=False)) as gateway:
+        start = time.perf_counter()
+        response = post(gateway, {"model": "gone", "messages": MESSAGES, "stream": stream})
+        elapsed = time.perf_counter() - start
+    error = error_of(response, 502)
+    assert error["code"] == "upstream_error" and "agent 'gone'" in error["message"] and "ConnectError" in error["message"]
+    assert elapsed >= 0.35  # one retry after the policy's backoff (0.5 s x jitter in [0.75, 1])
+
+
 def test_a_request_the_winner_refuses_is_a_400_with_its_reason(
     gateway: GatewayServer, wire: WireServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -227,6 +248,39 @@ def test_an_auction_below_its_quorum_is_a_503_sale_auction_failed(monkeypatch: p
         assert chats(wire, "agent") == []  # nobody answered in the auction's place
     assert 'sale_gateway_auctions_total{result="failed"} 2.0' in metrics
     assert 'sale_gateway_errors_total{code="sale_auction_failed",status="503"} 2.0' in metrics
+
+
+def test_the_requests_that_wait_for_a_sessions_failed_first_auction_share_its_failure_not_run_their_own() -> None:
+    lock, jury_calls = threading.Lock(), [0]
+
+    def jury(text: str) -> str:  # the first auction's four votes carry no score: below quorum; later ones are fine
+        with lock:
+            jury_calls[0] += 1
+            first = jury_calls[0] <= 4
+        return "I like this plan." if first else ("SCORE: 5" if "CAREFUL" in text else "SCORE: 1")
+
+    with WireServer(behaviours(jury=jury, latency_s=0.2)) as wire:
+        with GatewayServer(create_gateway_app(pool=pool_of(wire), use_memory=False)) as gateway:
+            async def first_turns() -> list[httpx.Response]:
+                async with httpx.AsyncClient(timeout=30) as client:
+                    return await asyncio.gather(*(client.post(
+                        f"{gateway.base_url}/chat/completions", json={"model": "sale", "messages": MESSAGES},
+                        headers={"x-sale-session": "unlucky"}) for _ in range(3)))
+
+            failed = asyncio.run(first_turns())
+            client = openai.OpenAI(base_url=gateway.base_url, api_key="any", max_retries=0,
+                                   default_headers={"x-sale-session": "unlucky"})
+            retried = [client.chat.completions.with_raw_response.create(model="sale", messages=MESSAGES)  # type: ignore[arg-type]
+                       for _ in range(3)]
+
+    errors = [error_of(r, 503) for r in failed]
+    assert {e["code"] for e in errors} == {"sale_auction_failed"}
+    assert len({r.headers["x-sale-auction-id"] for r in failed}) == 1  # one auction, its failure shared
+    assert sum("which this request waited for" in e["message"] for e in errors) == 2
+    # The next request ran the session's auction and pinned it; the later ones kept that pin.
+    assert [r.headers["x-sale-pinned"] for r in retried] == ["false", "true", "true"]
+    assert len({(r.headers["x-sale-auction-id"], r.headers["x-sale-winner"]) for r in retried}) == 1
+    assert len(chats(wire, "bid")) == 4  # two auctions in all: the failed one and the pinned one
 
 
 # --- upstream keys never show ---------------------------------------------------------------------

@@ -47,6 +47,7 @@ import json
 import time
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from langchain_core.exceptions import ModelAuthenticationError, ModelInvalidRequestError, ModelNotFoundError, ModelRateLimitError
@@ -349,6 +350,37 @@ def test_permanent_errors_are_not_retried(
     body: Any = getattr(info.value, "body", None)
     assert set(body) == {"message", "type", "param", "code"} and body["code"] == code
     assert len(server.requests()) == 1
+
+
+def test_error_rates_inject_statuses_in_proportion_from_a_seeded_draw(make_wire_server: ServerFactory) -> None:
+    def statuses(seed: int) -> list[int | None]:
+        server = make_wire_server({"m": ModelBehaviour(error_rates=((429, 0.10), (500, 0.05)), retry_after="0")}, seed=seed)
+        with httpx.Client() as client:
+            for _ in range(400):
+                client.post(f"{server.base_url}/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+        return [r.status for r in server.requests("m")]
+
+    first = statuses(seed=7)
+    assert first == statuses(seed=7)  # the same seed, the same draws
+    assert 25 <= first.count(429) <= 55 and 8 <= first.count(500) <= 32
+    assert first.count(200) == 400 - first.count(429) - first.count(500)
+
+
+def test_a_client_that_hangs_up_is_seen_during_the_latency_and_between_streamed_chunks(make_wire_server: ServerFactory) -> None:
+    server = make_wire_server({"slow": ModelBehaviour(latency_s=2.0), "drip": ModelBehaviour(stream_interval_s=0.2)})
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    start = time.perf_counter()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.base_url}/chat/completions", json={**body, "model": "slow"}, timeout=0.2)
+    with httpx.Client() as client, client.stream("POST", f"{server.base_url}/chat/completions",
+                                                 json={**body, "model": "drip", "stream": True}) as response:
+        next(response.iter_lines())
+    deadline = time.perf_counter() + 2
+    while (server.in_flight("slow") or server.in_flight("drip")) and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    [slow], [drip] = server.requests("slow"), server.requests("drip")
+    assert slow.client_closed and slow.status == 499 and (slow.finished or 99) - start < 1.0  # not the whole 2 s
+    assert drip.client_closed and drip.status == 499 and (drip.finished or 99) - drip.arrived < 1.0
 
 
 # --- concurrency and a reasoning-aware subclass ------------------------------------------------

@@ -161,6 +161,9 @@ class ModelBehaviour:
         fail_first: status codes answered, in order, to this model's first requests.
         retry_after: the ``Retry-After`` header (seconds) sent with 429 and 503; ``None``: none.
         error_status: a permanent error (400, 401, 404, 500...) answered to every request.
+        error_rates: ``(status, probability)`` pairs: each request (after ``fail_first``) is
+            answered with that status with that probability, drawn from the server's seeded
+            random generator (``((429, 0.1), (500, 0.05))``: 10% rate limits, 5% server errors).
         latency_s: fixed delay before a generated answer (errors are immediate).
         stream_interval_s: delay between streamed chunks.
     """
@@ -176,6 +179,7 @@ class ModelBehaviour:
     fail_first: Sequence[int] = ()
     retry_after: str | None = "1"
     error_status: int | None = None
+    error_rates: Sequence[tuple[int, float]] = ()
     latency_s: float = 0.0
     stream_interval_s: float = 0.0
 

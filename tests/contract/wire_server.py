@@ -13,7 +13,10 @@ open between requests, as vLLM, llama.cpp and OpenAI keep them, so a client that
 connection of a closed event loop fails here as it would there; :meth:`WireServer.connections`
 says how many requests each connection carried. Every request is
 recorded (:class:`RecordedRequest`) and the number in flight per model is tracked
-(:meth:`WireServer.max_in_flight`), for assertions by contract tests, benchmarks and load tests::
+(:meth:`WireServer.max_in_flight`), for assertions by contract tests, benchmarks and load tests.
+A client that hangs up before its answer is complete is noticed (during the latency and
+between streamed chunks, as servers that abort a request on disconnect do): the request is
+recorded with ``client_closed`` and status 499, and its answer is not written::
 
     with WireServer({"m": ModelBehaviour(latency_s=0.2)}) as server:
         llm = server.chat_model("m")          # a real langchain_openai.ChatOpenAI
@@ -25,6 +28,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
+import select
+import socket
 import sys
 import threading
 import time
@@ -49,6 +55,11 @@ from tests.contract.wire_formats import (
 if TYPE_CHECKING:
     from langchain_openai import ChatOpenAI
 
+CLIENT_CLOSED = 499
+"""The status recorded for a request whose client hung up first (nginx's "client closed request")."""
+LATENCY_SLICE_S = 0.01
+"""How often a request waiting out its latency checks that its client is still there."""
+
 #: Request headers kept in :attr:`RecordedRequest.headers` (lower-case names).
 HEADERS_OF_INTEREST = ("authorization", "content-type", "accept", "user-agent", "x-stainless-retry-count", "idempotency-key")
 
@@ -65,7 +76,8 @@ class RecordedRequest:
         headers: the :data:`HEADERS_OF_INTEREST` that were sent.
         arrived: ``time.perf_counter()`` when the request was read.
         finished: ``time.perf_counter()`` when the answer was fully written.
-        status: the HTTP status answered.
+        status: the HTTP status answered (499: the client hung up before the answer was complete).
+        client_closed: the client closed the connection before the answer was complete.
     """
 
     method: str
@@ -76,6 +88,7 @@ class RecordedRequest:
     arrived: float
     finished: float | None = None
     status: int | None = None
+    client_closed: bool = False
 
     @property
     def retry_count(self) -> int:
@@ -121,6 +134,28 @@ class _Handler(BaseHTTPRequestHandler):
         """``POST /v1/chat/completions``."""
         self.server.wire._serve(self, "POST")
 
+    def client_gone(self) -> bool:
+        """Whether the client closed its end of the connection (an EOF is waiting to be read)."""
+        poller = select.poll()  # not select.select: a load test's descriptors go past its limit of 1024
+        poller.register(self.connection, select.POLLIN)
+        if not poller.poll(0):
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:  # reset by the peer
+            return True
+
+    def wait_unless_gone(self, exchange: _Exchange, seconds: float) -> bool:
+        """Sleep ``seconds`` (no lock held), watching the client; ``False`` (recorded) when it hung up."""
+        deadline = time.perf_counter() + seconds
+        while (left := deadline - time.perf_counter()) > 0:
+            if self.client_gone():
+                exchange.client_closed()
+                self.close_connection = True
+                return False
+            time.sleep(min(LATENCY_SLICE_S, left))
+        return True
+
     def send_json(self, exchange: _Exchange, status: int, body: Mapping[str, Any], headers: Mapping[str, str] | None = None) -> None:
         """Answer a JSON body with its ``Content-Length``; the bookkeeping closes before the first byte goes out."""
         data = json.dumps(body).encode("utf-8")
@@ -146,12 +181,13 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             for data in events:
                 self._send_chunk(f"data: {data}\n\n".encode())
-                if interval_s:
-                    time.sleep(interval_s)
+                if interval_s and not self.wait_unless_gone(exchange, interval_s):
+                    return
             exchange.finish(200)
             self._send_chunk(b"data: [DONE]\n\n")
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):  # the client stopped reading
+            exchange.client_closed()
             self.close_connection = True
 
     def _send_chunk(self, payload: bytes) -> None:
@@ -174,6 +210,11 @@ class _Exchange:
     counters: _Counters | None = None
     done: bool = False
 
+    def client_closed(self) -> None:
+        """The client hung up before the answer was complete: recorded with status 499."""
+        self.record.client_closed = True
+        self.finish(CLIENT_CLOSED)
+
     def finish(self, status: int) -> None:
         with self.lock:
             if self.done:
@@ -190,14 +231,17 @@ class WireServer:
     Args:
         behaviours: model id -> behaviour; ``GET /v1/models`` lists the ids in this order.
         api_key: when set, requests without ``Authorization: Bearer <api_key>`` get a 401.
+        seed: the seed of the random draws of the behaviours' ``error_rates``.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. It binds 127.0.0.1 on
     a free port; :attr:`base_url` ends in ``/v1``. Unknown model ids get a 404
     ``model_not_found``; other paths a 404.
     """
 
-    def __init__(self, behaviours: Mapping[str, ModelBehaviour] | None = None, *, api_key: str | None = None) -> None:
+    def __init__(self, behaviours: Mapping[str, ModelBehaviour] | None = None, *, api_key: str | None = None,
+                 seed: int = 0) -> None:
         self.api_key = api_key
+        self._random = random.Random(seed)
         self._behaviours: dict[str, ModelBehaviour] = dict(behaviours or {})
         self._lock = threading.Lock()
         self._counters: dict[str | None, _Counters] = {}
@@ -335,6 +379,18 @@ class WireServer:
         finally:
             exchange.finish(exchange.record.status or 500)
 
+    def _draw_error(self, behaviour: ModelBehaviour) -> int | None:
+        """The status one of ``behaviour.error_rates`` picks for this request, or ``None`` (one seeded draw)."""
+        if not behaviour.error_rates:
+            return None
+        with self._lock:
+            draw = self._random.random()
+        for status, probability in behaviour.error_rates:
+            if draw < probability:
+                return status
+            draw -= probability
+        return None
+
     def _route(self, handler: _Handler, exchange: _Exchange, method: str, path: str, body: dict[str, Any] | None) -> ErrorReply | None:
         """Answer the request, or return the error to answer."""
         if self.api_key is not None and handler.headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -360,11 +416,14 @@ class WireServer:
             return openai_error(behaviour.fail_first[attempt], model=model, retry_after=behaviour.retry_after)
         if behaviour.error_status is not None:
             return openai_error(behaviour.error_status, model=model, retry_after=behaviour.retry_after)
+        injected = self._draw_error(behaviour)
+        if injected is not None:
+            return openai_error(injected, model=model, retry_after=behaviour.retry_after)
         error = check_request(behaviour, body)
         if error is not None:
             return error
-        if behaviour.latency_s:
-            time.sleep(behaviour.latency_s)  # in this request's thread, no lock held: requests overlap
+        if behaviour.latency_s and not handler.wait_unless_gone(exchange, behaviour.latency_s):
+            return None  # in this request's thread, no lock held: requests overlap; a client that left gets nothing
         gen = generate(behaviour, body)
         completion_id = f"chatcmpl-wire-{next(self._ids)}"
         if body.get("stream"):

@@ -3,11 +3,18 @@
 The server runs on loopback in its own process group, on a free port, with
 analytics and tracing off. It gets the repository's ``langgraph.json`` with the
 graph paths made absolute and runs in a temporary directory, so its dev
-persistence (``.langgraph_api/``) does not land in the working tree.
+persistence (``.langgraph_api/``) does not land in the working tree; ``PYTHONPATH``
+names the repository, so the server imports this checkout's ``sale_graph`` (not the
+one an editable install points at).
+
+``langgraph.json``'s ``http.app`` serves the SALE gateway beside the graphs: a second
+server, its pool (``$SALE_POOL``) on the loopback wire server, answers
+``/v1/chat/completions`` and still serves the graphs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -21,6 +28,9 @@ from typing import Any
 
 import httpx
 import pytest
+
+from tests.contract.sale_apps import LARGE_PLAN, behaviours, chats, write_pool
+from tests.contract.wire_server import WireServer
 
 pytestmark = pytest.mark.integration
 
@@ -74,18 +84,13 @@ def test_repo_langgraph_json_is_valid() -> None:
     assert cfg["env"]["LANGSMITH_TRACING"] == "false"
 
 
-@pytest.fixture(scope="module")
-def langgraph_server(tmp_path_factory: pytest.TempPathFactory, embedded_server: Any) -> Iterator[dict[str, Any]]:
-    """``langgraph dev`` on a free loopback port; killed (whole process group) afterwards.
-
-    It depends on ``embedded_server`` so that it inherits ``SALE_EMBEDDED_PORT``: runs
-    with no ``pool`` in their context use the embedded servers the tests started.
-    """
-    pytest.importorskip("langgraph_api", reason='needs langgraph-cli[inmem]: pip install "langgraph-cli[inmem]"')
-    tmp = tmp_path_factory.mktemp("langgraph-dev")
+@contextlib.contextmanager
+def _langgraph_dev(tmp: Path, **env: str) -> Iterator[dict[str, Any]]:
+    """``langgraph dev`` on a free loopback port with ``env`` added; killed (whole process group) afterwards."""
     config = _server_config(tmp)
     port = _free_port()
-    env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false"}
+    env = {**os.environ, "LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGSMITH_TRACING": "false", "LANGCHAIN_TRACING_V2": "false",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p), **env}
     cli = Path(sys.executable).with_name("langgraph")
     log_path = tmp / "server.log"
     log = open(log_path, "wb")
@@ -123,6 +128,63 @@ def langgraph_server(tmp_path_factory: pytest.TempPathFactory, embedded_server: 
         if _group_alive(proc.pid):
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def langgraph_server(tmp_path_factory: pytest.TempPathFactory, embedded_server: Any) -> Iterator[dict[str, Any]]:
+    """``langgraph dev`` on a free loopback port; killed (whole process group) afterwards.
+
+    It depends on ``embedded_server`` so that it inherits ``SALE_EMBEDDED_PORT``: runs
+    with no ``pool`` in their context use the embedded servers the tests started.
+    """
+    pytest.importorskip("langgraph_api", reason='needs langgraph-cli[inmem]: pip install "langgraph-cli[inmem]"')
+    with _langgraph_dev(tmp_path_factory.mktemp("langgraph-dev")) as info:
+        yield info
+
+
+@pytest.fixture(scope="module")
+def gateway_wire() -> Iterator[WireServer]:
+    """The loopback wire server behind the gateway's pool (``large`` wins each auction)."""
+    with WireServer(behaviours()) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def langgraph_gateway_server(tmp_path_factory: pytest.TempPathFactory, gateway_wire: WireServer) -> Iterator[dict[str, Any]]:
+    """``langgraph dev`` whose ``http.app`` (the SALE gateway) has ``$SALE_POOL`` on the wire server: quick, no model servers."""
+    pytest.importorskip("langgraph_api", reason='needs langgraph-cli[inmem]: pip install "langgraph-cli[inmem]"')
+    tmp = tmp_path_factory.mktemp("langgraph-dev-gateway")
+    pool = write_pool(tmp / "pool.toml", gateway_wire)
+    with _langgraph_dev(tmp, SALE_POOL=str(pool), SALE_GATEWAY_CONFIG="") as info:
+        yield info
+
+
+def test_the_gateway_answers_chat_completions_beside_the_graphs(langgraph_gateway_server: dict[str, Any],
+                                                                 gateway_wire: WireServer) -> None:
+    import openai
+    from langgraph_sdk import get_sync_client
+
+    url = langgraph_gateway_server["url"]
+    client = openai.OpenAI(base_url=f"{url}/v1", api_key="any", max_retries=0, timeout=60)
+    assert [m.id for m in client.models.list()] == ["sale", "small", "large"]
+    raw = client.chat.completions.with_raw_response.create(
+        model="sale", messages=[{"role": "user", "content": "What is 2 + 3?"}], extra_headers={"x-sale-session": "lg-dev"})
+    answer = raw.parse()
+    assert answer.choices[0].message.content == "Final Answer: 5"
+    assert raw.headers["x-sale-winner"] == "large" and raw.headers["x-sale-pinned"] == "false"
+    assert answer.model_extra["sale"]["strategy"] == LARGE_PLAN  # type: ignore[index]
+    streamed = client.chat.completions.create(model="sale", messages=[{"role": "user", "content": "And 3 + 4?"}],
+                                              stream=True, extra_headers={"x-sale-session": "lg-dev"})
+    assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == "Final Answer: 5"
+    assert [r.model for r in chats(gateway_wire, "bid")] and len(chats(gateway_wire, "bid")) == 2  # the second turn was pinned
+    assert [r.model for r in chats(gateway_wire, "agent")] == ["large", "large"]
+    # The gateway's metrics sit beside the API server's own /metrics; the graphs are still served.
+    metrics = httpx.get(f"{url}/v1/sale/metrics", timeout=10)
+    assert metrics.status_code == 200 and 'sale_gateway_turns_total{kind="pinned"} 1.0' in metrics.text
+    error = httpx.post(f"{url}/v1/chat/completions", json={"model": "gpt-5", "messages": []}, timeout=10)
+    assert error.status_code == 400 and set(error.json()["error"]) == {"message", "type", "code", "param"}
+    graphs = {a["graph_id"] for a in get_sync_client(url=url).assistants.search()}
+    assert graphs == {"sale", "research_assistant", "routed_agents"}
 
 
 def test_schemas_render(langgraph_server: dict[str, Any]) -> None:

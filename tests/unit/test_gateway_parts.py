@@ -12,7 +12,8 @@ from sale_graph.integrations.gateway import InProcessSessions, Pin
 from sale_graph.integrations.gateway.chat import Decision, turn_key
 from sale_graph.integrations.gateway.keys import ClientKeys, Redactor
 from sale_graph.integrations.gateway.request import ChatRequest, parse_chat
-from sale_graph.integrations.gateway.upstream import request_body, with_strategy
+from sale_graph.integrations.gateway.upstream import http, request_body, retry_error, with_strategy
+from sale_graph.llm.retries import is_retryable
 from sale_graph.pool import AgentSpec
 
 AGENT = AgentSpec(name="a", model="m-1", base_url="http://127.0.0.1:9/v1", price_input=1.0, price_output=2.0, max_tokens=100,
@@ -94,6 +95,19 @@ def test_a_stream_always_asks_for_its_usage_chunk() -> None:
     request = chat(stream=True)
     assert request.stream and not request.include_usage
     assert request_body(AGENT, request, None)["stream_options"] == {"include_usage": True}
+
+
+def test_the_forwarding_client_is_httpx2s_and_its_transport_failures_reach_the_retry_policy_as_httpxs() -> None:
+    import httpx
+
+    pytest.importorskip("httpx2", reason="the openai SDK before version 3 brings httpx only")
+    assert http.__name__ == "httpx2"  # its pool assigns a request in one pass (httpx's rescans every connection)
+    for failure in (http.ConnectError("refused"), http.ReadTimeout("slow"), http.RemoteProtocolError("cut")):
+        seen = retry_error(failure)
+        assert type(seen).__name__ == type(failure).__name__ and isinstance(seen, httpx.TransportError)
+        assert is_retryable(seen) and not is_retryable(failure)  # unwrapped, the policy would not retry it
+    other = ValueError("not a transport failure")
+    assert retry_error(other) is other
 
 
 def test_the_strategy_joins_the_leading_system_message_or_comes_first() -> None:

@@ -17,6 +17,12 @@ Per request:
 5. the answer as the endpoint gave it, streamed or not; a non-streamed one carries the
    ``sale`` object (the auction's summary, this request's ledger, notes); the
    ``x-sale-*`` headers say who answered and what the auction cost.
+
+A client that disconnects costs no answer: the auction it started runs to its end (its
+bids are paid for, and its pin serves the client's retry), but the agent is not asked when
+the client is gone by then, and a request to the agent still waiting for its answer (or
+for a stream's first byte) is cancelled, its endpoint slot freed (:func:`forward_while_connected`);
+a stream the client leaves is closed by :class:`ForwardedStream`. Each counts as a 499.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ from sale_graph.context import SaleContext
 from sale_graph.errors import SaleError, TaskError
 from sale_graph.integrations.gateway.auction import pin_of
 from sale_graph.integrations.gateway.core import Gateway
-from sale_graph.integrations.gateway.errors import GatewayError, from_sale_error, internal_error
+from sale_graph.integrations.gateway.errors import GatewayError, client_closed, from_sale_error, internal_error
 from sale_graph.integrations.gateway.request import SALE_MODEL, ChatRequest, parse_chat, read_body
 from sale_graph.integrations.gateway.sessions import Pin
 from sale_graph.integrations.gateway.upstream import Reply, UpstreamFailure, UpstreamStream, request_body
@@ -136,26 +142,45 @@ async def _run_auction(gw: Gateway, chat: ChatRequest, ctx: SaleContext) -> dict
     return record
 
 
+def _shared_failure(error: GatewayError) -> GatewayError:
+    """The failure of a session's first auction, for the requests that waited for it."""
+    return GatewayError(error.status, f"{error.message} (the session's first auction, which this request waited for)",
+                        code=error.code, param=error.param, headers=error.headers)
+
+
 async def _auction(gw: Gateway, chat: ChatRequest, ctx: SaleContext, keys: list[str], session: str | None,
                    notes: list[str]) -> Decision:
-    """Run an auction and pin its winner under ``keys``; a session's concurrent first requests share one auction."""
-    if session is not None and (running := gw.inflight.get(session)) is not None:
-        pin = await asyncio.shield(running)
-        if pin is not None:
-            return Decision("pinned", pin.agent, pin, notes=[*notes, "the session's first auction was running: its winner answers"])
-    future: asyncio.Future[Pin | None] | None = None
+    """Run an auction and pin its winner under ``keys``; a session's concurrent first requests share one auction.
+
+    The requests that waited for a session's auction get its winner, or its failure when
+    the auction could not decide (they never run auctions of their own side by side, which
+    would pin the session to several winners); when it failed on its own request (a 400),
+    the next of them runs the session's auction.
+    """
+    while session is not None and (running := gw.inflight.get(session)) is not None:
+        shared = await asyncio.shield(running)
+        if isinstance(shared, Pin):
+            return Decision("pinned", shared.agent, shared,
+                            notes=[*notes, "the session's first auction was running: its winner answers"])
+        if isinstance(shared, GatewayError):
+            raise _shared_failure(shared)
+    future: asyncio.Future[Pin | GatewayError | None] | None = None
     if session is not None:
         future = gw.inflight[session] = asyncio.get_running_loop().create_future()
-    pin = None
+    outcome: Pin | GatewayError | None = None
     try:
         record = await _run_auction(gw, chat, ctx)
-        pin = pin_of(record)
+        outcome = pin_of(record)
         for key in keys:
-            await gw.sessions.put(key, pin)
-        return Decision("auction", pin.agent, pin, record, notes=[*notes, *record.get("notes", [])])
+            await gw.sessions.put(key, outcome)
+        return Decision("auction", outcome.agent, outcome, record, notes=[*notes, *record.get("notes", [])])
+    except GatewayError as error:
+        if error.status >= 500:  # the auction could not decide: so it would for the waiters
+            outcome = error
+        raise
     finally:
         if future is not None:
-            future.set_result(pin)  # None: the waiters run their own auction
+            future.set_result(outcome)  # None: a waiter runs the auction
             if gw.inflight.get(session or "") is future:
                 del gw.inflight[session or ""]
 
@@ -276,6 +301,44 @@ def _stream_closed(gw: Gateway, stream: UpstreamStream) -> None:
         gw.metrics.ledger([stream.usage])
 
 
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client disconnects (the request's body was read: nothing else can come)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def forward_while_connected(request: Request, gw: Gateway, chat: ChatRequest, ctx: SaleContext,
+                                  decision: Decision) -> Response:
+    """:func:`forward`, unless the client is gone: not started then, cancelled when it leaves before the answer.
+
+    Raises:
+        GatewayError: 499 when the client left (the upstream request was not sent, or was
+            cancelled and its endpoint slot freed), or what :func:`forward` raised.
+    """
+    if await request.is_disconnected():
+        raise client_closed()
+    work = asyncio.ensure_future(forward(gw, chat, ctx, decision))
+    watch = asyncio.ensure_future(_disconnected(request.receive))
+    try:
+        await asyncio.wait((work, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        left = watch.done() and not watch.cancelled()
+        if left or not work.done():
+            work.cancel()
+    try:
+        response = await work
+    except asyncio.CancelledError:
+        if left:
+            raise client_closed() from None
+        raise
+    if left and isinstance(response, ForwardedStream):  # it answered as the client left: close its stream here
+        await response.stream.aclose()
+        _stream_closed(gw, response.stream)
+        raise client_closed()
+    return response
+
+
 async def chat_completions(request: Request) -> Response:
     """``POST /v1/chat/completions`` (see the module docstring); every failure in OpenAI's error shape."""
     gw: Gateway = request.app.state.sale_gateway
@@ -289,9 +352,11 @@ async def chat_completions(request: Request) -> Response:
         else:
             decision = Decision("direct", chat.model)
         gw.metrics.turns.labels(decision.kind).inc()
-        return await forward(gw, chat, ctx, decision)
+        return await forward_while_connected(request, gw, chat, ctx, decision)
     except GatewayError as error:
         gw.metrics.error(error.status, error.code)
+        if error.status == 499:
+            log.info("a client left before its answer: %s", error.message)
         return error.response()
     except Exception:
         log.error("the gateway failed on a request:\n%s", gw.redact(_traceback()))
@@ -320,5 +385,6 @@ __all__ = [
     "chat_completions",
     "decide",
     "forward",
+    "forward_while_connected",
     "turn_key",
 ]

@@ -17,6 +17,7 @@ from sale_graph.context import SaleContext
 from sale_graph.errors import PoolError
 from sale_graph.integrations._route_settings import PoolSpec, route_context
 from sale_graph.integrations.gateway.auction import AuctionStep
+from sale_graph.integrations.gateway.errors import GatewayError
 from sale_graph.integrations.gateway.keys import ClientKeys, Redactor
 from sale_graph.integrations.gateway.metrics import GatewayMetrics
 from sale_graph.integrations.gateway.request import DEFAULT_MAX_BODY_BYTES, SALE_MODEL
@@ -44,7 +45,8 @@ class Gateway:
         keys: the accepted client keys.
         redact: removes keys from what is answered and logged.
         max_body_bytes: the largest request body accepted.
-        inflight: the auctions running now for a session, so that its concurrent first requests share one.
+        inflight: the auctions running now for a session, so that its concurrent first requests share one
+            (each ends with its pin, its failure, or ``None`` when it failed on its own request).
     """
 
     context: SaleContext
@@ -56,7 +58,7 @@ class Gateway:
     keys: ClientKeys
     redact: Redactor
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
-    inflight: dict[str, asyncio.Future[Pin | None]] = field(default_factory=dict)
+    inflight: dict[str, asyncio.Future[Pin | GatewayError | None]] = field(default_factory=dict)
 
     @property
     def models(self) -> list[str]:

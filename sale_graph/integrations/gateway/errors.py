@@ -12,7 +12,9 @@ Every failure a client can see is ``{"error": {"message", "type", "code", "param
 * 429 ``rate_limit_exceeded``: the answering endpoint kept rate-limiting after its retries (``Retry-After`` set);
 * 502 ``upstream_error``: the answering endpoint failed and no fallback was allowed or possible;
 * 503 ``sale_auction_failed``: the auction could not decide (below the jury's quorum, no bid...);
-* 500 ``internal_error``: a bug in the gateway.
+* 500 ``internal_error``: a bug in the gateway;
+* 499 ``client_closed_request``: the client left before its answer (nobody reads it: it is
+  what the metrics and the log count).
 """
 
 from __future__ import annotations
@@ -95,9 +97,15 @@ def from_sale_error(exc: SaleError, where: str = "sale") -> GatewayError:
     return auction_failed(message)
 
 
+def client_closed() -> GatewayError:
+    """The 499 of a request whose client disconnected before its answer (nginx's status for it)."""
+    return GatewayError(499, "the client closed the connection before its answer: the request to the agent was not "
+                        "sent, or was cancelled", code="client_closed_request")
+
+
 def internal_error() -> GatewayError:
     """A 500 for a bug (the details go to the gateway's log, not to the client)."""
     return GatewayError(500, "the SALE gateway failed on this request (a bug: see the gateway's log)", code="internal_error")
 
 
-__all__ = ["ERROR_TYPES", "GatewayError", "auction_failed", "bad_request", "from_sale_error", "internal_error"]
+__all__ = ["ERROR_TYPES", "GatewayError", "auction_failed", "bad_request", "client_closed", "from_sale_error", "internal_error"]

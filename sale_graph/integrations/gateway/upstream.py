@@ -12,6 +12,13 @@ a stream for as long as it runs; failures are retried by the agent's policy
 (:mod:`sale_graph.llm.retries`: 408/409/429/5xx and network errors, ``Retry-After``
 honoured), each retry recorded. What fails for good is an :class:`UpstreamFailure`,
 its message stripped of every key (:class:`~sale_graph.integrations.gateway.keys.Redactor`).
+
+The requests go out through ``httpx2`` when it is installed (the HTTP library of the
+``openai`` SDK since its version 3, an API-identical fork of ``httpx``): its connection
+pool assigns a request in one pass over its connections, where ``httpx``'s (httpcore 1.0)
+rescans every connection for each idle one, which at 100 concurrent forwards more than
+doubled the gateway's CPU per request. Its transport failures reach the retry policy as
+the ``httpx`` errors of the same name (:func:`retry_error`).
 """
 
 from __future__ import annotations
@@ -21,9 +28,17 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+import httpx  # the errors the retry policy (sale_graph.llm.retries) reads
+
+if TYPE_CHECKING:  # httpx2 mirrors httpx's API: the types are checked against httpx
+    import httpx as http
+else:
+    try:
+        import httpx2 as http
+    except ImportError:  # pragma: no cover - an openai SDK before version 3 brings httpx only
+        import httpx as http
 
 from sale_graph.errors import EndpointError
 from sale_graph.integrations.gateway.keys import Redactor
@@ -116,7 +131,17 @@ def request_body(agent: AgentSpec, chat: ChatRequest, strategy: str | None) -> d
     return body
 
 
-def _error_text(response: httpx.Response) -> str:
+def retry_error(exc: Exception) -> Exception:
+    """A transport failure of the HTTP library as the ``httpx`` error of the same name, which the retry policy retries."""
+    if http is httpx or not isinstance(exc, http.TransportError):
+        return exc
+    kind = getattr(httpx, type(exc).__name__, None)
+    if not (isinstance(kind, type) and issubclass(kind, httpx.TransportError)):
+        kind = httpx.TransportError
+    return kind(str(exc) or type(exc).__name__)
+
+
+def _error_text(response: http.Response) -> str:
     try:
         data = response.json()
     except ValueError:
@@ -144,14 +169,14 @@ class Upstream:
     def __init__(self, redact: Redactor, metrics: GatewayMetrics) -> None:
         self.redact = redact
         self.metrics = metrics
-        self._client: httpx.AsyncClient | None = None
+        self._client: http.AsyncClient | None = None
 
     @property
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> http.AsyncClient:
         """The HTTP client, created on first use (in the running event loop)."""
         if self._client is None or self._client.is_closed:
-            limits = httpx.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=30.0)
-            self._client = httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(120.0, connect=CONNECT_TIMEOUT_S))
+            limits = http.Limits(max_connections=None, max_keepalive_connections=256, keepalive_expiry=30.0)
+            self._client = http.AsyncClient(limits=limits, timeout=http.Timeout(120.0, connect=CONNECT_TIMEOUT_S))
         return self._client
 
     async def aclose(self) -> None:
@@ -160,17 +185,17 @@ class Upstream:
             await self._client.aclose()
             self._client = None
 
-    def _request(self, agent: AgentSpec, body: dict[str, Any]) -> httpx.Request:
-        timeout = httpx.Timeout(agent.timeout_s, connect=min(CONNECT_TIMEOUT_S, agent.timeout_s), pool=None)
+    def _request(self, agent: AgentSpec, body: dict[str, Any]) -> http.Request:
+        timeout = http.Timeout(agent.timeout_s, connect=min(CONNECT_TIMEOUT_S, agent.timeout_s), pool=None)
         headers = {"Authorization": f"Bearer {agent.api_key()}", "Content-Type": "application/json",
                    "Accept": "text/event-stream" if body.get("stream") else "application/json"}
         return self.client.build_request("POST", agent.base_url.rstrip("/") + "/chat/completions",
                                          content=json.dumps(body, separators=(",", ":")).encode(), headers=headers,
                                          timeout=timeout)
 
-    def _status_error(self, response: httpx.Response) -> httpx.HTTPStatusError:
+    def _status_error(self, response: http.Response) -> httpx.HTTPStatusError:
         message = self.redact(_error_text(response))
-        return httpx.HTTPStatusError(message, request=response.request, response=response)
+        return httpx.HTTPStatusError(message, request=response.request, response=response)  # read by the retry policy
 
     def _failure(self, agent: AgentSpec, exc: Exception, retries: list[str]) -> UpstreamFailure:
         cause = exc.__cause__ if isinstance(exc, EndpointError) and isinstance(exc.__cause__, Exception) else exc
@@ -186,9 +211,12 @@ class Upstream:
         limiter, retries = endpoint_limiter(agent), list[str]()
         start = time.perf_counter()
 
-        async def once() -> httpx.Response:
+        async def once() -> http.Response:
             async with limiter.ahold():
-                response = await self.client.send(self._request(agent, body))
+                try:
+                    response = await self.client.send(self._request(agent, body))
+                except http.TransportError as exc:
+                    raise retry_error(exc) from exc
             if response.status_code >= 400:
                 raise self._status_error(response)
             return response
@@ -196,7 +224,7 @@ class Upstream:
         try:
             response = await acall_with_retries(once, max_retries=agent.max_retries, on_retry=retries.append,
                                                 endpoint=(agent.name, agent.base_url, agent.model), retries=retries)
-        except (httpx.HTTPError, EndpointError, TimeoutError, ConnectionError) as exc:
+        except (httpx.HTTPError, http.HTTPError, EndpointError, TimeoutError, ConnectionError) as exc:
             raise self._failure(agent, exc, retries) from exc
         finally:
             self.metrics.upstream_seconds.labels(agent.name).observe(time.perf_counter() - start)
@@ -224,17 +252,21 @@ class Upstream:
         limiter, retries = endpoint_limiter(agent), list[str]()
         start = time.perf_counter()
 
-        async def once() -> httpx.Response:
+        async def once() -> http.Response:
             await limiter.aacquire()
             try:
                 response = await self.client.send(self._request(agent, body), stream=True)
-            except BaseException:
+            except BaseException as exc:
                 limiter.release()
+                if isinstance(exc, http.TransportError):
+                    raise retry_error(exc) from exc
                 raise
             if response.status_code < 400:
                 return response  # the slot is held until the stream is closed
             try:
                 await response.aread()
+            except http.TransportError as exc:
+                raise retry_error(exc) from exc
             finally:
                 await response.aclose()
                 limiter.release()
@@ -243,7 +275,7 @@ class Upstream:
         try:
             response = await acall_with_retries(once, max_retries=agent.max_retries, on_retry=retries.append,
                                                 endpoint=(agent.name, agent.base_url, agent.model), retries=retries)
-        except (httpx.HTTPError, EndpointError, TimeoutError, ConnectionError) as exc:
+        except (httpx.HTTPError, http.HTTPError, EndpointError, TimeoutError, ConnectionError) as exc:
             self.metrics.upstream_seconds.labels(agent.name).observe(time.perf_counter() - start)
             raise self._failure(agent, exc, retries) from exc
         return UpstreamStream(self, agent, response, limiter.release, start, keep_usage=keep_usage, retries=retries)
@@ -257,7 +289,7 @@ class UpstreamStream:
         failure: what broke the stream after it started, if something did.
     """
 
-    def __init__(self, upstream: Upstream, agent: AgentSpec, response: httpx.Response, release: Callable[[], None],
+    def __init__(self, upstream: Upstream, agent: AgentSpec, response: http.Response, release: Callable[[], None],
                  start: float, *, keep_usage: bool, retries: list[str]) -> None:
         self.agent = agent
         self.retries = retries
@@ -315,7 +347,7 @@ class UpstreamStream:
                         yield out
             if buffer.strip():
                 yield buffer.rstrip(b"\n") + b"\n\n"
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, http.HTTPError) as exc:
             self.failure = self._upstream.redact(f"agent {self.agent.name!r} at {self.agent.base_url}: "
                                                  f"the stream broke: {describe_failure(exc)}")
             error = {"error": {"message": self.failure, "type": "server_error", "code": "upstream_error", "param": None}}
@@ -324,4 +356,4 @@ class UpstreamStream:
             await self.aclose()
 
 
-__all__ = ["Reply", "Upstream", "UpstreamFailure", "UpstreamStream", "request_body", "usage_line", "with_strategy"]
+__all__ = ["Reply", "Upstream", "UpstreamFailure", "UpstreamStream", "request_body", "retry_error", "usage_line", "with_strategy"]
