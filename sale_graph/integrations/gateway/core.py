@@ -102,7 +102,7 @@ def build_gateway(
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
     keys = api_keys or ClientKeys()
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics(shared_sessions=store.shared)
     redact = Redactor.for_pool(resolved, keys)
     return Gateway(
         context=ctx, pool=resolved, auctions=AuctionStep(ctx, model_factory=model_factory, memory=memory),

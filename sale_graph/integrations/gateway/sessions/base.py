@@ -23,7 +23,7 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,12 @@ class SessionStore(abc.ABC):
 
     Args:
         idle_s: seconds a pin lives after its last :meth:`get` or :meth:`put`.
+
+    Attributes:
+        shared: the store is shared by every worker that opens it (:meth:`count` counts them all).
     """
+
+    shared: ClassVar[bool] = False
 
     def __init__(self, idle_s: float) -> None:
         if not idle_s > 0:

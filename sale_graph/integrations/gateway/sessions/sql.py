@@ -40,6 +40,7 @@ class SqlSessions(SessionStore):
         clock: the time source (``time.time``: the wall clock every machine shares; tests pass their own).
     """
 
+    shared = True
     placeholder = "?"
     json_type = "TEXT"
 
@@ -79,9 +80,14 @@ class SqlSessions(SessionStore):
                     self._ready = True
         return await self._run(self._sql(sql), params)
 
+    @property
+    def create_table_sql(self) -> str:
+        """The table's ``CREATE TABLE IF NOT EXISTS`` statement (``{t}`` for its name)."""
+        return (f"CREATE TABLE IF NOT EXISTS {{t}} (key TEXT PRIMARY KEY, pin {self.json_type} NOT NULL, "
+                "used DOUBLE PRECISION NOT NULL)")
+
     async def _create_table(self) -> None:
-        await self._run(self._sql(f"CREATE TABLE IF NOT EXISTS {{t}} (key TEXT PRIMARY KEY, pin {self.json_type} NOT NULL, "
-                                  "used DOUBLE PRECISION NOT NULL)"), ())
+        await self._run(self._sql(self.create_table_sql), ())
 
     async def _purge(self, now: float) -> None:
         if now - self._purged >= PURGE_EVERY_S:

@@ -20,8 +20,29 @@ BUSY_TIMEOUT_MS = 10_000
 """How long a statement waits for another worker's write before it fails."""
 
 
-def _probe(path: Path) -> None:
-    sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000).close()
+def _prepare(path: Path, create_table: str) -> None:
+    """Put the file in WAL mode and create the table, from a plain connection (in a worker thread).
+
+    Switching to WAL takes the whole file; a worker doing it at the same moment makes the
+    switch fail at once with "locked" (SQLite calls no busy handler there), so it is retried
+    until the busy timeout. In WAL mode the writers wait for each other under the busy timeout.
+    A failure to open the file is raised here, not in aiosqlite's thread (which would report it
+    to a loop that may be gone).
+    """
+    db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+    try:
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = WAL").fetchall()
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
+        db.execute(create_table)
+    finally:
+        db.close()
 
 
 class SqliteSessions(SqlSessions):
@@ -43,11 +64,11 @@ class SqliteSessions(SqlSessions):
     async def _connect(self) -> None:
         import aiosqlite  # comes with langgraph-checkpoint-sqlite (the scale extra)
 
-        # Open it once first: when aiosqlite's connect fails, its thread reports to a loop that may be gone.
-        await asyncio.to_thread(_probe, self.path)
+        await asyncio.to_thread(_prepare, self.path, self._sql(self.create_table_sql))
         self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-        await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await self._db.execute("PRAGMA journal_mode = WAL")
+
+    async def _create_table(self) -> None:
+        return None  # done by _prepare, before the WAL-mode connection opens
 
     async def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         async with self._db.execute(sql, tuple(params)) as cursor:
