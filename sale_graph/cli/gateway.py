@@ -3,7 +3,7 @@
 ::
 
     sale gateway --pool pool.toml [--weights W] [--host 127.0.0.1] [--port 8100] [--workers N]
-                 [--api-keys-env NAME] [--session-idle S] [--no-memory | --memory-dir D | --chroma-url URL]
+                 [--api-keys-env NAME] [--session-idle S] [--sessions URL] [--no-memory | --memory-dir D | --chroma-url URL]
 
 The settings are checked in this process before anything is served (a bad pool, weights
 file or keys variable is one error line); the app is then served by uvicorn. With
@@ -42,6 +42,8 @@ def gateway_config(args: argparse.Namespace) -> dict[str, Any]:
         config["weights"] = str(Path(args.weights).resolve())
     if args.api_keys_env:
         config["api_keys_env"] = args.api_keys_env
+    if args.sessions:
+        config["sessions"] = args.sessions
     if args.no_memory:
         config["use_memory"] = False
     if args.memory_dir:
@@ -53,10 +55,10 @@ def gateway_config(args: argparse.Namespace) -> dict[str, Any]:
 
 def _warnings(args: argparse.Namespace, config: dict[str, Any]) -> list[str]:
     notes = []
-    if args.workers > 1:
+    if args.workers > 1 and not config.get("sessions", "").startswith(("sqlite:", "postgres")):
         notes.append(f"{args.workers} workers: sessions are pinned in each worker process (in-process store), so a "
                      "session's later request that reaches another worker runs a new auction; use one worker to keep "
-                     "every pin")
+                     "every pin, or share them (--sessions sqlite:///sessions.db)")
         if config.get("use_memory", True) and not config.get("memory_url"):
             notes.append("several workers writing one Chroma directory: share a Chroma server instead (--chroma-url)")
     if not config.get("api_keys_env") and args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -67,6 +69,8 @@ def _warnings(args: argparse.Namespace, config: dict[str, Any]) -> list[str]:
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     """Check the settings, start the embedded pool if it answers, and serve the gateway until Ctrl-C."""
+    import asyncio
+
     import uvicorn  # the gateway extra: only this command needs it
 
     from sale_graph.embedded import EmbeddedServer
@@ -74,6 +78,7 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from sale_graph.integrations.gateway import create_gateway_app
     from sale_graph.integrations.gateway.asgi import CONFIG_ENV
     from sale_graph.integrations.gateway.metrics import MULTIPROC_ENV
+    from sale_graph.integrations.gateway.sessions import check_sessions
 
     err = Console(stderr=True)
     if args.workers < 1:
@@ -86,6 +91,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         os.environ[BACKEND_ENV], os.environ[SLOTS_ENV] = models[0].backend, str(models[0].slots)  # the workers' pool too
     app = create_gateway_app(**config)  # every setting checked here, before anything starts
     gateway = app.state.sale_gateway
+    with err.status("opening the session store..."):
+        pins = asyncio.run(check_sessions(gateway.sessions))  # an unreachable store stops the command here
+    if pins:
+        err.print(f"session store {gateway.sessions!r}: {pins} live pins")
     if gateway.context.use_memory:
         with err.status("opening the auction memory..."):
             gateway.auctions.open_memory()  # a bad --memory-dir / --chroma-url stops the command here
@@ -124,9 +133,12 @@ def register_gateway_command(sub: Any) -> None:
     gateway.add_argument("--weights", help="weights file (JSON or TOML; default: documented defaults)")
     gateway.add_argument("--host", default=DEFAULT_HOST, help=f"address to serve on (default {DEFAULT_HOST})")
     gateway.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
-    gateway.add_argument("--workers", type=int, default=1, help="worker processes (default 1; sessions are per worker)")
+    gateway.add_argument("--workers", type=int, default=1, help="worker processes (default 1; share their sessions with --sessions)")
     gateway.add_argument("--api-keys-env", metavar="NAME",
                          help="environment variable holding the accepted client keys, separated by commas")
+    gateway.add_argument("--sessions", metavar="URL",
+                         help="where pins live: memory:// (default, per worker), sqlite:///PATH (the workers of one "
+                              "machine), postgresql://... (several machines)")
     gateway.add_argument("--session-idle", type=float, default=1800.0, metavar="S",
                          help="seconds a session's pin lives after its last request (default 1800)")
     where = gateway.add_mutually_exclusive_group()

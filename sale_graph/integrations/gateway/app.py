@@ -137,7 +137,7 @@ def create_gateway_app(
     api_keys: list[str] | None = None,
     api_keys_env: str | None = None,
     session_idle_s: float = DEFAULT_SESSION_IDLE_S,
-    sessions: SessionStore | None = None,
+    sessions: SessionStore | str | None = None,
     memory: AuctionMemory | None = None,
     model_factory: ModelFactory | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -160,7 +160,9 @@ def create_gateway_app(
         api_keys: the client keys accepted (``Authorization: Bearer <key>``); none: an open gateway.
         api_keys_env: the environment variable holding accepted client keys (commas between them).
         session_idle_s: seconds a pin lives after its last use.
-        sessions: where pins live (default: :class:`~.sessions.InProcessSessions` in this process).
+        sessions: where pins live: a store, or its URL (``sqlite:///sessions.db`` for the workers of one
+            machine, ``postgresql://...`` for several machines; see :func:`~.sessions.open_sessions`);
+            default: :class:`~.sessions.InProcessSessions` in this process.
         memory: the auction memory (default: the one the settings name, when ``use_memory``).
         model_factory: builds each agent's chat model for the auction (default: from the pool).
         max_body_bytes: the largest request body accepted (a larger one gets a 413).
@@ -170,7 +172,8 @@ def create_gateway_app(
         ContextError: a setting is not a :class:`SaleContext` field.
         PoolError: the pool is missing or malformed.
         WeightsError: the weights do not fit the pool.
-        SaleError: ``api_keys_env`` names a variable that holds no key.
+        SaleError: ``api_keys_env`` names a variable that holds no key, or ``sessions`` is a URL that
+            names no session store (:class:`~.sessions.SessionsError`).
     """
     if weights is not KEEP:
         settings["weights"] = weights

@@ -171,8 +171,16 @@ async def _auction(gw: Gateway, chat: ChatRequest, ctx: SaleContext, keys: list[
     try:
         record = await _run_auction(gw, chat, ctx)
         outcome = pin_of(record)
+        if session is not None:  # another worker may have pinned the session meanwhile: its pin stays
+            held = await gw.sessions.put_if_absent(session, outcome)
+            if held.auction_id != outcome.auction_id:
+                outcome = held
+                return Decision("pinned", held.agent, held, record, notes=[
+                    *notes, *record.get("notes", []), f"another gateway worker pinned the session to auction "
+                    f"{held.auction_id} while this one ran: its winner {held.agent!r} answers"])
         for key in keys:
-            await gw.sessions.put(key, outcome)
+            if key != session:
+                await gw.sessions.put(key, outcome)
         return Decision("auction", outcome.agent, outcome, record, notes=[*notes, *record.get("notes", [])])
     except GatewayError as error:
         if error.status >= 500:  # the auction could not decide: so it would for the waiters
@@ -196,6 +204,7 @@ async def decide(gw: Gateway, chat: ChatRequest, ctx: SaleContext, client: str) 
         if pin is not None:
             notes.append(f"the session's auction {pin.auction_id} was won by {pin.agent!r}, which the pool no longer has: "
                          "a new auction")
+            await gw.sessions.delete(key)
         return await _auction(gw, chat, ctx, [key], key, notes)
     turn = turn_key(client, chat.messages)
     if turn is None:

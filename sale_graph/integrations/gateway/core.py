@@ -21,7 +21,7 @@ from sale_graph.integrations.gateway.errors import GatewayError
 from sale_graph.integrations.gateway.keys import ClientKeys, Redactor
 from sale_graph.integrations.gateway.metrics import GatewayMetrics
 from sale_graph.integrations.gateway.request import DEFAULT_MAX_BODY_BYTES, SALE_MODEL
-from sale_graph.integrations.gateway.sessions import InProcessSessions, Pin, SessionStore
+from sale_graph.integrations.gateway.sessions import Pin, SessionStore, open_sessions
 from sale_graph.integrations.gateway.upstream import Upstream
 from sale_graph.llm import ModelFactory
 from sale_graph.memory import AuctionMemory
@@ -77,7 +77,7 @@ def build_gateway(
     context: SaleContext | Mapping[str, Any] | None = None,
     api_keys: ClientKeys | None = None,
     session_idle_s: float = DEFAULT_SESSION_IDLE_S,
-    sessions: SessionStore | None = None,
+    sessions: SessionStore | str | None = None,
     memory: AuctionMemory | None = None,
     model_factory: ModelFactory | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
@@ -89,7 +89,9 @@ def build_gateway(
         ContextError: a setting is not a :class:`SaleContext` field.
         PoolError: the pool is missing or malformed, or names an agent ``sale``.
         WeightsError: the weights do not fit the pool.
+        SessionsError: ``sessions`` is a URL that names no session store.
     """
+    store = sessions if isinstance(sessions, SessionStore) else open_sessions(sessions, session_idle_s)
     over = {"check_endpoints": False, **dict(settings or {})}
     ctx = route_context(context, pool, over, "create_gateway_app setting")
     ctx = ctx if ctx.auction_per == "turn" else dataclasses.replace(ctx, auction_per="turn")  # sessions pin instead
@@ -100,11 +102,11 @@ def build_gateway(
     if max_body_bytes < 1:
         raise ValueError(f"max_body_bytes must be positive, got {max_body_bytes}")
     keys = api_keys or ClientKeys()
-    metrics = GatewayMetrics()
+    metrics = GatewayMetrics(shared_sessions=store.shared)
     redact = Redactor.for_pool(resolved, keys)
     return Gateway(
         context=ctx, pool=resolved, auctions=AuctionStep(ctx, model_factory=model_factory, memory=memory),
-        sessions=sessions or InProcessSessions(session_idle_s), upstream=Upstream(redact, metrics), metrics=metrics,
+        sessions=store, upstream=Upstream(redact, metrics), metrics=metrics,
         keys=keys, redact=redact, max_body_bytes=max_body_bytes,
     )
 

@@ -18,7 +18,8 @@ multiprocess mode.
 * ``sale_gateway_upstream_seconds{agent}``: time of a forwarded request until its answer is complete,
   a stream's included (histogram);
 * ``sale_gateway_errors_total{status,code}``: error answers;
-* ``sale_gateway_sessions``: pins alive (sessions, and turns awaiting their tool results);
+* ``sale_gateway_sessions``: pins alive (sessions, and turns awaiting their tool results): the workers'
+  sum with in-process stores, the shared store's count (the workers' largest) with a shared one;
 * ``sale_gateway_requests_in_flight``: chat requests being answered.
 """
 
@@ -37,11 +38,16 @@ UPSTREAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 
 
 class GatewayMetrics:
-    """The gateway's counters and histograms, in a registry of their own."""
+    """The gateway's counters and histograms, in a registry of their own.
+
+    Args:
+        shared_sessions: the workers share one session store (each counts all its pins, so the
+            workers' counts are not summed).
+    """
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, shared_sessions: bool = False) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.turns = Counter("sale_gateway_turns", "Chat requests by how they were answered", ["kind"], registry=r)
@@ -56,7 +62,8 @@ class GatewayMetrics:
         self.upstream_seconds = Histogram("sale_gateway_upstream_seconds", "Time of a forwarded request until its answer is complete",
                                           ["agent"], buckets=UPSTREAM_BUCKETS, registry=r)
         self.errors = Counter("sale_gateway_errors", "Error answers by status and code", ["status", "code"], registry=r)
-        self.sessions = Gauge("sale_gateway_sessions", "Pins alive", registry=r, multiprocess_mode="livesum")
+        self.sessions = Gauge("sale_gateway_sessions", "Pins alive", registry=r,
+                              multiprocess_mode="livemax" if shared_sessions else "livesum")
         self.in_flight = Gauge("sale_gateway_requests_in_flight", "Chat requests being answered", registry=r,
                                multiprocess_mode="livesum")
 

@@ -12,8 +12,10 @@ kinds of keys in one store:
 
 A store is small and async so that a shared backend (a database, a cache server) can
 implement it: :meth:`SessionStore.get` reads a pin and restarts its idle time,
-:meth:`SessionStore.put` writes one, :meth:`SessionStore.delete` drops one; a pin
-unused for ``idle_s`` seconds is gone. :class:`Pin` is plain JSON (:meth:`Pin.to_dict`).
+:meth:`SessionStore.put` writes one, :meth:`SessionStore.put_if_absent` writes one only
+where no live pin is (atomically: of two workers pinning one session at once, one pin
+wins and both read it), :meth:`SessionStore.delete` drops one; a pin unused for
+``idle_s`` seconds is gone. :class:`Pin` is plain JSON (:meth:`Pin.to_dict`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,12 @@ class SessionStore(abc.ABC):
 
     Args:
         idle_s: seconds a pin lives after its last :meth:`get` or :meth:`put`.
+
+    Attributes:
+        shared: the store is shared by every worker that opens it (:meth:`count` counts them all).
     """
+
+    shared: ClassVar[bool] = False
 
     def __init__(self, idle_s: float) -> None:
         if not idle_s > 0:
@@ -76,6 +83,15 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     async def put(self, key: str, pin: Pin) -> None:
         """Pin ``key`` (replacing any pin it had)."""
+
+    @abc.abstractmethod
+    async def put_if_absent(self, key: str, pin: Pin) -> Pin:
+        """Pin ``key`` unless it holds a live pin; atomic across every user of the store.
+
+        Returns:
+            the pin ``key`` holds now: ``pin`` when it was written, else the one already there
+            (its idle time restarted).
+        """
 
     @abc.abstractmethod
     async def delete(self, key: str) -> None:

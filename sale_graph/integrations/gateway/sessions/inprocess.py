@@ -61,6 +61,14 @@ class InProcessSessions(SessionStore):
         while len(self._pins) > self.max_pins:
             self._pins.popitem(last=False)
 
+    async def put_if_absent(self, key: str, pin: Pin) -> Pin:
+        """Pin ``key`` unless it holds a live pin (no ``await`` inside: atomic on the event loop); the pin it holds now."""
+        found = await self.get(key)  # never suspends: InProcessSessions.get awaits nothing
+        if found is not None:
+            return found
+        await self.put(key, pin)
+        return pin
+
     async def delete(self, key: str) -> None:
         """Drop the pin under ``key``."""
         self._pins.pop(key, None)
