@@ -1,0 +1,163 @@
+"""Client CPU per auction model call, asyncio and threads side by side in one run.
+
+The contract tests' loopback wire server runs in a *separate process* (so its CPU is not
+counted) and answers every call at once (or after ``--latency``); this process runs
+``--auctions`` auctions, ``--concurrency`` at a time, with ``graph.invoke`` in threads and
+with ``graph.ainvoke`` on one event loop, and prints the process CPU time (user + system,
+``time.process_time``) spent per model call (bids, votes and the execution, counted from
+the ledgers), with the wall time and auctions per second. Three agents, memory off,
+no tools (the execution is one call), as in ``benchmarks/throughput.py``.
+
+    python -m benchmarks.client_cpu [--auctions 120] [--concurrency 40] [--latency 0] [--repeat 3] [--logprobs]
+    python -m benchmarks.client_cpu --profile async   # cProfile of the asyncio run, top functions by own time
+
+Goal (issue 21): at most 2 ms of client CPU per call, asyncio no slower than threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sale_graph import AgentPool, AgentSpec, SaleContext, SaleInput, build_sale_graph
+
+TASK: SaleInput = {"task": "What is the capital of Australia?"}
+NAMES = ("small", "medium", "large")
+
+
+def serve(latency: float) -> None:
+    """Serve the three models on loopback, print the base URL, and stop when stdin closes."""
+    from tests.contract.wire_formats import ModelBehaviour
+    from tests.contract.wire_server import WireServer
+
+    with WireServer(dict.fromkeys(NAMES, ModelBehaviour(latency_s=latency))) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+    """The wire server in its own process, and its base URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.client_cpu", "--serve", "--latency", str(latency)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def latency_pool(base_url: str, logprobs: bool) -> AgentPool:
+    """Three agents of different prices on ``base_url`` (per-endpoint limit 64)."""
+    agents = tuple(
+        AgentSpec(name=n, model=n, base_url=base_url, price_input=p, price_output=p, max_concurrency=64,
+                  structured_output="json_schema", logprobs=logprobs)
+        for n, p in zip(NAMES, (0.05, 0.16, 0.36), strict=True)
+    )
+    return AgentPool(agents, source="latency endpoint")
+
+
+def run_threads(graph: Any, ctx: Callable[[], SaleContext], auctions: int, concurrency: int) -> list[dict[str, Any]]:
+    """``auctions`` runs of ``graph.invoke``, ``concurrency`` threads at a time."""
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(lambda _: graph.invoke(TASK, context=ctx()), range(auctions)))
+
+
+_LOOP = asyncio.Runner()  # one event loop for every asyncio batch, as a long-running app has
+
+
+def run_async(graph: Any, ctx: Callable[[], SaleContext], auctions: int, concurrency: int) -> list[dict[str, Any]]:
+    """``auctions`` runs of ``graph.ainvoke`` on one event loop, ``concurrency`` at a time."""
+
+    async def main() -> list[dict[str, Any]]:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one() -> dict[str, Any]:
+            async with gate:
+                return await graph.ainvoke(TASK, context=ctx())
+
+        return list(await asyncio.gather(*(one() for _ in range(auctions))))
+
+    return _LOOP.run(main())
+
+
+RUNNERS = {"async": run_async, "threads": run_threads}
+
+
+def measure(mode: str, graph: Any, ctx: Callable[[], SaleContext], auctions: int, concurrency: int) -> tuple[float, float, int]:
+    """(CPU ms per model call, wall seconds, model calls) of one batch."""
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    states = RUNNERS[mode](graph, ctx, auctions, concurrency)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    calls = sum(len(s["ledger"]) for s in states)
+    failed = sum(1 for s in states for row in (*s["votes"], *s["bids"]) if row["status"] != "ok")
+    if failed:
+        print(f"   warning: {failed} bids or votes failed in the {mode} batch", file=sys.stderr)
+    return cpu / calls * 1000, wall, calls
+
+
+def main() -> None:
+    """Start the server, warm up, then measure each mode ``--repeat`` times, interleaved."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--auctions", type=int, default=120)
+    parser.add_argument("--concurrency", type=int, default=40)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds per call of the loopback endpoint")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--logprobs", action="store_true", help="ask for log-probs (entropy from log-probs)")
+    parser.add_argument("--profile", choices=tuple(RUNNERS), help="profile one batch of this mode instead")
+    parser.add_argument("--profile-lines", type=int, default=45)
+    parser.add_argument("--profile-sort", default="tottime", help="pstats sort key (tottime, cumulative)")
+    parser.add_argument("--profile-out", help="also dump the profile to this file (for pstats)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.latency)
+        return
+    proc, base_url = start_server(args.latency)
+    try:
+        pool = latency_pool(base_url, args.logprobs)
+        graph = build_sale_graph(tools=[]).compile()
+
+        def ctx() -> SaleContext:
+            return SaleContext(pool=pool, use_memory=False, check_endpoints=False)
+
+        for mode in RUNNERS:  # warm-up: imports, connections, caches
+            measure(mode, graph, ctx, min(args.auctions, args.concurrency), args.concurrency)
+        if args.profile:
+            profiler = cProfile.Profile()
+            profiler.enable()
+            cpu_ms, wall, calls = measure(args.profile, graph, ctx, args.auctions, args.concurrency)
+            profiler.disable()
+            print(f"{args.profile}: {cpu_ms:.2f} ms CPU a call (under the profiler), {calls} calls")
+            if args.profile_out:
+                profiler.dump_stats(args.profile_out)
+            pstats.Stats(profiler).sort_stats(args.profile_sort).print_stats(args.profile_lines)
+            return
+        rows: dict[str, list[tuple[float, float, int]]] = {m: [] for m in RUNNERS}
+        for _ in range(args.repeat):
+            for mode in RUNNERS:
+                rows[mode].append(measure(mode, graph, ctx, args.auctions, args.concurrency))
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(timeout=10)
+    calls = rows["async"][0][2] // args.auctions
+    print(f"client CPU per model call: {args.auctions} auctions, {args.concurrency} at a time, {calls} calls an auction, "
+          f"server in another process answering after {args.latency * 1000:.0f} ms, log-probs {'on' if args.logprobs else 'off'}")
+    print(f"   {'mode':<8}{'CPU ms/call (median, min-max)':>32}{'wall s':>9}{'auctions/s':>12}")
+    for mode, results in rows.items():
+        cpu = [r[0] for r in results]
+        wall = statistics.median(r[1] for r in results)
+        spread = f"({min(cpu):.2f}-{max(cpu):.2f})"
+        print(f"   {mode:<8}{statistics.median(cpu):>14.2f}  {spread:<16}{wall:>9.2f}{args.auctions / wall:>12.1f}")
+    a, t = statistics.median(r[0] for r in rows["async"]), statistics.median(r[0] for r in rows["threads"])
+    print(f"   asyncio / threads CPU: x{a / t:.2f}")
+
+
+if __name__ == "__main__":
+    main()
