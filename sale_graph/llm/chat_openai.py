@@ -25,21 +25,26 @@ REASONING_KEY = "reasoning_content"
 _WIRE_FIELDS = ("reasoning_content", "reasoning")  # vLLM's names, old and new
 
 
-def _reasoning_of(payload: Mapping[str, Any] | None) -> str:
-    """The separated reasoning text of a response message or stream delta ("" when none)."""
+def _reasoning_of(payload: Mapping[str, Any] | openai.BaseModel | None) -> str:
+    """The separated reasoning text of a response message or stream delta ("" when none).
+
+    A message the SDK parsed keeps the server's extra fields as attributes, so they are
+    read there, without dumping the whole response a second time.
+    """
     if not payload:
         return ""
     for name in _WIRE_FIELDS:
-        value = payload.get(name)
+        value = payload.get(name) if isinstance(payload, Mapping) else getattr(payload, name, None)
         if isinstance(value, str) and value:
             return value
     return ""
 
 
-def _as_dict(response: dict[str, Any] | openai.BaseModel) -> dict[str, Any]:
+def _messages_of(response: dict[str, Any] | openai.BaseModel) -> list[Any]:
+    """The ``message`` of each choice, as the response holds it (a dict or the SDK's model)."""
     if isinstance(response, dict):
-        return response
-    return response.model_dump(exclude={"choices": {"__all__": {"message": {"parsed"}}}}, warnings=False)
+        return [(choice or {}).get("message") for choice in response.get("choices") or []]
+    return [getattr(choice, "message", None) for choice in getattr(response, "choices", None) or []]
 
 
 class SaleChatOpenAI(ChatOpenAI):
@@ -51,9 +56,8 @@ class SaleChatOpenAI(ChatOpenAI):
 
     def _create_chat_result(self, response: dict[str, Any] | openai.BaseModel, generation_info: dict[str, Any] | None = None) -> ChatResult:
         result = super()._create_chat_result(response, generation_info)
-        choices = _as_dict(response).get("choices") or []
-        for generation, choice in zip(result.generations, choices, strict=False):
-            reasoning = _reasoning_of((choice or {}).get("message"))
+        for generation, message in zip(result.generations, _messages_of(response), strict=False):
+            reasoning = _reasoning_of(message)
             if reasoning and isinstance(generation.message, AIMessage):
                 generation.message.additional_kwargs[REASONING_KEY] = reasoning
         return result
