@@ -23,6 +23,7 @@ from langchain_openai import ChatOpenAI
 
 REASONING_KEY = "reasoning_content"
 _WIRE_FIELDS = ("reasoning_content", "reasoning")  # vLLM's names, old and new
+_SENT_AS_IS = ("messages", "tools")  # the request's bulk, which the SDK's transform walks for nothing
 
 
 def _reasoning_of(payload: Mapping[str, Any] | openai.BaseModel | None) -> str:
@@ -53,6 +54,26 @@ class SaleChatOpenAI(ChatOpenAI):
     The reasoning lands in ``message.additional_kwargs["reasoning_content"]``; the
     message's ``content`` stays the visible answer.
     """
+
+    def _get_request_payload(self, input_: Any, *, stop: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        """``ChatOpenAI``'s payload, with the messages and tools sent through ``extra_body``.
+
+        The SDK walks every request argument against its ``TypedDict`` types before
+        sending it, to rename aliased keys and format dates and files; the chat
+        completion types declare none, so the walk returns the messages unchanged, at
+        about 1.2 ms of CPU a call (a quarter of an auction call's client cost).
+        ``extra_body`` goes out as is, merged over the same keys, so the request's
+        bytes are the same. The structured-output ``parse`` path (a ``response_format``
+        argument) is left as it is.
+        """
+        payload: dict[str, Any] = super()._get_request_payload(input_, stop=stop, **kwargs)
+        if "messages" not in payload or "response_format" in payload:
+            return payload
+        moved = {key: payload[key] for key in _SENT_AS_IS if key in payload}
+        payload["extra_body"] = {**moved, **(payload.get("extra_body") or {})}
+        for key in moved:  # an empty list keeps the key's place in the body; extra_body's value replaces it there
+            payload[key] = []
+        return payload
 
     def _create_chat_result(self, response: dict[str, Any] | openai.BaseModel, generation_info: dict[str, Any] | None = None) -> ChatResult:
         result = super()._create_chat_result(response, generation_info)
