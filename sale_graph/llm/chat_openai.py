@@ -7,8 +7,12 @@ also as ``message.reasoning``; in streams as ``delta.reasoning_content``), apart
 from the visible ``content``. SALE needs it kept apart: a bid is the *visible*
 strategy, while the ledger bills every generated token. :class:`SaleChatOpenAI`
 copies that text into ``additional_kwargs["reasoning_content"]`` of the message
-(streamed chunks concatenate), so :mod:`sale_graph.llm.reasoning` can read it;
-everything else is ``ChatOpenAI`` unchanged.
+(streamed chunks concatenate), so :mod:`sale_graph.llm.reasoning` can read it.
+
+Two costs of every call are cut, with the request and the result unchanged: the
+messages and tools skip the SDK's request transform (:meth:`SaleChatOpenAI._get_request_payload`),
+and an awaited plain completion builds its result on the event loop instead of in a
+worker thread (:meth:`SaleChatOpenAI._agenerate`).
 """
 
 from __future__ import annotations
@@ -17,13 +21,19 @@ from collections.abc import Mapping
 from typing import Any
 
 import openai
-from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
+from langchain_openai.chat_models import base as _openai_base
 
 REASONING_KEY = "reasoning_content"
 _WIRE_FIELDS = ("reasoning_content", "reasoning")  # vLLM's names, old and new
 _SENT_AS_IS = ("messages", "tools")  # the request's bulk, which the SDK's transform walks for nothing
+# How langchain_openai maps an SDK error and reads gateway headers; without them (another version) the fast path is off.
+_BAD_REQUEST = getattr(_openai_base, "_handle_openai_bad_request", None)
+_API_ERROR = getattr(_openai_base, "_handle_openai_api_error", None)
+_GATEWAY_METADATA = getattr(_openai_base, "_add_gateway_metadata", None)
 
 
 def _reasoning_of(payload: Mapping[str, Any] | openai.BaseModel | None) -> str:
@@ -74,6 +84,43 @@ class SaleChatOpenAI(ChatOpenAI):
         for key in moved:  # an empty list keeps the key's place in the body; extra_body's value replaces it there
             payload[key] = []
         return payload
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """``ChatOpenAI._agenerate``, with a plain chat completion's result built on the event loop.
+
+        ``ChatOpenAI`` hands the building of every awaited result (a few tens of
+        microseconds of work) to a worker thread, and the hop costs more than the work;
+        the call's own path is otherwise the same (the request, the SDK's error mapping,
+        gateway metadata). Structured-output, Responses API and header-keeping calls go
+        through ``ChatOpenAI``'s own path.
+        """
+        payload = self._get_request_payload(messages, stop=stop, **kwargs)
+        if (_BAD_REQUEST is None or _API_ERROR is None or _GATEWAY_METADATA is None or self.include_response_headers
+                or "response_format" in payload or self._use_responses_api(payload)):
+            return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        raw_response = None
+        try:
+            raw_response = await self.async_client.with_raw_response.create(**payload)
+            response = raw_response.parse()
+        except openai.BadRequestError as e:
+            _BAD_REQUEST(e)
+            raise
+        except openai.APIError as e:
+            _API_ERROR(e)
+            raise
+        except Exception as e:
+            if raw_response is not None and hasattr(raw_response, "http_response"):
+                e.response = raw_response.http_response  # type: ignore[attr-defined]  # as ChatOpenAI does
+            raise
+        generation_info: dict[str, Any] = {}
+        _GATEWAY_METADATA(generation_info, raw_response)
+        return self._create_chat_result(response, generation_info)
 
     def _create_chat_result(self, response: dict[str, Any] | openai.BaseModel, generation_info: dict[str, Any] | None = None) -> ChatResult:
         result = super()._create_chat_result(response, generation_info)

@@ -74,3 +74,87 @@ def test_the_model_s_own_extra_body_is_left_alone(wire_server: WireServer) -> No
     model.invoke(MESSAGES)
     assert model.extra_body == {"max_tokens": 9}
     assert [r.body["max_tokens"] for r in wire_server.requests() if r.body] == [9, 9]
+
+
+def _models(server: WireServer, model: str, **kwargs: Any) -> list[ChatOpenAI]:
+    fields: dict[str, Any] = {"model": model, "base_url": server.base_url, "api_key": "x", "max_retries": 0, **kwargs}
+    return [cls(**fields) for cls in (ChatOpenAI, SaleChatOpenAI)]
+
+
+def _same_fields(message: Any) -> dict[str, Any]:
+    """What a caller reads from an answer, without the ids that differ per call."""
+    meta = {k: v for k, v in message.response_metadata.items() if k not in ("id", "created")}
+    extra = {k: v for k, v in message.additional_kwargs.items() if k != "reasoning_content"}
+    return {"content": message.content, "meta": meta, "extra": extra, "usage": message.usage_metadata,
+            "tool_calls": message.tool_calls}
+
+
+@pytest.mark.parametrize("model", ["gpt-plain", "gpt-nologprobs", "qwen3-vllm", "llama-cpp"])
+def test_an_awaited_answer_is_the_one_chat_openai_gives(wire_server: WireServer, model: str) -> None:
+    plain, sale = _models(wire_server, model, logprobs=True, top_logprobs=2, extra_body={"max_tokens": 30})
+
+    async def both() -> list[Any]:
+        return [await m.ainvoke(MESSAGES) for m in (plain, sale)] + [await m.bind_tools([add]).ainvoke(MESSAGES) for m in (plain, sale)]
+
+    a, b, tool_a, tool_b = asyncio.run(both())
+    assert _same_fields(a) == _same_fields(b)
+    assert _same_fields(tool_a) == _same_fields(tool_b)
+    if model == "qwen3-vllm":  # the separated reasoning is kept on the fast path too
+        assert b.additional_kwargs["reasoning_content"]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 429, 500, 503])
+def test_an_awaited_failure_raises_what_chat_openai_raises(make_wire_server: Any, status: int) -> None:
+    from tests.contract.wire_formats import ModelBehaviour
+
+    server = make_wire_server({"m": ModelBehaviour(error_status=status)})
+    raised: list[BaseException] = []
+
+    async def both() -> None:
+        for m in _models(server, "m"):
+            try:
+                await m.ainvoke(MESSAGES)
+            except Exception as exc:  # noqa: BLE001 - the test compares what each raises
+                raised.append(exc)
+
+    asyncio.run(both())
+    assert len(raised) == 2
+    assert type(raised[0]) is type(raised[1]) and str(raised[0]) == str(raised[1])
+    assert type(raised[0].__cause__) is type(raised[1].__cause__)
+
+
+def test_an_unreachable_endpoint_raises_what_chat_openai_raises() -> None:
+    raised: list[BaseException] = []
+
+    async def both() -> None:
+        for cls in (ChatOpenAI, SaleChatOpenAI):
+            try:
+                await cls(model="m", base_url="http://127.0.0.1:9/v1", api_key="x", max_retries=0, timeout=2).ainvoke("hi")
+            except Exception as exc:  # noqa: BLE001 - the test compares what each raises
+                raised.append(exc)
+
+    asyncio.run(both())
+    assert [type(e) for e in raised][0] is [type(e) for e in raised][1]
+
+
+def test_an_awaited_plain_answer_is_built_on_the_loop(wire_server: WireServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import langchain_openai.chat_models.base as openai_base
+
+    hops: list[str] = []
+    real = openai_base.run_in_executor
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(args[1], "__name__", "?"))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(openai_base, "run_in_executor", counted)
+    plain, sale = _models(wire_server, "gpt-plain")
+    seen: list[list[str]] = []
+
+    async def both() -> None:
+        for model in (sale, plain):
+            await model.ainvoke(MESSAGES)
+            seen.append(list(hops))
+
+    asyncio.run(both())
+    assert seen == [[], ["_create_chat_result"]]  # ChatOpenAI's own path hops to a worker thread
