@@ -13,8 +13,15 @@ with a loop per thread all do that.
 (``http_async_client``): its transport sends each request through a client of the
 running loop's own, made on the loop's first request and dropped once that loop is
 closed or gone. Within one loop the connections stay open and are reused, as before.
-The per-loop client is an ordinary ``httpx.AsyncClient``: proxies from the environment,
+The per-loop client is an ordinary ``AsyncClient``: proxies from the environment,
 certificates and connection limits are httpx's defaults (the openai SDK's limits).
+
+Both clients come from the HTTP library the installed openai SDK sends with (``httpx2``
+for ``openai>=3``, an API-identical fork of ``httpx``; ``httpx`` before), as
+``langchain_openai`` picks it: the SDK then uses the client natively, and ``httpx2``'s
+connection pool assigns a request in one pass over its connections where ``httpx``'s
+(httpcore 1.0) rescans them, polling each idle socket, for every queued request, which
+at a few dozen concurrent calls cost more CPU than the rest of the call (issue 21).
 """
 
 from __future__ import annotations
@@ -23,9 +30,15 @@ import asyncio
 import threading
 import urllib.request
 import weakref
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+if TYPE_CHECKING:  # httpx2 mirrors httpx's API; the types are checked against httpx
+    import httpx
+else:
+    try:  # the library the installed openai SDK sends with, as langchain_openai resolves it
+        from langchain_openai._compat import httpx
+    except ImportError:  # pragma: no cover - a langchain_openai without it predates httpx2
+        import httpx
 
 #: The openai SDK's connection limits (``openai._constants.DEFAULT_CONNECTION_LIMITS``).
 CONNECTION_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0)
