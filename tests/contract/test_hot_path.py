@@ -183,3 +183,20 @@ def test_the_async_clients_are_the_sdk_s_own_kind(wire_server: WireServer) -> No
 
     answer, inner = asyncio.run(call())
     assert answer.content and isinstance(inner, sdk_client)
+
+
+def test_a_prompt_s_repeated_turns_are_built_once_and_sent_unchanged(wire_server: WireServer) -> None:
+    from sale_graph.llm.call import call_model, prompt_messages
+    from sale_graph.prompts import jury_messages
+
+    first = jury_messages("Who wrote Hamlet?", "1. Recall the play.").messages
+    second = jury_messages("Who wrote Hamlet?", "1. Search the web.").messages
+    a, b = prompt_messages(first), prompt_messages(second)
+    assert all(x is y for x, y in zip(a[:-1], b[:-1], strict=True))  # instructions and examples: the same objects
+    assert a[-1] is not b[-1] and prompt_messages(["hi", HumanMessage("x")])[0] == "hi"  # anything else passes through
+
+    model = ChatOpenAI(model="gpt-plain", base_url=wire_server.base_url, api_key="x", max_retries=0)
+    model.invoke(first)
+    call_model(model, first)
+    plain, through_sale = (r.body for r in wire_server.requests())
+    assert through_sale == plain
