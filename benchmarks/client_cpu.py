@@ -8,7 +8,8 @@ with ``graph.ainvoke`` on one event loop, and prints the process CPU time (user 
 the ledgers), the part of it spent in the garbage collector, with the wall time and auctions per second. Three agents, memory off,
 no tools (the execution is one call), as in ``benchmarks/throughput.py``.
 
-    python -m benchmarks.client_cpu [--auctions 120] [--concurrency 40] [--latency 0] [--repeat 3] [--logprobs] [--gc-freeze]
+    python -m benchmarks.client_cpu [--auctions 120] [--concurrency 40] [--latency 0] [--repeat 3]
+                                    [--logprobs] [--style vllm_reasoning] [--gc-freeze]
     python -m benchmarks.client_cpu --profile async   # cProfile of the asyncio run, top functions by own time
 
 Goal (issue 21): at most 2 ms of client CPU per call, asyncio no slower than threads.
@@ -36,19 +37,24 @@ TASK: SaleInput = {"task": "What is the capital of Australia?"}
 NAMES = ("small", "medium", "large")
 
 
-def serve(latency: float) -> None:
+STYLES = ("openai", "vllm_reasoning", "qwen3_inline")
+
+
+def serve(latency: float, style: str = "openai") -> None:
     """Serve the three models on loopback, print the base URL, and stop when stdin closes."""
     from tests.contract.wire_formats import ModelBehaviour
     from tests.contract.wire_server import WireServer
 
-    with WireServer(dict.fromkeys(NAMES, ModelBehaviour(latency_s=latency))) as server:
+    kind = "openai" if style == "openai" else "vllm"
+    behaviour = ModelBehaviour(latency_s=latency, style=style, server_kind=kind)  # type: ignore[arg-type]  # checked by argparse
+    with WireServer(dict.fromkeys(NAMES, behaviour)) as server:
         print(server.base_url, flush=True)
         sys.stdin.read()
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+def start_server(latency: float, style: str = "openai") -> tuple[subprocess.Popen[str], str]:
     """The wire server in its own process, and its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.client_cpu", "--serve", "--latency", str(latency)],
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.client_cpu", "--serve", "--latency", str(latency), "--style", style],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     return proc, proc.stdout.readline().strip()
@@ -148,6 +154,8 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per call of the loopback endpoint")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--logprobs", action="store_true", help="ask for log-probs (entropy from log-probs)")
+    parser.add_argument("--style", choices=STYLES, default="openai",
+                        help="how the models answer: plain, or thinking first (vLLM's separated reasoning, Qwen3's inline <think>)")
     parser.add_argument("--profile", choices=tuple(RUNNERS), help="profile one batch of this mode instead")
     parser.add_argument("--profile-lines", type=int, default=45)
     parser.add_argument("--profile-sort", default="tottime", help="pstats sort key (tottime, cumulative)")
@@ -156,9 +164,9 @@ def main() -> None:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(args.latency)
+        serve(args.latency, args.style)
         return
-    proc, base_url = start_server(args.latency)
+    proc, base_url = start_server(args.latency, args.style)
     try:
         pool = latency_pool(base_url, args.logprobs)
         graph = build_sale_graph(tools=[]).compile()
@@ -191,7 +199,8 @@ def main() -> None:
         proc.wait(timeout=10)
     calls = rows["async"][0].calls // args.auctions
     print(f"client CPU per model call: {args.auctions} auctions, {args.concurrency} at a time, {calls} calls an auction, "
-          f"server in another process answering after {args.latency * 1000:.0f} ms, log-probs {'on' if args.logprobs else 'off'}"
+          f"server in another process answering after {args.latency * 1000:.0f} ms, {args.style} answers, "
+          f"log-probs {'on' if args.logprobs else 'off'}"
           f"{', gc.freeze() after the warm-up' if args.gc_freeze else ''}")
     print(f"   {'mode':<8}{'CPU ms/call (median, min-max)':>32}{'of it GC':>10}{'full GCs':>10}{'wall s':>9}{'auctions/s':>12}")
     for mode, results in rows.items():
