@@ -88,25 +88,29 @@ _clients: dict[Any, httpx.AsyncClient] = {}
 _clients_lock = threading.Lock()
 
 
-def loop_local_async_client(timeout: float | None) -> httpx.AsyncClient:
-    """The process's async client for chat models with this timeout, usable on any event loop.
+def loop_local_async_client(timeout: float | None, endpoint: tuple[str, str] | None = None) -> httpx.AsyncClient:
+    """The process's async client for chat models with this timeout and endpoint, usable on any event loop.
 
-    Shared by every chat model with the same timeout (as ``langchain_openai`` shares its
-    default client), so connections to an endpoint are pooled across agents and phases,
-    per loop.
+    Shared by every chat model of the endpoint (an agent's ``base_url`` and ``model``)
+    with the same timeout, so its connections are pooled across agents, phases and runs,
+    per loop. Each endpoint has a pool of its own, as it has a concurrency limit of its
+    own: a pool walks all its connections twice for every request, so one pool for
+    every endpoint made each call pay for the connections of all the others (0.31 ms
+    of CPU a call with 40 auctions of three agents in flight, 0.16 ms with a pool each).
 
     Args:
         timeout: the request timeout in seconds (``None``: httpx's default); the openai
             SDK also sends its own per request.
+        endpoint: ``(base_url, model)``; ``None`` shares one pool among all callers with this timeout.
 
     Returns:
-        An ``httpx.AsyncClient`` whose transport is a :class:`LoopLocalTransport`.
+        An ``AsyncClient`` whose transport is a :class:`LoopLocalTransport`.
     """
+    key = (timeout, endpoint)
     with _clients_lock:
-        client = _clients.get(timeout)
+        client = _clients.get(key)
         if client is None:
-            client = _clients[timeout] = httpx.AsyncClient(transport=LoopLocalTransport(), timeout=timeout,
-                                                           follow_redirects=True)
+            client = _clients[key] = httpx.AsyncClient(transport=LoopLocalTransport(), timeout=timeout, follow_redirects=True)
         return client
 
 

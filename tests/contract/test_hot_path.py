@@ -200,3 +200,17 @@ def test_a_prompt_s_repeated_turns_are_built_once_and_sent_unchanged(wire_server
     call_model(model, first)
     plain, through_sale = (r.body for r in wire_server.requests())
     assert through_sale == plain
+
+
+def test_each_endpoint_pools_its_own_connections(wire_server: WireServer) -> None:
+    """A pool walks its connections on every request: one per endpoint, shared by its agents, phases and caps."""
+    from sale_graph import AgentSpec
+
+    def spec(name: str, model: str, url: str = wire_server.base_url) -> AgentSpec:
+        return AgentSpec(name=name, model=model, base_url=url, price_input=1, price_output=1)
+
+    a, a_again, b = spec("a", "gpt-plain"), spec("a2", "gpt-plain", wire_server.base_url + "/"), spec("b", "qwen3-vllm")
+    client = a.chat_model(phase="bid", max_tokens=10).http_async_client
+    assert a.chat_model(phase="jury", max_tokens=99, logprobs=True).http_async_client is client
+    assert a_again.chat_model(phase="bid").http_async_client is client  # the same endpoint under another agent's name
+    assert b.chat_model(phase="bid").http_async_client is not client
