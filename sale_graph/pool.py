@@ -162,7 +162,7 @@ class AgentSpec:
             kwargs["stop"] = stop
         # Async calls go through a client that keeps connections per event loop (a cached model then works
         # under every asyncio.run, one loop after another); blocking calls keep langchain_openai's client.
-        kwargs["http_async_client"] = loop_local_async_client(self.timeout_s)
+        kwargs["http_async_client"] = loop_local_async_client(self.timeout_s, (self.base_url.rstrip("/"), self.model))
         if proxies_in_environment():
             kwargs["http_socket_options"] = ()  # keep httpx's proxies from the environment for blocking calls too
         return SaleChatOpenAI(**kwargs)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import threading
 import time
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 from langchain_core.runnables import RunnableConfig
 from langchain_openai.chat_models.base import BaseChatOpenAI
 
@@ -152,6 +153,24 @@ def with_response_format(model: BaseChatModel, response_format: dict[str, Any] |
     return copy
 
 
+@functools.lru_cache(maxsize=1024)
+def _prompt_message(role: str, text: str) -> BaseMessage:
+    return convert_to_messages([(role, text)])[0]
+
+
+def prompt_messages(messages: Sequence[Any]) -> list[Any]:
+    """``messages`` with each ``(role, text)`` pair as a LangChain message, the same object for the same pair.
+
+    The prompts are ``(role, text)`` pairs, and most of them repeat from call to call
+    (a judge's instructions and worked examples, the same bid prompt for every
+    agent); ``ChatOpenAI`` would build a message object for each pair twice per
+    call. Messages are read, never changed, by the chat models. Anything else
+    (messages, dicts) passes through as it is.
+    """
+    return [_prompt_message(*m) if type(m) is tuple and len(m) == 2 and type(m[0]) is str and type(m[1]) is str else m
+            for m in messages]
+
+
 def message_text(message: BaseMessage) -> str:
     """The plain text of a message whose content may be a string or a list of parts."""
     content = message.content
@@ -241,10 +260,11 @@ def call_model(
     """
     retries: list[str] = []
     config: RunnableConfig = {"tags": call_tags(phase)}
+    prompt = prompt_messages(messages)
 
     def once() -> Any:
         with _slot(agent, run):
-            return model.invoke(list(messages), config=config, **kwargs)
+            return model.invoke(prompt, config=config, **kwargs)
 
     start = time.perf_counter()
     msg = call_with_retries(once, max_retries=agent.max_retries if agent is not None else 0, on_retry=retries.append,
@@ -264,10 +284,11 @@ async def acall_model(
     """:func:`call_model` for asyncio: awaits the model (``ainvoke``) and the limits, never blocking the loop."""
     retries: list[str] = []
     config: RunnableConfig = {"tags": call_tags(phase)}
+    prompt = prompt_messages(messages)
 
     async def once() -> Any:
         async with _aslot(agent, run):
-            return await model.ainvoke(list(messages), config=config, **kwargs)
+            return await model.ainvoke(prompt, config=config, **kwargs)
 
     start = time.perf_counter()
     msg = await acall_with_retries(once, max_retries=agent.max_retries if agent is not None else 0, on_retry=retries.append,

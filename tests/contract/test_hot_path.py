@@ -1,0 +1,216 @@
+"""The auction's hot path is cheaper, and the wire and the callbacks see the same as before (issue 21).
+
+``SaleChatOpenAI`` sends the messages and tools through ``extra_body`` to skip the openai
+SDK's request transform: the server must receive exactly the body a plain ``ChatOpenAI``
+sends, for plain, tool-calling, streamed, async and structured-output calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.tools import tool
+from langchain_openai import ChatOpenAI
+
+from sale_graph.llm.chat_openai import SaleChatOpenAI
+from tests.contract.wire_server import WireServer
+
+pytestmark = pytest.mark.contract
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def _bodies(server: WireServer, call: Any, **kwargs: Any) -> list[list[str]]:
+    """The request bodies (``repr`` keeps the key order the client sent) of ``call`` by ChatOpenAI, then SaleChatOpenAI."""
+    fields: dict[str, Any] = {"model": "gpt-plain", "base_url": server.base_url, "api_key": "x", "max_retries": 0, **kwargs}
+    models = [cls(**fields) for cls in (ChatOpenAI, SaleChatOpenAI)]
+    seen: list[list[str]] = []
+
+    async def both() -> None:  # one event loop for both: langchain shares its async HTTP client per base URL
+        for model in models:
+            server.reset()
+            result = call(model)
+            if asyncio.iscoroutine(result):
+                await result
+            seen.append([repr(r.body) for r in server.requests()])
+
+    asyncio.run(both())
+    return seen
+
+
+MESSAGES = [SystemMessage("You plan."), HumanMessage("What is 2 + 3?")]
+CALLS = {
+    "invoke": lambda m: m.invoke(MESSAGES),
+    "tools": lambda m: m.bind_tools([add]).invoke(MESSAGES),
+    "stream": lambda m: list(m.stream(MESSAGES)),
+    "ainvoke": lambda m: m.ainvoke(MESSAGES),
+    "astream": lambda m: _drain(m.astream(MESSAGES)),
+    "structured": lambda m: m.with_structured_output({"title": "S", "type": "object", "properties": {"x": {"type": "integer"}}},
+                                                    method="json_schema").invoke(MESSAGES),
+}
+
+
+async def _drain(stream: Any) -> list[Any]:
+    return [chunk async for chunk in stream]
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_sale_chat_openai_sends_the_same_body_as_chat_openai(wire_server: WireServer, name: str) -> None:
+    settings = {"temperature": 0.2, "logprobs": True, "top_logprobs": 3, "stream_usage": True, "extra_body": {"max_tokens": 40}}
+    plain, sale = _bodies(wire_server, CALLS[name], **settings)
+    assert plain and sale == plain
+
+
+def test_the_model_s_own_extra_body_is_left_alone(wire_server: WireServer) -> None:
+    model = SaleChatOpenAI(model="gpt-plain", base_url=wire_server.base_url, api_key="x", max_retries=0, extra_body={"max_tokens": 9})
+    model.bind_tools([add]).invoke(MESSAGES)
+    model.invoke(MESSAGES)
+    assert model.extra_body == {"max_tokens": 9}
+    assert [r.body["max_tokens"] for r in wire_server.requests() if r.body] == [9, 9]
+
+
+def _models(server: WireServer, model: str, **kwargs: Any) -> list[ChatOpenAI]:
+    fields: dict[str, Any] = {"model": model, "base_url": server.base_url, "api_key": "x", "max_retries": 0, **kwargs}
+    return [cls(**fields) for cls in (ChatOpenAI, SaleChatOpenAI)]
+
+
+def _same_fields(message: Any) -> dict[str, Any]:
+    """What a caller reads from an answer, without the ids that differ per call."""
+    meta = {k: v for k, v in message.response_metadata.items() if k not in ("id", "created")}
+    extra = {k: v for k, v in message.additional_kwargs.items() if k != "reasoning_content"}
+    return {"content": message.content, "meta": meta, "extra": extra, "usage": message.usage_metadata,
+            "tool_calls": message.tool_calls}
+
+
+@pytest.mark.parametrize("model", ["gpt-plain", "gpt-nologprobs", "qwen3-vllm", "llama-cpp"])
+def test_an_awaited_answer_is_the_one_chat_openai_gives(wire_server: WireServer, model: str) -> None:
+    plain, sale = _models(wire_server, model, logprobs=True, top_logprobs=2, extra_body={"max_tokens": 30})
+
+    async def both() -> list[Any]:
+        return [await m.ainvoke(MESSAGES) for m in (plain, sale)] + [await m.bind_tools([add]).ainvoke(MESSAGES) for m in (plain, sale)]
+
+    a, b, tool_a, tool_b = asyncio.run(both())
+    assert _same_fields(a) == _same_fields(b)
+    assert _same_fields(tool_a) == _same_fields(tool_b)
+    if model == "qwen3-vllm":  # the separated reasoning is kept on the fast path too
+        assert b.additional_kwargs["reasoning_content"]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422, 429, 500, 503])
+def test_an_awaited_failure_raises_what_chat_openai_raises(make_wire_server: Any, status: int) -> None:
+    from tests.contract.wire_formats import ModelBehaviour
+
+    server = make_wire_server({"m": ModelBehaviour(error_status=status)})
+    raised: list[BaseException] = []
+
+    async def both() -> None:
+        for m in _models(server, "m"):
+            try:
+                await m.ainvoke(MESSAGES)
+            except Exception as exc:  # noqa: BLE001 - the test compares what each raises
+                raised.append(exc)
+
+    asyncio.run(both())
+    assert len(raised) == 2
+    assert type(raised[0]) is type(raised[1]) and str(raised[0]) == str(raised[1])
+    assert type(raised[0].__cause__) is type(raised[1].__cause__)
+
+
+def test_an_unreachable_endpoint_raises_what_chat_openai_raises() -> None:
+    raised: list[BaseException] = []
+
+    async def both() -> None:
+        for cls in (ChatOpenAI, SaleChatOpenAI):
+            try:
+                await cls(model="m", base_url="http://127.0.0.1:9/v1", api_key="x", max_retries=0, timeout=2).ainvoke("hi")
+            except Exception as exc:  # noqa: BLE001 - the test compares what each raises
+                raised.append(exc)
+
+    asyncio.run(both())
+    assert [type(e) for e in raised][0] is [type(e) for e in raised][1]
+
+
+def test_an_awaited_plain_answer_is_built_on_the_loop(wire_server: WireServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    import langchain_openai.chat_models.base as openai_base
+
+    hops: list[str] = []
+    real = openai_base.run_in_executor
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(args[1], "__name__", "?"))
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(openai_base, "run_in_executor", counted)
+    plain, sale = _models(wire_server, "gpt-plain")
+    seen: list[list[str]] = []
+
+    async def both() -> None:
+        for model in (sale, plain):
+            await model.ainvoke(MESSAGES)
+            seen.append(list(hops))
+
+    asyncio.run(both())
+    assert seen == [[], ["_create_chat_result"]]  # ChatOpenAI's own path hops to a worker thread
+
+
+def test_the_async_clients_are_the_sdk_s_own_kind(wire_server: WireServer) -> None:
+    """The per-loop clients come from the library the openai SDK sends with (httpx2 for openai>=3).
+
+    httpx's own pool (httpcore 1.0) rescans its connections, polling each idle socket, for every
+    queued request: with the loop-local clients built on it, 40 concurrent auctions spent more
+    CPU in the pool than in the rest of each call.
+    """
+    import openai
+
+    from sale_graph import AgentSpec
+    from sale_graph.llm.async_http import LoopLocalTransport
+
+    sdk_client = next(c for c in openai.DefaultAsyncHttpxClient.__mro__[1:] if c.__name__ == "AsyncClient")
+    model = AgentSpec(name="m", model="gpt-plain", base_url=wire_server.base_url, price_input=1, price_output=1).chat_model()
+    outer = model.http_async_client
+    assert isinstance(outer, sdk_client) and isinstance(outer._transport, LoopLocalTransport)
+
+    async def call() -> Any:
+        answer = await model.ainvoke(MESSAGES)
+        return answer, outer._transport.client_for(asyncio.get_running_loop())
+
+    answer, inner = asyncio.run(call())
+    assert answer.content and isinstance(inner, sdk_client)
+
+
+def test_a_prompt_s_repeated_turns_are_built_once_and_sent_unchanged(wire_server: WireServer) -> None:
+    from sale_graph.llm.call import call_model, prompt_messages
+    from sale_graph.prompts import jury_messages
+
+    first = jury_messages("Who wrote Hamlet?", "1. Recall the play.").messages
+    second = jury_messages("Who wrote Hamlet?", "1. Search the web.").messages
+    a, b = prompt_messages(first), prompt_messages(second)
+    assert all(x is y for x, y in zip(a[:-1], b[:-1], strict=True))  # instructions and examples: the same objects
+    assert a[-1] is not b[-1] and prompt_messages(["hi", HumanMessage("x")])[0] == "hi"  # anything else passes through
+
+    model = ChatOpenAI(model="gpt-plain", base_url=wire_server.base_url, api_key="x", max_retries=0)
+    model.invoke(first)
+    call_model(model, first)
+    plain, through_sale = (r.body for r in wire_server.requests())
+    assert through_sale == plain
+
+
+def test_each_endpoint_pools_its_own_connections(wire_server: WireServer) -> None:
+    """A pool walks its connections on every request: one per endpoint, shared by its agents, phases and caps."""
+    from sale_graph import AgentSpec
+
+    def spec(name: str, model: str, url: str = wire_server.base_url) -> AgentSpec:
+        return AgentSpec(name=name, model=model, base_url=url, price_input=1, price_output=1)
+
+    a, a_again, b = spec("a", "gpt-plain"), spec("a2", "gpt-plain", wire_server.base_url + "/"), spec("b", "qwen3-vllm")
+    client = a.chat_model(phase="bid", max_tokens=10).http_async_client
+    assert a.chat_model(phase="jury", max_tokens=99, logprobs=True).http_async_client is client
+    assert a_again.chat_model(phase="bid").http_async_client is client  # the same endpoint under another agent's name
+    assert b.chat_model(phase="bid").http_async_client is not client
