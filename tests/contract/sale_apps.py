@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import pytest
 from langchain_core.tools import tool
 
+from sale_graph.pool import AgentPool, AgentSpec
 from tests.contract import wire_formats, wire_server
 from tests.contract.wire_formats import ModelBehaviour, last_user_text, message_text
 from tests.contract.wire_server import RecordedRequest, WireServer
@@ -171,3 +172,8 @@ def fail_agent_calls(monkeypatch: pytest.MonkeyPatch, model: str, status: int, r
         return original(behaviour, body)
 
     monkeypatch.setattr(wire_server, "check_request", check)
+
+
+def pool_of(server: WireServer, **overrides: Any) -> AgentPool:
+    """The contract pool (see :func:`agent_fields`) on ``server``, as the library loads it."""
+    return AgentPool(tuple(AgentSpec(**f) for f in agent_fields(server, **overrides)), source="contract pool")

@@ -23,10 +23,19 @@ from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_openai import ChatOpenAI
 
-from sale_graph import AgentPool, AgentSpec, AuctionMemory, create_gateway_app
+from sale_graph import AuctionMemory, create_gateway_app
 from sale_graph.jury.ask import forget_detected
 from tests.contract.gateway_server import GatewayServer
-from tests.contract.sale_apps import LARGE_PLAN, MIDDLEWARE_NOTE, SMALL_PLAN, add, agent_fields, behaviours, chats, native_tool_calls
+from tests.contract.sale_apps import (
+    LARGE_PLAN,
+    MIDDLEWARE_NOTE,
+    SMALL_PLAN,
+    add,
+    behaviours,
+    chats,
+    native_tool_calls,
+    pool_of,
+)
 from tests.contract.wire_formats import ModelBehaviour, count_tokens, message_text, prompt_tokens
 from tests.contract.wire_server import WireServer
 
@@ -51,9 +60,6 @@ def wire(monkeypatch: pytest.MonkeyPatch) -> Iterator[WireServer]:
     with WireServer(behaviours()) as server:
         yield server
 
-
-def pool_of(server: WireServer, **overrides: Any) -> AgentPool:
-    return AgentPool(tuple(AgentSpec(**f) for f in agent_fields(server, **overrides)), source="gateway contract pool")
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from starlette.routing import Route
 from sale_graph import AgentPool, AgentSpec, create_gateway_app
 from sale_graph.jury.ask import forget_detected
 from tests.contract.gateway_server import GatewayServer
-from tests.contract.sale_apps import agent_fields, behaviours, chats, fail_agent_calls
+from tests.contract.sale_apps import behaviours, chats, fail_agent_calls, pool_of
 from tests.contract.wire_server import WireServer
 
 pytestmark = pytest.mark.contract
@@ -47,9 +47,6 @@ def wire() -> Iterator[WireServer]:
     with WireServer(behaviours()) as server:
         yield server
 
-
-def pool_of(server: WireServer, **overrides: Any) -> AgentPool:
-    return AgentPool(tuple(AgentSpec(**f) for f in agent_fields(server, **overrides)), source="gateway contract pool")
 
 
 @pytest.fixture

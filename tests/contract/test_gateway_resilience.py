@@ -27,11 +27,11 @@ import httpx
 import openai
 import pytest
 
-from sale_graph import AgentPool, AgentSpec, create_gateway_app
+from sale_graph import AgentPool, create_gateway_app
 from sale_graph.jury.ask import forget_detected
 from sale_graph.llm import endpoint_limiter
 from tests.contract.gateway_server import GatewayProcess, GatewayServer
-from tests.contract.sale_apps import agent_fields, behaviours, chats, responder, role_of, write_pool
+from tests.contract.sale_apps import behaviours, chats, pool_of, responder, role_of, write_pool
 from tests.contract.wire_formats import ModelBehaviour
 from tests.contract.wire_server import CLIENT_CLOSED, WireServer
 
@@ -51,9 +51,6 @@ def _fresh_detection() -> Iterator[None]:
     yield
     forget_detected()
 
-
-def pool_of(server: WireServer, **overrides: Any) -> AgentPool:
-    return AgentPool(tuple(AgentSpec(**f) for f in agent_fields(server, **overrides)), source="gateway resilience pool")
 
 
 def long_agent_answers(model: str, interval_s: float = 0.02, agent_latency_s: float = 0.0) -> ModelBehaviour:

@@ -21,7 +21,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Command
 
-from sale_graph import AgentPool, AgentSpec, AuctionError, AuctionMemory, SaleContext, build_sale_graph
+from sale_graph import AgentPool, AuctionError, AuctionMemory, SaleContext, build_sale_graph
 from sale_graph.integrations import SaleMiddleware, SaleRouterState, ToolCallingError, sale_router
 from sale_graph.jury.ask import forget_detected
 from tests.contract.sale_apps import (
@@ -29,10 +29,10 @@ from tests.contract.sale_apps import (
     MIDDLEWARE_NOTE,
     TASK,
     add,
-    agent_fields,
     behaviours,
     chats,
     native_tool_calls,
+    pool_of,
     refuse_tools,
     role_of,
 )
@@ -54,9 +54,6 @@ def server() -> Iterator[WireServer]:
     with WireServer(behaviours()) as s:
         yield s
 
-
-def pool_of(server: WireServer, **overrides: Any) -> AgentPool:
-    return AgentPool(tuple(AgentSpec(**f) for f in agent_fields(server, **overrides)), source="contract pool")
 
 
 def agent_with(server: WireServer, pool: AgentPool, **settings: Any) -> Any:
