@@ -10,7 +10,7 @@
    wall time per auction), and the fan-out ratio auction wall time / (slowest bid +
    slowest jury round), which is 1.0 when every call of a round overlaps.
 
-    python -m benchmarks.throughput [--latency 0.2] [--runs 20] [--embedded --tasks 4]
+    python -m benchmarks.throughput [--latency 0.2] [--runs 20] [--server-process] [--embedded --tasks 4]
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import argparse
 import asyncio
 import operator
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from typing import Annotated, Any
@@ -37,51 +39,78 @@ TASK: SaleInput = {"task": "What is the capital of Australia?"}
 NAMES = ("small", "medium", "large")
 
 
-def _latency_pool(server: WireServer, limit: int) -> AgentPool:
+def _latency_pool(base_url: str, limit: int) -> AgentPool:
     agents = tuple(
-        AgentSpec(name=n, model=n, base_url=server.base_url, price_input=p, price_output=p, max_concurrency=limit,
+        AgentSpec(name=n, model=n, base_url=base_url, price_input=p, price_output=p, max_concurrency=limit,
                   structured_output="json_schema", logprobs=False)
         for n, p in zip(NAMES, (0.05, 0.16, 0.36), strict=True)
     )
     return AgentPool(agents, source="latency endpoint")
 
 
+def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
+    """The same wire server in its own process (``benchmarks/client_cpu.py --serve``), and its base URL."""
+    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.client_cpu", "--serve", "--latency", str(latency)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
 def _context(pool: AgentPool, **kw: Any) -> SaleContext:
     return SaleContext(pool=pool, use_memory=False, check_endpoints=False, **kw)
 
 
-def concurrent_auctions(latency: float, runs: int) -> None:
-    """One auction vs ``runs`` at once, threads and asyncio, on a fixed-latency endpoint."""
-    behaviour = ModelBehaviour(latency_s=latency)
-    with WireServer(dict.fromkeys(NAMES, behaviour)) as server:
-        pool = _latency_pool(server, limit=64)
-        graph = build_sale_graph(tools=[]).compile()
-        graph.invoke(TASK, context=_context(pool))  # warm-up: imports, connections
-        t0 = time.perf_counter()
-        graph.invoke(TASK, context=_context(pool))
-        one = time.perf_counter() - t0
+def concurrent_auctions(latency: float, runs: int, server_process: bool = False) -> None:
+    """One auction vs ``runs`` at once, threads and asyncio, on a fixed-latency endpoint.
 
-        t0 = time.perf_counter()
-        threads = [threading.Thread(target=graph.invoke, args=(TASK,), kwargs={"context": _context(pool)}) for _ in range(runs)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        threaded = time.perf_counter() - t0
-
-        async def many() -> None:
-            await asyncio.gather(*(graph.ainvoke(TASK, context=_context(pool)) for _ in range(runs)))
-
-        t0 = time.perf_counter()
-        asyncio.run(many())
-        asynced = time.perf_counter() - t0
-        peak = max(server.max_in_flight(n) for n in NAMES)
+    The endpoint runs in this process (its threads share the GIL with the client's), or with
+    ``server_process`` in its own, as a real endpoint does.
+    """
+    if server_process:
+        proc, base_url = start_server(latency)
+        try:
+            one, threaded, asynced = _time_runs(_latency_pool(base_url, limit=64), runs)
+        finally:
+            assert proc.stdin is not None
+            proc.stdin.close()
+            proc.wait(timeout=10)
+        peak = None
+    else:
+        with WireServer(dict.fromkeys(NAMES, ModelBehaviour(latency_s=latency))) as server:
+            one, threaded, asynced = _time_runs(_latency_pool(server.base_url, limit=64), runs)
+            peak = max(server.max_in_flight(n) for n in NAMES)
     calls = 3 + 9 + 1
-    print(f"1. fixed-latency endpoint ({latency * 1000:.0f} ms a call, {calls} calls an auction, per-endpoint limit 64)")
+    where = "in its own process" if server_process else "in this process"
+    print(f"1. fixed-latency endpoint {where} ({latency * 1000:.0f} ms a call, {calls} calls an auction, per-endpoint limit 64)")
     print(f"   one auction                 {one:7.2f} s")
     print(f"   {runs} concurrent (threads)    {threaded:7.2f} s   x{threaded / one:.2f} of one   {runs / threaded:5.1f} auctions/s")
     print(f"   {runs} concurrent (asyncio)    {asynced:7.2f} s   x{asynced / one:.2f} of one   {runs / asynced:5.1f} auctions/s")
-    print(f"   most calls in flight to one model: {peak}")
+    if peak is not None:
+        print(f"   most calls in flight to one model: {peak}")
+
+
+def _time_runs(pool: AgentPool, runs: int) -> tuple[float, float, float]:
+    """Wall seconds of one auction, of ``runs`` in threads, and of ``runs`` on one event loop."""
+    graph = build_sale_graph(tools=[]).compile()
+    graph.invoke(TASK, context=_context(pool))  # warm-up: imports, connections
+    t0 = time.perf_counter()
+    graph.invoke(TASK, context=_context(pool))
+    one = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=graph.invoke, args=(TASK,), kwargs={"context": _context(pool)}) for _ in range(runs)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    threaded = time.perf_counter() - t0
+
+    async def many() -> None:
+        await asyncio.gather(*(graph.ainvoke(TASK, context=_context(pool)) for _ in range(runs)))
+
+    t0 = time.perf_counter()
+    asyncio.run(many())
+    return one, threaded, time.perf_counter() - t0
 
 
 class _Bare(TypedDict, total=False):
@@ -179,11 +208,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per call of the loopback endpoint")
     parser.add_argument("--runs", type=int, default=20, help="concurrent auctions")
+    parser.add_argument("--server-process", action="store_true", help="run the loopback endpoint in its own process")
     parser.add_argument("--overhead-runs", type=int, default=30)
     parser.add_argument("--embedded", action="store_true", help="also compare the jury modes on the embedded pool (slow)")
     parser.add_argument("--tasks", type=int, default=4, help="tasks for the embedded comparison")
     args = parser.parse_args()
-    concurrent_auctions(args.latency, args.runs)
+    concurrent_auctions(args.latency, args.runs, args.server_process)
     graph_overhead(args.overhead_runs)
     if args.embedded:
         jury_modes(args.tasks)
