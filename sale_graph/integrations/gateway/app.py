@@ -34,7 +34,7 @@ from sale_graph.integrations.gateway.chat import chat_completions
 from sale_graph.integrations.gateway.core import DEFAULT_SESSION_IDLE_S, Gateway, build_gateway
 from sale_graph.integrations.gateway.errors import GatewayError, bad_request, from_sale_error
 from sale_graph.integrations.gateway.keys import ClientKeys
-from sale_graph.integrations.gateway.request import DEFAULT_MAX_BODY_BYTES, read_body
+from sale_graph.integrations.gateway.request import DEFAULT_MAX_BODY_BYTES, json_object, read_body
 from sale_graph.integrations.gateway.sessions import SessionStore
 from sale_graph.llm import ModelFactory
 from sale_graph.memory import AuctionMemory
@@ -65,13 +65,7 @@ async def list_models(request: Request) -> Response:
 
 async def _outcome(gw: Gateway, request: Request) -> dict[str, Any]:
     gw.keys.check(request.headers)
-    raw = await read_body(request, OUTCOME_BODY_BYTES)
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise bad_request(f"the request body is not valid JSON: {exc}", None, "invalid_json") from exc
-    if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object", None, "invalid_json")
+    body = json_object(await read_body(request, OUTCOME_BODY_BYTES))
     outcome = body.get("outcome")
     if outcome not in REPORTED_OUTCOMES:
         raise bad_request(f"'outcome' must be one of {', '.join(REPORTED_OUTCOMES)}, got {json.dumps(outcome)}", "outcome")

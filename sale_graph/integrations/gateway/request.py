@@ -166,12 +166,7 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], models: Collection[str]) 
     Raises:
         GatewayError: a 400 naming the field at fault.
     """
-    try:
-        body = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise bad_request(f"the request body is not valid JSON: {exc}", None, "invalid_json") from exc
-    if not isinstance(body, dict):
-        raise bad_request("the request body must be a JSON object", None, "invalid_json")
+    body = json_object(raw)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise bad_request(f"'model' is required: '{SALE_MODEL}' for the auction, or a pool agent by name", "model")
@@ -212,3 +207,14 @@ __all__ = [
     "parse_chat",
     "read_body",
 ]
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or the 400 that says it is not one."""
+    try:
+        body = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise bad_request(f"the request body is not valid JSON: {exc}", None, "invalid_json") from exc
+    if not isinstance(body, dict):
+        raise bad_request("the request body must be a JSON object", None, "invalid_json")
+    return body
