@@ -64,3 +64,13 @@ def make_wire_server() -> Iterator[ServerFactory]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def fresh_detection() -> Iterator[None]:
+    """Each test detects its endpoints' jury answer formats afresh (nothing remembered from another test)."""
+    from sale_graph.jury.ask import forget_detected
+
+    forget_detected()
+    yield
+    forget_detected()

@@ -24,7 +24,6 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_openai import ChatOpenAI
 
 from sale_graph import AuctionMemory, create_gateway_app
-from sale_graph.jury.ask import forget_detected
 from tests.contract.gateway_server import GatewayServer
 from tests.contract.sale_apps import (
     LARGE_PLAN,
@@ -39,19 +38,13 @@ from tests.contract.sale_apps import (
 from tests.contract.wire_formats import ModelBehaviour, count_tokens, message_text, prompt_tokens
 from tests.contract.wire_server import WireServer
 
-pytestmark = pytest.mark.contract
+pytestmark = [pytest.mark.contract, pytest.mark.usefixtures("fresh_detection")]
 
 QUESTION = "What is 2 + 3?"
 ADD_TOOL = {"type": "function", "function": {"name": "add", "description": "Add two integers.", "parameters": {
     "type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]}}}
 SALE_HEADERS = ("x-sale-auction-id", "x-sale-winner", "x-sale-pinned", "x-sale-auction-cost", "x-sale-auction-tokens")
 
-
-@pytest.fixture(autouse=True)
-def _fresh_detection() -> Iterator[None]:
-    forget_detected()
-    yield
-    forget_detected()
 
 
 @pytest.fixture

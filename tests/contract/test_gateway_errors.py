@@ -25,21 +25,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from sale_graph import AgentPool, AgentSpec, create_gateway_app
-from sale_graph.jury.ask import forget_detected
 from tests.contract.gateway_server import GatewayServer
 from tests.contract.sale_apps import behaviours, chats, fail_agent_calls, pool_of
 from tests.contract.wire_server import WireServer
 
-pytestmark = pytest.mark.contract
+pytestmark = [pytest.mark.contract, pytest.mark.usefixtures("fresh_detection")]
 
 MESSAGES = [{"role": "user", "content": "What is 2 + 3?"}]
 
-
-@pytest.fixture(autouse=True)
-def _fresh_detection() -> Iterator[None]:
-    forget_detected()
-    yield
-    forget_detected()
 
 
 @pytest.fixture

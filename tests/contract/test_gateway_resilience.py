@@ -28,14 +28,13 @@ import openai
 import pytest
 
 from sale_graph import AgentPool, create_gateway_app
-from sale_graph.jury.ask import forget_detected
 from sale_graph.llm import endpoint_limiter
 from tests.contract.gateway_server import GatewayProcess, GatewayServer
 from tests.contract.sale_apps import behaviours, chats, pool_of, responder, role_of, write_pool
 from tests.contract.wire_formats import ModelBehaviour
 from tests.contract.wire_server import CLIENT_CLOSED, WireServer
 
-pytestmark = pytest.mark.contract
+pytestmark = [pytest.mark.contract, pytest.mark.usefixtures("fresh_detection")]
 
 QUESTION = [{"role": "user", "content": "What is 2 + 3?"}]
 ADD_TOOL = {"type": "function", "function": {"name": "add", "parameters": {"type": "object", "properties": {}}}}
@@ -44,12 +43,6 @@ LONG_ANSWER = " ".join(f"word{i}" for i in range(200))
 """A streamed answer of 200 tokens: 4 s at 20 ms a chunk, so a test that waits for it to end would notice."""
 SETTLE_S = 5.0
 
-
-@pytest.fixture(autouse=True)
-def _fresh_detection() -> Iterator[None]:
-    forget_detected()
-    yield
-    forget_detected()
 
 
 

@@ -24,21 +24,14 @@ import openai
 import pytest
 
 from sale_graph import AgentPool, AgentSpec, create_gateway_app
-from sale_graph.jury.ask import forget_detected
 from tests.contract.gateway_server import GatewayServer
 from tests.contract.sale_apps import agent_fields, behaviours, chats, write_pool
 from tests.contract.wire_server import WireServer
 
-pytestmark = pytest.mark.contract
+pytestmark = [pytest.mark.contract, pytest.mark.usefixtures("fresh_detection")]
 
 REPO = Path(__file__).resolve().parents[2]
 
-
-@pytest.fixture(autouse=True)
-def _fresh_detection() -> Iterator[None]:
-    forget_detected()
-    yield
-    forget_detected()
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ from langgraph.types import Command
 
 from sale_graph import AgentPool, AuctionError, AuctionMemory, SaleContext, build_sale_graph
 from sale_graph.integrations import SaleMiddleware, SaleRouterState, ToolCallingError, sale_router
-from sale_graph.jury.ask import forget_detected
 from tests.contract.sale_apps import (
     LARGE_PLAN,
     MIDDLEWARE_NOTE,
@@ -39,14 +38,8 @@ from tests.contract.sale_apps import (
 from tests.contract.wire_formats import count_tokens, last_user_text, message_text
 from tests.contract.wire_server import WireServer
 
-pytestmark = pytest.mark.contract
+pytestmark = [pytest.mark.contract, pytest.mark.usefixtures("fresh_detection")]
 
-
-@pytest.fixture(autouse=True)
-def _fresh_detection() -> Iterator[None]:
-    forget_detected()
-    yield
-    forget_detected()
 
 
 @pytest.fixture
