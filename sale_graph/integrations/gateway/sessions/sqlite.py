@@ -62,7 +62,7 @@ class SqliteSessions(SqlSessions):
         self._db: Any = None
 
     async def _connect(self) -> None:
-        import aiosqlite  # comes with langgraph-checkpoint-sqlite (the scale extra)
+        import aiosqlite  # the scale extra (part of dev) (the scale extra)
 
         await asyncio.to_thread(_prepare, self.path, self._sql(self.create_table_sql))
         self._db = await aiosqlite.connect(self.path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
