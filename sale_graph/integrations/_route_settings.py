@@ -73,6 +73,33 @@ def route_context(
     return dataclasses.replace(as_context(base, where), **over, route_only=True)
 
 
+#: Settings of the winner's execution. A router's auction never executes (the app's node
+#: does, or the gateway's client), so there they would be silently ignored: refused instead.
+EXECUTION_KEYS: tuple[str, ...] = (
+    "execute_max_steps", "execute_max_tokens", "execute_step_max_tokens", "execute_wall_time_s", "search", "search_first",
+)
+
+
+def refuse_settings(ctx: SaleContext, keys: Iterable[str], where: str, why: str) -> None:
+    """Raise :class:`ContextError` when ``ctx`` sets any of ``keys`` away from its default.
+
+    Args:
+        ctx: the settings to check.
+        keys: settings that have no effect for this caller.
+        where: who was given the settings, for the message.
+        why: what the caller does instead, for the message.
+
+    Raises:
+        ContextError: naming each such setting and ``why``.
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(SaleContext)}
+    given = [k for k in keys if getattr(ctx, k) != defaults[k]]
+    if given:
+        names = ", ".join(repr(k) for k in given)
+        verb, it = ("has", "it") if len(given) == 1 else ("have", "them")
+        raise ContextError(f"{where} {names} {verb} no effect: {why}; leave {it} out")
+
+
 class _Keep:
     """Marker: keep the pool the base context names."""
 
@@ -83,4 +110,7 @@ class _Keep:
 KEEP: Any = _Keep()
 
 
-__all__ = ["CONTEXT_KEYS", "KEEP", "PoolSpec", "as_context", "check_context_keys", "route_context", "unknown_keys_message"]
+__all__ = [
+    "CONTEXT_KEYS", "EXECUTION_KEYS", "KEEP", "PoolSpec", "as_context", "check_context_keys", "refuse_settings", "route_context",
+    "unknown_keys_message",
+]

@@ -49,7 +49,7 @@ from typing_extensions import TypedDict
 from sale_graph.context import SaleContext
 from sale_graph.errors import RouteError
 from sale_graph.integrations._route_only import RouteOnlyAuction, RouteTurn, plan_turn
-from sale_graph.integrations._route_settings import KEEP, PoolSpec, as_context, route_context
+from sale_graph.integrations._route_settings import EXECUTION_KEYS, KEEP, PoolSpec, as_context, refuse_settings, route_context
 from sale_graph.llm import ModelFactory
 from sale_graph.memory import AuctionMemory
 from sale_graph.pool import AgentPool
@@ -148,6 +148,8 @@ def sale_router(
             return cast(SaleContext, fixed)
         base = as_context(run_context(getattr(runtime, "context", None)), "sale_router context")
         ctx = route_context(base, pool, settings, "sale_router setting")
+        refuse_settings(route_context(None, KEEP, settings, "sale_router setting"), ROUTER_REFUSES, "sale_router setting",
+                        ROUTER_EXECUTES)  # the keywords only: the app's own context may set them for its other parts
         _raise(route_problems(routes, ctx.resolved_pool()))
         return ctx
 
@@ -184,6 +186,10 @@ def sale_router(
     return node
 
 
+ROUTER_REFUSES = (*EXECUTION_KEYS, "on_execution_error")
+ROUTER_EXECUTES = "sale_router only routes, and the node it routes to runs the winner, so bound that node instead"
+
+
 def _build_settings(
     routes: Mapping[str, str], context: Any, pool: PoolSpec, settings: Mapping[str, Any]
 ) -> tuple[SaleContext | None, RunContext | None]:
@@ -193,6 +199,7 @@ def _build_settings(
             _raise(route_problems(routes, route_context(None, pool, {}, "sale_router").resolved_pool()))
         return None, context
     fixed = route_context(context, pool, settings, "sale_router setting")
+    refuse_settings(fixed, ROUTER_REFUSES, "sale_router setting", ROUTER_EXECUTES)
     _raise(route_problems(routes, fixed.resolved_pool()))
     return fixed, None
 

@@ -8,13 +8,16 @@ from typing import Any
 
 import pytest
 
+from sale_graph.errors import ContextError
 from sale_graph.integrations.gateway import InProcessSessions, Pin
 from sale_graph.integrations.gateway.chat import Decision, turn_key
+from sale_graph.integrations.gateway.core import build_gateway
 from sale_graph.integrations.gateway.keys import ClientKeys, Redactor
 from sale_graph.integrations.gateway.request import ChatRequest, parse_chat
 from sale_graph.integrations.gateway.upstream import http, request_body, retry_error, with_strategy
 from sale_graph.llm.retries import is_retryable
 from sale_graph.pool import AgentSpec
+from tests.fakes import pool_of
 
 AGENT = AgentSpec(name="a", model="m-1", base_url="http://127.0.0.1:9/v1", price_input=1.0, price_output=2.0, max_tokens=100,
                   token_limit_field="max_completion_tokens", extra_body={"top_k": 5, "chat_template_kwargs": {"x": 1}},
@@ -147,3 +150,15 @@ def test_client_keys_accept_a_bearer_key_and_hash_it_into_a_client_id() -> None:
     first, second = keys.check({"authorization": "Bearer k1"}), keys.check({"authorization": "Bearer k2"})
     assert first and second and first != second and "k1" not in first
     assert ClientKeys().check({}) == ""
+
+
+@pytest.mark.parametrize(("setting", "why"), [
+    ({"execute_max_steps": 2}, "the gateway only routes"),
+    ({"search": {"backend": "local"}}, "the gateway only routes"),
+    ({"auction_per": "thread"}, "a session .* pins a conversation"),
+    ({"approve_before_execute": True}, "a request cannot pause for a human's approval"),
+])
+def test_the_gateway_refuses_settings_it_would_ignore(setting: dict[str, Any], why: str) -> None:
+    (name,) = setting
+    with pytest.raises(ContextError, match=f"create_gateway_app setting '{name}' has no effect: {why}"):
+        build_gateway(pool=pool_of(("small", 0.05), ("large", 0.36)), settings={"use_memory": False, **setting})

@@ -188,6 +188,32 @@ def test_router_without_a_task_says_where_it_looked() -> None:
         routed().compile().invoke({"messages": [AIMessage("no human turn")]})
 
 
+@pytest.mark.parametrize("setting", [{"execute_max_steps": 2}, {"search_first": False}, {"on_execution_error": "raise"}])
+def test_router_refuses_settings_of_an_execution_it_never_runs(setting: dict[str, Any]) -> None:
+    (name,) = setting
+    with pytest.raises(ContextError, match=f"sale_router setting '{name}' has no effect: sale_router only routes"):
+        sale_router(ROUTES, pool=POOL, **setting)
+    with pytest.raises(ContextError, match=f"sale_router setting '{name}' has no effect"):  # the same from a fixed context
+        sale_router(ROUTES, context=SaleContext(**{**SETTINGS, **setting}))
+
+
+def test_router_on_the_run_context_refuses_its_own_execution_keywords_only() -> None:
+    def app(**settings: Any) -> Any:
+        g = StateGraph(State, context_schema=SaleContext)
+        g.add_node("route", sale_router(ROUTES, context=lambda c: c, model_factory=factory(), **settings))
+        for n in ("quick", "thorough"):
+            g.add_node(n, answer_as(n))
+        g.add_edge(START, "route")
+        return g.compile()
+
+    question = {"messages": [HumanMessage("2 + 3?")]}
+    # the app's context may bound an execution elsewhere in the app: not the router's concern
+    out = app().invoke(question, context=SaleContext(**SETTINGS, execute_max_steps=2))
+    assert out["sale_auction"]["selection"]["winner"] == "large"
+    with pytest.raises(ContextError, match="'execute_wall_time_s' has no effect"):
+        app(execute_wall_time_s=5.0).invoke(question, context=SaleContext(**SETTINGS))
+
+
 # --- SaleMiddleware --------------------------------------------------------------------------------
 
 

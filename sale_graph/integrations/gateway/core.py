@@ -8,14 +8,13 @@ stops ``sale gateway`` at start with one line naming it.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sale_graph.context import SaleContext
 from sale_graph.errors import PoolError
-from sale_graph.integrations._route_settings import PoolSpec, route_context
+from sale_graph.integrations._route_settings import EXECUTION_KEYS, PoolSpec, refuse_settings, route_context
 from sale_graph.integrations.gateway.auction import AuctionStep
 from sale_graph.integrations.gateway.errors import GatewayError
 from sale_graph.integrations.gateway.keys import ClientKeys, Redactor
@@ -94,7 +93,12 @@ def build_gateway(
     store = sessions if isinstance(sessions, SessionStore) else open_sessions(sessions, session_idle_s)
     over = {"check_endpoints": False, **dict(settings or {})}
     ctx = route_context(context, pool, over, "create_gateway_app setting")
-    ctx = ctx if ctx.auction_per == "turn" else dataclasses.replace(ctx, auction_per="turn")  # sessions pin instead
+    refuse_settings(ctx, EXECUTION_KEYS, "create_gateway_app setting",
+                    "the gateway only routes, and the client's request bounds the winner's answer (max_tokens, tools)")
+    refuse_settings(ctx, ("auction_per",), "create_gateway_app setting",
+                    "a session (x-sale-session or the request's user) pins a conversation to its first winner")
+    refuse_settings(ctx, ("approve_before_execute",), "create_gateway_app setting",
+                    "a request cannot pause for a human's approval")
     resolved = ctx.resolved_pool()
     if SALE_MODEL in resolved.names:
         raise PoolError(f"{resolved.source}: an agent is named {SALE_MODEL!r}, the gateway's auction model; rename it")
