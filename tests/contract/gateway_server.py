@@ -128,12 +128,14 @@ class GatewayProcess:
 
     Args:
         pool: the pool TOML.
-        *args: more ``sale gateway`` arguments (``--workers 2``...).
+        *args: more ``sale gateway`` arguments (``--workers 2``, ``--chroma-url URL``...).
+        no_memory: pass ``--no-memory``; ``False`` when ``args`` say where the memory is.
     """
 
-    def __init__(self, pool: Path | str, *args: str) -> None:
+    def __init__(self, pool: Path | str, *args: str, no_memory: bool = True) -> None:
         self.port = free_port()
-        self.args = ["--pool", str(pool), "--port", str(self.port), "--no-memory", "--log-level", "warning", *args]
+        memory = ["--no-memory"] if no_memory else []
+        self.args = ["--pool", str(pool), "--port", str(self.port), *memory, "--log-level", "warning", *args]
         self._log: IO[bytes] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -177,6 +179,13 @@ class GatewayProcess:
             return ""
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
+
+    def kill(self) -> int:
+        """``kill -9`` the command now (no shutdown of any kind, as a crash or the OOM killer ends it); its exit status."""
+        if self._proc is None:
+            raise RuntimeError("sale gateway is not started")
+        self._proc.send_signal(signal.SIGKILL)
+        return self._proc.wait(timeout=10)
 
     def stop(self) -> None:
         """Ctrl-C, then a kill after 15 s; idempotent."""

@@ -12,13 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import socket
 import subprocess
 import sys
 import textwrap
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +23,7 @@ import pytest
 
 from sale_graph.memory import AuctionMemory, MemoryStoreError, StrategyRecord
 from sale_graph.memory.commands import register_memory_commands
+from tests.chroma import chroma_server as run_chroma_server
 
 pytestmark = pytest.mark.integration
 
@@ -58,50 +56,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _chroma_exe() -> str:
-    exe = Path(sys.executable).with_name("chroma")
-    found = str(exe) if exe.exists() else shutil.which("chroma")
-    if not found:
-        pytest.fail("the `chroma` CLI (from the chromadb package) is not on PATH or next to the Python executable")
-    return found
-
-
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `chroma run` server on a free local port; yields its URL."""
-    path = tmp_path_factory.mktemp("chroma-server")
-    port = _free_port()
-    log = (path / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [_chroma_exe(), "run", "--path", str(path / "data"), "--host", "127.0.0.1", "--port", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "ANONYMIZED_TELEMETRY": "False"},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"chroma run exited with {proc.returncode}: {(path / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"chroma run did not answer its heartbeat on {url} within 60 s")
-            time.sleep(0.2)
+    """A real `chroma run` server on a free local port (:func:`tests.chroma.chroma_server`); yields its URL."""
+    with run_chroma_server(tmp_path_factory.mktemp("chroma-server")) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 _prefix_counter = iter(range(10**6))
