@@ -162,12 +162,18 @@ def refuse_tools(monkeypatch: pytest.MonkeyPatch, model: str) -> None:
     monkeypatch.setattr(wire_server, "check_request", check)
 
 
-def fail_agent_calls(monkeypatch: pytest.MonkeyPatch, model: str, status: int, retry_after: str | None = "1") -> None:
-    """Make ``model`` answer every agent call (not its bids or votes) with HTTP ``status`` in OpenAI's error shape."""
+def fail_agent_calls(monkeypatch: pytest.MonkeyPatch, model: str, status: int, retry_after: str | None = "1",
+                     times: int | None = None) -> None:
+    """Make ``model`` answer its agent calls (not its bids or votes) with HTTP ``status`` in OpenAI's error shape.
+
+    ``times``: only its first that many agent calls fail (default: every one).
+    """
     original = wire_server.check_request
+    failed = [0]
 
     def check(behaviour: ModelBehaviour, body: Mapping[str, Any]) -> Any:
-        if body.get("model") == model and role_of(body) == "agent":
+        if body.get("model") == model and role_of(body) == "agent" and (times is None or failed[0] < times):
+            failed[0] += 1
             return wire_formats.openai_error(status, model=model, retry_after=retry_after)
         return original(behaviour, body)
 

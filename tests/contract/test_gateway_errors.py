@@ -175,6 +175,25 @@ def test_a_failing_winner_with_no_fallback_allowed_is_a_502(
     assert [r.model for r in chats(wire, "agent")] == ["large"]
 
 
+def test_the_sdks_retry_of_a_failed_turn_without_a_session_is_answered_by_its_auction_not_a_new_one(
+    gateway: GatewayServer, wire: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fail_agent_calls(monkeypatch, "large", 500, times=1)  # the winner's first answer fails: a 502, which the SDK retries
+    client = openai.OpenAI(base_url=gateway.base_url, api_key="any", max_retries=1)
+    raw = client.chat.completions.with_raw_response.create(
+        model="sale", messages=MESSAGES, extra_body={"sale": {"on_execution_error": "raise"}})  # type: ignore[arg-type]
+
+    assert raw.retries_taken == 1 and raw.headers["x-sale-pinned"] == "true" and raw.headers["x-sale-winner"] == "large"
+    assert raw.headers["x-sale-auction-tokens"] == "0"  # the retry paid for no auction
+    sale = raw.parse().model_extra["sale"]  # type: ignore[index]
+    assert "the client's retry 1 of this turn (x-stainless-retry-count)" in " ".join(sale["notes"])
+    assert len(chats(wire, "bid")) == 2 and [r.model for r in chats(wire, "agent")] == ["large", "large"]
+    # The same question sent afresh (not a retry) is a new turn: a new auction.
+    again = client.chat.completions.with_raw_response.create(model="sale", messages=MESSAGES)  # type: ignore[arg-type]
+    assert again.headers["x-sale-pinned"] == "false" and again.headers["x-sale-auction-id"] != raw.headers["x-sale-auction-id"]
+    assert len(chats(wire, "bid")) == 4
+
+
 def test_a_winner_that_keeps_rate_limiting_after_its_retries_is_a_429_with_retry_after(
     wire: WireServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

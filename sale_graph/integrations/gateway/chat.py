@@ -8,8 +8,10 @@ Per request:
    the pinned agent answers (``pinned``); without a session, a request whose last
    message is not a new human turn (the client's tool results) continues with the winner
    of that turn's auction (``continued``, found by a hash of the conversation up to the
-   turn's human message); else a route-only auction runs on the turn in its conversation
-   (``auction``) and its winner is pinned (to the session, and to the turn);
+   turn's human message), and so does a client's retry of a human turn (the ``openai``
+   SDKs' ``x-stainless-retry-count``: a turn whose answer broke is not paid for twice);
+   else a route-only auction runs on the turn in its conversation (``auction``) and its
+   winner is pinned (to the session, and to the turn);
 4. the request goes to the agent with its strategy in the system message
    (:mod:`.upstream`); when its endpoint fails for good and fallback is allowed
    (``on_execution_error="fallback"``, the default), the runner-up answers instead and
@@ -48,7 +50,7 @@ from sale_graph.errors import SaleError, TaskError
 from sale_graph.integrations.gateway.auction import pin_of
 from sale_graph.integrations.gateway.core import Gateway
 from sale_graph.integrations.gateway.errors import GatewayError, client_closed, from_sale_error, internal_error
-from sale_graph.integrations.gateway.request import SALE_MODEL, ChatRequest, parse_chat, read_body
+from sale_graph.integrations.gateway.request import RETRY_HEADER, SALE_MODEL, ChatRequest, parse_chat, read_body
 from sale_graph.integrations.gateway.sessions import Pin
 from sale_graph.integrations.gateway.upstream import Reply, UpstreamFailure, UpstreamStream, request_body
 from sale_graph.pool import AgentSpec
@@ -209,10 +211,12 @@ async def decide(gw: Gateway, chat: ChatRequest, ctx: SaleContext, client: str) 
     turn = turn_key(client, chat.messages)
     if turn is None:
         raise from_sale_error(TaskError("the conversation has no user message: the auction needs a human turn to bid on"))
-    if chat.last_role != "user":
+    if chat.last_role != "user" or chat.retry:
         pin = await gw.sessions.get(turn)
         if pin is not None and pin.agent in gw.pool.names:
-            return Decision("continued", pin.agent, pin)
+            said = [f"the client's retry {chat.retry} of this turn ({RETRY_HEADER}): its auction's winner answers"]
+            return Decision("continued", pin.agent, pin, notes=said if chat.last_role == "user" else [])
+    if chat.last_role != "user":
         notes.append("no auction on record for this turn (expired, or run by another gateway process): a new auction "
                      "decides who continues it; send x-sale-session to pin a conversation")
     return await _auction(gw, chat, ctx, [turn], None, notes)

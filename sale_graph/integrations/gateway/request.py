@@ -25,6 +25,8 @@ from sale_graph.integrations.gateway.errors import GatewayError, bad_request
 SALE_MODEL = "sale"
 """The model name that runs the auction."""
 SESSION_HEADER = "x-sale-session"
+RETRY_HEADER = "x-stainless-retry-count"
+"""How many times the ``openai`` SDKs (Python and Node, so LangChain's ``ChatOpenAI`` too) have sent this request before."""
 SALE_FIELD = "sale"
 """The request field that carries per-request auction settings (taken out before forwarding)."""
 
@@ -55,6 +57,8 @@ class ChatRequest:
         session: the session id (the ``x-sale-session`` header, else ``user``), or ``None``.
         options: per-request auction settings (the ``sale`` field).
         tool_names: the names of the tools the client offers.
+        retry: how many times the client sent this request before (the ``openai`` SDKs'
+            ``x-stainless-retry-count``; 0 when not said).
     """
 
     body: dict[str, Any]
@@ -65,6 +69,7 @@ class ChatRequest:
     session: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     tool_names: list[str] = field(default_factory=list)
+    retry: int = 0
 
     @property
     def last_role(self) -> str:
@@ -194,12 +199,20 @@ def parse_chat(raw: bytes, headers: Mapping[str, str], models: Collection[str]) 
     stream = bool(body.get("stream"))
     include_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
     return ChatRequest(body=body, model=model, messages=messages, stream=stream, include_usage=include_usage,
-                       session=_session(headers, body.get("user")), options=options, tool_names=tool_names)
+                       session=_session(headers, body.get("user")), options=options, tool_names=tool_names,
+                       retry=_retry_count(headers))
+
+
+def _retry_count(headers: Mapping[str, str]) -> int:
+    """The client's retry count (a header of its SDK's making, so a malformed one is read as 0, not refused)."""
+    value = headers.get(RETRY_HEADER, "0").strip()
+    return int(value) if value.isdigit() else 0
 
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "PER_REQUEST_OPTIONS",
+    "RETRY_HEADER",
     "SALE_FIELD",
     "SALE_MODEL",
     "SESSION_HEADER",
