@@ -1,0 +1,199 @@
+"""A run that stops in the middle of a paid step and is resumed on its thread (issue 22, durable auctions), on fakes.
+
+The process "dies" as a task raising an error that is not a model-call failure (the node
+does not record it): LangGraph has saved the writes of the tasks that finished, and a run
+resumed with ``invoke(None, config)`` makes only the unfinished tasks again. The resumed
+calls are flagged in the ledger and named in the notes; a resume with another context
+fails before it pays. ``tests/integration/test_durable_auction.py`` kills a real process.
+"""
+
+from __future__ import annotations
+
+import operator
+import sqlite3
+import time
+from collections.abc import Iterator
+from typing import Annotated, Any, NotRequired
+
+import pytest
+from langchain_core.messages import BaseMessage
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+from typing_extensions import TypedDict
+
+from sale_graph import ResumeError, SaleContext, build_sale_graph, sale_subgraph
+from sale_graph.nodes.replay import RESUMING_KEY, mark_replayed, replay_note, resumed_task
+from tests.fakes import FakeFactory, pool_of, prompt_text
+
+POOL = pool_of(("small", 0.1), ("large", 1.0))
+SMALL, LARGE = "1. answer from memory", "1. CAREFUL: check the sum 2. answer"
+CTX = SaleContext(pool=POOL, check_endpoints=False, use_memory=False, route_only=True, max_concurrency=8)
+
+
+class ProcessDied(Exception):
+    """Stands for the process dying while a call is in flight: not a model-call failure, so no node records it."""
+
+
+def wait_for_saved_writes(saver: SqliteSaver, channel: str, tasks: int) -> None:
+    """Wait until ``tasks`` tasks' writes to ``channel`` are in the checkpointer (10 s at most).
+
+    ``prepare`` writes every list (emptied for the new auction): a task that also wrote
+    ``auction_id`` is not counted.
+    """
+    query = ("SELECT COUNT(DISTINCT task_id) FROM writes w WHERE channel = ? AND NOT EXISTS "
+             "(SELECT 1 FROM writes p WHERE p.task_id = w.task_id AND p.channel = 'auction_id')")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with saver.cursor(transaction=False) as cur:
+            cur.execute(query, (channel,))
+            if int(cur.fetchone()[0]) >= tasks:
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"{tasks} tasks' writes to {channel!r} were not saved in 10 s")
+
+
+class Interrupted:
+    """A fake pool whose jury call of ``judge`` on ``bidder_plan`` dies the first time, once the other votes are saved.
+
+    It waits until the checkpointer holds the three other votes' writes: a vote answered but
+    not yet saved when the process dies is in flight, and is asked again too.
+    """
+
+    def __init__(self, judge: str, bidder_plan: str, saver: SqliteSaver) -> None:
+        self.judge, self.bidder_plan, self.saver = judge, bidder_plan, saver
+        self.died = False
+        self.factory = FakeFactory({"bid": self.bid, "jury": self.vote})
+
+
+    def bid(self, agent: str, messages: list[BaseMessage]) -> str:
+        return LARGE if agent == "large" else SMALL
+
+    def vote(self, agent: str, messages: list[BaseMessage]) -> str:
+        text = prompt_text(messages)
+        if agent == self.judge and self.bidder_plan in text and not self.died:
+            wait_for_saved_writes(self.saver, "votes", 3)
+            self.died = True
+            raise ProcessDied("killed")
+        return "SCORE: 5" if "CAREFUL" in text else "SCORE: 1"
+
+    def calls(self, phase: str) -> list[str]:
+        return [a for a, p in self.factory.calls if p == phase]
+
+
+@pytest.fixture
+def saver() -> Iterator[SqliteSaver]:
+    """A persistent checkpointer (SQLite in memory: the same saver class as on disk, no file)."""
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    yield SqliteSaver(conn)
+    conn.close()
+
+
+def test_a_run_resumed_after_dying_in_the_jury_asks_only_the_unfinished_vote_again(saver: SqliteSaver) -> None:
+    fake = Interrupted("large", SMALL, saver)
+    graph = build_sale_graph(model_factory=fake.factory, tools=[]).compile(checkpointer=saver)
+    cfg: Any = {"configurable": {"thread_id": "t"}}
+    with pytest.raises(ProcessDied):
+        graph.invoke({"task": "What is 2 + 3?"}, cfg, context=CTX)
+    assert graph.get_state(cfg).next == ("jury",)
+
+    out = graph.invoke(None, cfg, context=CTX)
+
+    assert sorted(fake.calls("bid")) == ["large", "small"]  # each bid once: finished before the jury step
+    assert sorted(fake.calls("jury")) == ["large", "large", "large", "small", "small"]  # 4 votes, the dead one asked twice
+    assert out["selection"]["winner"] == "large"
+    assert [(e["phase"], e["agent"]) for e in out["ledger"] if e.get("replayed")] == [("jury", "large")]
+    assert len(out["ledger"]) == 6 and len(out["votes"]) == 4  # one line per answered call: the dead call never answered
+    assert replay_note("the jury call of large on small (original)") in out["notes"]
+
+
+def test_a_subgraph_resumed_by_its_parent_asks_only_the_unfinished_vote_again(saver: SqliteSaver) -> None:
+    class App(TypedDict):
+        task: str
+        answer: NotRequired[str]
+        selection: NotRequired[dict[str, Any]]
+        ledger: NotRequired[list[dict[str, Any]]]
+        notes: NotRequired[list[str]]
+        history: NotRequired[Annotated[list[str], operator.add]]
+
+    fake = Interrupted("small", LARGE, saver)
+    g = StateGraph(App, context_schema=SaleContext)
+    g.add_node("sale", sale_subgraph(model_factory=fake.factory, tools=[]))
+    g.add_node("record", lambda s: {"history": [s["selection"]["winner"]]})
+    g.add_edge(START, "sale")
+    g.add_edge("sale", "record")
+    g.add_edge("record", END)
+    app = g.compile(checkpointer=saver)
+    cfg: Any = {"configurable": {"thread_id": "parent"}}
+    with pytest.raises(ProcessDied):
+        app.invoke({"task": "What is 2 + 3?"}, cfg, context=CTX)
+
+    out = app.invoke(None, cfg, context=CTX)
+
+    assert sorted(fake.calls("bid")) == ["large", "small"]
+    assert sorted(fake.calls("jury")) == ["large", "large", "small", "small", "small"]
+    assert out["history"] == ["large"]
+    assert [(e["phase"], e["agent"]) for e in out["ledger"] if e.get("replayed")] == [("jury", "small")]
+    assert replay_note("the jury call of small on large (original)") in out["notes"]
+
+
+def test_a_resume_with_another_pool_fails_before_paying(saver: SqliteSaver) -> None:
+    fake = Interrupted("large", SMALL, saver)
+    graph = build_sale_graph(model_factory=fake.factory, tools=[]).compile(checkpointer=saver)
+    cfg: Any = {"configurable": {"thread_id": "t"}}
+    with pytest.raises(ProcessDied):
+        graph.invoke({"task": "What is 2 + 3?"}, cfg, context=CTX)
+    paid = len(fake.factory.calls)
+    other = pool_of(("small", 0.1), ("large", 1.0)).__class__(POOL.agents, source="another pool file")
+
+    with pytest.raises(ResumeError, match="another pool file"):
+        graph.invoke(None, cfg, context=SaleContext(pool=other, check_endpoints=False, use_memory=False, route_only=True))
+    assert len(fake.factory.calls) == paid  # nothing asked on the other pool
+    assert graph.invoke(None, cfg, context=CTX)["selection"]["winner"] == "large"  # the right context still resumes it
+
+
+def test_a_run_with_no_interruption_flags_nothing(saver: SqliteSaver) -> None:
+    fake = Interrupted("nobody", SMALL, saver)
+    graph = build_sale_graph(model_factory=fake.factory, tools=[]).compile(checkpointer=saver)
+    out = graph.invoke({"task": "What is 2 + 3?"}, {"configurable": {"thread_id": "t"}}, context=CTX)
+    assert not [e for e in out["ledger"] if e.get("replayed")]
+    assert not [n for n in out["notes"] if "made again" in n]
+
+
+def test_langgraph_marks_only_the_resumed_step_as_resuming(saver: SqliteSaver) -> None:
+    """The internal config key replay.py reads: set in the interrupted step's re-run tasks, in no other step."""
+
+    class S(TypedDict, total=False):
+        seen: Annotated[list[tuple[str, bool]], operator.add]
+
+    died: list[int] = []
+
+    def work(payload: dict[str, int]) -> dict[str, Any]:
+        if payload["i"] == 1 and not died:
+            wait_for_saved_writes(saver, "seen", 2)  # first's and work0's
+            died.append(1)
+            raise ProcessDied("killed")
+        return {"seen": [(f"work{payload['i']}", resumed_task())]}
+
+    g = StateGraph(S)
+    g.add_node("first", lambda s: {"seen": [("first", resumed_task())]})
+    g.add_node("work", work)
+    g.add_node("after", lambda s: {"seen": [("after", resumed_task())]})
+    g.add_edge(START, "first")
+    g.add_conditional_edges("first", lambda s: [Send("work", {"i": i}) for i in range(2)], ["work"])
+    g.add_edge("work", "after")
+    g.add_edge("after", END)
+    app = g.compile(checkpointer=saver)
+    cfg: Any = {"configurable": {"thread_id": "pin"}}
+    with pytest.raises(ProcessDied):
+        app.invoke({"seen": []}, cfg)
+    out = app.invoke(None, cfg)
+    assert sorted(tuple(x) for x in out["seen"]) == [("after", False), ("first", False), ("work0", False), ("work1", True)]
+    assert RESUMING_KEY == "__pregel_resuming"
+
+
+def test_resumed_task_is_false_outside_a_graph_and_mark_replayed_flags_every_line() -> None:
+    assert resumed_task() is False
+    update = mark_replayed({"ledger": [{"phase": "bid", "agent": "a"}], "notes": ["n"]}, "the original bid of a")
+    assert update["ledger"] == [{"phase": "bid", "agent": "a", "replayed": True}]
+    assert update["notes"] == ["n", replay_note("the original bid of a")]
