@@ -97,7 +97,8 @@ def make_execute_node(services: SaleServices) -> Node:
         update: dict[str, Any] = {"execution": execution, "answer": execution["answer"], "notes": notes,
                                   "ledger": (first.ledger if first is not None else []) + trace.ledger}
         if resumed_task():  # the whole execution ran again: its model calls before the interruption may be paid twice
-            mark_replayed(update, f"the execution by {(first or trace).agent.name} ({len(update['ledger'])} model calls)")
+            calls = len(update["ledger"])
+            mark_replayed(update, f"the execution by {(first or trace).agent.name} ({calls} model call{'' if calls == 1 else 's'})")
         # The answer is the thread's next turn (chat-shaped input), or the task and its answer start the
         # transcript; either way a `messages` stream shows it, without the auction's internal calls.
         reply = AIMessage(content=execution["answer"] or f"(no answer: {trace.detail})", name=trace.agent.name)

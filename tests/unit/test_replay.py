@@ -9,6 +9,7 @@ fails before it pays. ``tests/integration/test_durable_auction.py`` kills a real
 
 from __future__ import annotations
 
+import asyncio
 import operator
 import sqlite3
 import time
@@ -17,12 +18,13 @@ from typing import Annotated, Any, NotRequired
 
 import pytest
 from langchain_core.messages import BaseMessage
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 from typing_extensions import TypedDict
 
-from sale_graph import ResumeError, SaleContext, build_sale_graph, sale_subgraph
+from sale_graph import ResumeError, SaleContext, build_sale_graph, sale_as_node, sale_subgraph
 from sale_graph.nodes.replay import RESUMING_KEY, mark_replayed, replay_note, resumed_task
 from tests.fakes import FakeFactory, pool_of, prompt_text
 
@@ -35,20 +37,27 @@ class ProcessDied(Exception):
     """Stands for the process dying while a call is in flight: not a model-call failure, so no node records it."""
 
 
-def wait_for_saved_writes(saver: SqliteSaver, channel: str, tasks: int) -> None:
+def saved_writes(saver: SqliteSaver | InMemorySaver) -> list[tuple[str, str]]:
+    """(task id, channel) of every write the checkpointer holds."""
+    if isinstance(saver, InMemorySaver):
+        return [(w[0], w[1]) for writes in list(saver.writes.values()) for w in list(writes.values())]
+    with saver.cursor(transaction=False) as cur:
+        cur.execute("SELECT task_id, channel FROM writes")
+        return [(str(t), str(c)) for t, c in cur.fetchall()]
+
+
+def wait_for_saved_writes(saver: SqliteSaver | InMemorySaver, channel: str, tasks: int) -> None:
     """Wait until ``tasks`` tasks' writes to ``channel`` are in the checkpointer (10 s at most).
 
     ``prepare`` writes every list (emptied for the new auction): a task that also wrote
     ``auction_id`` is not counted.
     """
-    query = ("SELECT COUNT(DISTINCT task_id) FROM writes w WHERE channel = ? AND NOT EXISTS "
-             "(SELECT 1 FROM writes p WHERE p.task_id = w.task_id AND p.channel = 'auction_id')")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        with saver.cursor(transaction=False) as cur:
-            cur.execute(query, (channel,))
-            if int(cur.fetchone()[0]) >= tasks:
-                return
+        writes = saved_writes(saver)
+        prepare = {t for t, c in writes if c == "auction_id"}
+        if len({t for t, c in writes if c == channel and t not in prepare}) >= tasks:
+            return
         time.sleep(0.01)
     raise AssertionError(f"{tasks} tasks' writes to {channel!r} were not saved in 10 s")
 
@@ -60,10 +69,13 @@ class Interrupted:
     not yet saved when the process dies is in flight, and is asked again too.
     """
 
-    def __init__(self, judge: str, bidder_plan: str, saver: SqliteSaver) -> None:
+    def __init__(self, judge: str, bidder_plan: str, saver: SqliteSaver | InMemorySaver) -> None:
         self.judge, self.bidder_plan, self.saver = judge, bidder_plan, saver
         self.died = False
-        self.factory = FakeFactory({"bid": self.bid, "jury": self.vote})
+        self.factory = FakeFactory({"bid": self.bid, "jury": self.vote, "execute": self.execute})
+        self.executions = 0
+        self.die_in_execution = False
+        self.other_votes = 3  # how many other jury tasks are saved before the call dies (batched: one per other judge)
 
 
     def bid(self, agent: str, messages: list[BaseMessage]) -> str:
@@ -72,10 +84,19 @@ class Interrupted:
     def vote(self, agent: str, messages: list[BaseMessage]) -> str:
         text = prompt_text(messages)
         if agent == self.judge and self.bidder_plan in text and not self.died:
-            wait_for_saved_writes(self.saver, "votes", 3)
+            wait_for_saved_writes(self.saver, "votes", self.other_votes)
             self.died = True
             raise ProcessDied("killed")
+        if "A:" in text and "B:" in text:  # a batched jury call scores both bids, each under its letter
+            a_is_large = text.index("CAREFUL") < text.index("B:")
+            return f"A: {5 if a_is_large else 1}\nB: {1 if a_is_large else 5}"
         return "SCORE: 5" if "CAREFUL" in text else "SCORE: 1"
+
+    def execute(self, agent: str, messages: list[BaseMessage]) -> str:
+        self.executions += 1
+        if self.die_in_execution and self.executions == 1:
+            raise ProcessDied("killed")
+        return "Final Answer: 5"
 
     def calls(self, phase: str) -> list[str]:
         return [a for a, p in self.factory.calls if p == phase]
@@ -135,6 +156,82 @@ def test_a_subgraph_resumed_by_its_parent_asks_only_the_unfinished_vote_again(sa
     assert out["history"] == ["large"]
     assert [(e["phase"], e["agent"]) for e in out["ledger"] if e.get("replayed")] == [("jury", "small")]
     assert replay_note("the jury call of small on large (original)") in out["notes"]
+
+
+def test_a_wrapped_auction_node_resumed_by_its_parent_asks_only_the_unfinished_vote_again(saver: SqliteSaver) -> None:
+    class Ask(TypedDict):
+        question: str
+        results: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
+
+    fake = Interrupted("small", SMALL, saver)
+    node = sale_as_node(input_map=lambda s: {"task": s["question"]},
+                        output_map=lambda out: {"results": [{"winner": out["selection"]["winner"], "ledger": out["ledger"],
+                                                             "notes": out["notes"]}]},
+                        model_factory=fake.factory, tools=[])
+    g = StateGraph(Ask, context_schema=SaleContext)
+    g.add_node("ask", node)
+    g.add_edge(START, "ask")
+    g.add_edge("ask", END)
+    app = g.compile(checkpointer=saver)
+    cfg: Any = {"configurable": {"thread_id": "wrapped"}}
+    with pytest.raises(ProcessDied):
+        app.invoke({"question": "What is 2 + 3?"}, cfg, context=CTX)
+
+    [result] = app.invoke(None, cfg, context=CTX)["results"]
+
+    assert sorted(fake.calls("bid")) == ["large", "small"]
+    assert sorted(fake.calls("jury")) == ["large", "large", "small", "small", "small"]
+    assert result["winner"] == "large"
+    assert [(e["phase"], e["agent"]) for e in result["ledger"] if e.get("replayed")] == [("jury", "small")]
+
+
+def test_an_async_run_resumed_after_dying_in_the_jury_asks_only_the_unfinished_vote_again() -> None:
+    saver = InMemorySaver()
+    fake = Interrupted("large", LARGE, saver)
+    graph = build_sale_graph(model_factory=fake.factory, tools=[]).compile(checkpointer=saver)
+    cfg: Any = {"configurable": {"thread_id": "async"}}
+    with pytest.raises(ProcessDied):
+        asyncio.run(graph.ainvoke({"task": "What is 2 + 3?"}, cfg, context=CTX))
+
+    out = asyncio.run(graph.ainvoke(None, cfg, context=CTX))
+
+    assert sorted(fake.calls("jury")) == ["large", "large", "large", "small", "small"]
+    assert [(e["phase"], e["agent"]) for e in out["ledger"] if e.get("replayed")] == [("jury", "large")]
+    assert replay_note("the jury call of large on large (original)") in out["notes"]
+
+
+def test_a_batched_jury_resumed_after_dying_asks_only_the_unfinished_judge_again(saver: SqliteSaver) -> None:
+    fake = Interrupted("small", SMALL, saver)
+    fake.other_votes = 1
+    graph = build_sale_graph(model_factory=fake.factory, tools=[]).compile(checkpointer=saver)
+    cfg: Any = {"configurable": {"thread_id": "batched"}}
+    ctx = SaleContext(pool=POOL, check_endpoints=False, use_memory=False, route_only=True, jury_mode="batched")
+    with pytest.raises(ProcessDied):
+        graph.invoke({"task": "What is 2 + 3?"}, cfg, context=ctx)
+
+    out = graph.invoke(None, cfg, context=ctx)
+
+    assert sorted(fake.calls("jury")) == ["large", "small", "small"]
+    assert out["selection"]["winner"] == "large" and len(out["votes"]) == 4
+    assert [(e["phase"], e["agent"]) for e in out["ledger"] if e.get("replayed")] == [("jury", "small")]
+    assert any(n.startswith("the jury call of small on ") and "made again" in n for n in out["notes"])
+
+
+def test_a_run_resumed_after_dying_in_the_execution_runs_it_again_and_flags_its_calls(saver: SqliteSaver) -> None:
+    fake = Interrupted("nobody", SMALL, saver)
+    fake.die_in_execution = True
+    graph = build_sale_graph(model_factory=fake.factory, tools=[]).compile(checkpointer=saver)
+    cfg: Any = {"configurable": {"thread_id": "execute"}}
+    ctx = SaleContext(pool=POOL, check_endpoints=False, use_memory=False)
+    with pytest.raises(ProcessDied):
+        graph.invoke({"task": "What is 2 + 3?"}, cfg, context=ctx)
+
+    out = graph.invoke(None, cfg, context=ctx)
+
+    assert len(fake.calls("bid")) == 2 and len(fake.calls("jury")) == 4  # the auction before it: nothing asked again
+    assert fake.executions == 2 and out["answer"] == "5"  # the execution's call was made twice
+    assert [(e["phase"], e["agent"]) for e in out["ledger"] if e.get("replayed")] == [("execute", "large")]
+    assert replay_note("the execution by large (1 model call)") in out["notes"]
 
 
 def test_a_resume_with_another_pool_fails_before_paying(saver: SqliteSaver) -> None:
