@@ -245,7 +245,9 @@ def test_a_resume_with_another_pool_fails_before_paying(saver: SqliteSaver) -> N
 
     with pytest.raises(ResumeError, match="another pool file"):
         graph.invoke(None, cfg, context=SaleContext(pool=other, check_endpoints=False, use_memory=False, route_only=True))
-    assert len(fake.factory.calls) == paid  # nothing asked on the other pool
+    with pytest.raises(ResumeError, match="embedded pool"):
+        graph.invoke(None, cfg)  # no context: the default pool
+    assert len(fake.factory.calls) == paid  # nothing asked on another pool
     assert graph.invoke(None, cfg, context=CTX)["selection"]["winner"] == "large"  # the right context still resumes it
 
 
