@@ -92,7 +92,10 @@ def open_checkpointer(url: str) -> Iterator[BaseCheckpointSaver[Any]]:
 def run(app: Any, thread_id: str, task: str, context: SaleContext) -> tuple[dict[str, Any], bool]:
     """Finish the thread's unfinished run if it has one, else run ``task``; returns the final state and whether it resumed."""
     config = {"configurable": {"thread_id": thread_id}}
-    resumed = bool(app.get_state(config).next)  # a run stopped mid-way: its next steps are still pending
+    snapshot = app.get_state(config)
+    # A run stopped mid-way has steps to run (`next`), or a step whose results were saved but whose
+    # checkpoint was not (`tasks`, with `next` empty); a finished thread has neither.
+    resumed = bool(snapshot.next or snapshot.tasks)
     inputs = None if resumed else {"task": task}
     return app.invoke(inputs, config, context=context, durability="sync"), resumed
 

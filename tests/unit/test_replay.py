@@ -234,6 +234,40 @@ def test_a_run_resumed_after_dying_in_the_execution_runs_it_again_and_flags_its_
     assert replay_note("the execution by large (1 model call)") in out["notes"]
 
 
+class LosesTheJuryCheckpoint(SqliteSaver):
+    """A saver that fails, once, to store the checkpoint the jury step runs against (step 3), as a process killed then would."""
+
+    lost = False
+
+    def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        if metadata.get("step") == 3 and not self.lost:
+            self.lost = True
+            raise ProcessDied("killed while saving the checkpoint")
+        return super().put(config, checkpoint, metadata, new_versions)
+
+
+@pytest.mark.parametrize(("durability", "votes_asked"), [("sync", 4), ("async", 8)])
+def test_with_async_durability_votes_saved_against_a_lost_checkpoint_are_asked_again_unflagged(
+    durability: Any, votes_asked: int
+) -> None:
+    """The limit docs/langgraph.md states: only durability="sync" saves a step's checkpoint before its tasks pay."""
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
+    saver = LosesTheJuryCheckpoint(conn)
+    fake = Interrupted("nobody", SMALL, saver)
+    graph = build_sale_graph(model_factory=fake.factory, tools=[]).compile(checkpointer=saver)
+    cfg: Any = {"configurable": {"thread_id": "t"}}
+    with pytest.raises(ProcessDied):
+        graph.invoke({"task": "What is 2 + 3?"}, cfg, context=CTX, durability=durability)
+    snapshot = graph.get_state(cfg)
+    assert not snapshot.next and [t.name for t in snapshot.tasks] == ["score"]  # unfinished, though `next` is empty
+
+    out = graph.invoke(None, cfg, context=CTX, durability=durability)
+
+    assert len(fake.calls("jury")) == votes_asked  # async: the votes ran before their checkpoint was lost, and ran again
+    assert not [e for e in out["ledger"] if e.get("replayed")]  # the resumed run makes the jury step afresh
+    conn.close()
+
+
 def test_a_resume_with_another_pool_fails_before_paying(saver: SqliteSaver) -> None:
     fake = Interrupted("large", SMALL, saver)
     graph = build_sale_graph(model_factory=fake.factory, tools=[]).compile(checkpointer=saver)
