@@ -183,5 +183,5 @@ def test_an_auction_killed_during_its_jury_resumes_in_a_new_process_and_pays_eac
         assert replay_note(f"the jury call of {judge} on {bidder} (original)") in out["notes"]
 
     memory = AuctionMemory(path=memory_dir)
-    assert memory.count_auctions() == 1
+    assert memory.count_auctions() == 1 and memory.count_strategies() == 2  # select and remember both upsert them
     assert sorted(r.agent for r in memory.get_auction(out["auction_id"])) == ["large", "small"]
