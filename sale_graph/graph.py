@@ -21,7 +21,7 @@ from langgraph.types import Send
 from sale_graph.context import SaleContext, context_from
 from sale_graph.llm import ModelFactory, openai_factory
 from sale_graph.memory import AuctionMemory
-from sale_graph.nodes._common import inline_node, threaded_node
+from sale_graph.nodes._common import inline_node, started_fingerprint, threaded_node
 from sale_graph.nodes.approve import approve
 from sale_graph.nodes.bid import BidTask, make_bid_node
 from sale_graph.nodes.execute import make_execute_node
@@ -40,8 +40,12 @@ NODE_NAMES = ("prepare", "bid", "score", "jury", "jury_batch", "select", "refine
 
 def _route_bids(state: SaleState) -> list[Send]:
     tool_names = state.get("tool_names", [])
-    return [Send("bid", BidTask(auction_id=state["auction_id"], agent=a, task=state["task"], tool_names=tool_names))
-            for a in state["agents"]]
+    started = started_fingerprint(state)  # checked when a resumed run makes a call again
+    tasks = [BidTask(auction_id=state["auction_id"], agent=a, task=state["task"], tool_names=tool_names) for a in state["agents"]]
+    for task in tasks:
+        if started:
+            task["run_fingerprint"] = started
+    return [Send("bid", t) for t in tasks]
 
 
 def _route_jury(state: SaleState, runtime: Runtime[SaleContext]) -> list[Send] | str:
@@ -56,11 +60,13 @@ def _route_after_select(state: SaleState) -> list[Send] | str:
     refinement = state.get("refinement") or {}
     if refinement.get("status") == "running":
         originals = {b["agent"]: b["strategy"] for b in state.get("bids", []) if b["round"] == "original" and b["status"] == "ok"}
-        return [
-            Send("refine", RefineTask(agent=a, auction_id=state["auction_id"], task=state["task"], own_strategy=originals[a],
-                                      domain=state.get("domain")))
-            for a in refinement.get("refiners", [])
-        ]
+        started = started_fingerprint(state)
+        tasks = [RefineTask(agent=a, auction_id=state["auction_id"], task=state["task"], own_strategy=originals[a],
+                            domain=state.get("domain")) for a in refinement.get("refiners", [])]
+        for task in tasks:
+            if started:
+                task["run_fingerprint"] = started
+        return [Send("refine", t) for t in tasks]
     return "approve"
 
 

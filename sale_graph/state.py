@@ -156,6 +156,9 @@ class UsageEntry(TypedDict):
     cost_usd: float
     seconds: float
     estimated: NotRequired[bool]  # the endpoint reported no usage: counts estimated from the text
+    # made again by a resumed run: the task had not finished when the run stopped, and if the call was in
+    # flight then it was paid twice (the lost first call is not in the ledger; see sale_graph/nodes/replay.py)
+    replayed: NotRequired[bool]
 
 
 class SaleInput(TypedDict):

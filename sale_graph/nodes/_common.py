@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from langgraph._internal._runnable import RunnableCallable
@@ -42,13 +42,31 @@ def run_fingerprint(ctx: SaleContext) -> dict[str, Any]:
     }
 
 
+def started_fingerprint(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The fingerprint the run started with (``None`` before ``prepare``): what each paid task's payload carries.
+
+    A task made again by a resumed run checks it before paying (:mod:`sale_graph.nodes.replay`).
+    """
+    started = (state.get("run_context") or {}).get("fingerprint")
+    return dict(started) if started else None
+
+
 def check_run_context(state: Any, ctx: SaleContext) -> None:
     """Raise :class:`ResumeError` when the context differs from the one the run started with.
 
     Resuming after the approval pause without the run's context would silently
     switch pools (the default is the embedded pool) and drop the human's answer.
     """
-    started = (state.get("run_context") or {}).get("fingerprint")
+    check_fingerprint((state.get("run_context") or {}).get("fingerprint"), ctx)
+
+
+def check_fingerprint(started: Mapping[str, Any] | None, ctx: SaleContext) -> None:
+    """Raise :class:`ResumeError` when ``ctx`` differs from the run's fingerprint ``started`` (nothing to check: ``None``).
+
+    Args:
+        started: the :func:`run_fingerprint` the run started with (the state's ``run_context``, or a task's payload).
+        ctx: the context the run goes on with.
+    """
     if not started:
         return
     now = run_fingerprint(ctx)
@@ -57,7 +75,7 @@ def check_run_context(state: Any, ctx: SaleContext) -> None:
         was = ", ".join(f"{k}={started[k]!r}" for k in changed)
         raise ResumeError(
             f"this run started with {was} but was resumed with {', '.join(f'{k}={now[k]!r}' for k in changed)}; "
-            "resume with the context the run started with: graph.invoke(Command(resume=...), config, context=<that context>)"
+            "resume with the context the run started with: graph.invoke(Command(resume=...) or None, config, context=<that context>)"
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
@@ -22,6 +22,7 @@ from sale_graph.llm import (
     retries_of,
 )
 from sale_graph.nodes._common import Node, ctx_of, dual_node
+from sale_graph.nodes.replay import mark_replayed, replay_guard
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import bid_messages
 from sale_graph.scoring import logprob_entropy, text_entropy
@@ -36,6 +37,7 @@ class BidTask(TypedDict):
     agent: str
     task: str
     tool_names: list[str]
+    run_fingerprint: NotRequired[dict[str, Any]]  # the run's context as it started, checked when a resumed run makes the bid again
 
 
 def bid_entropy(text: str, top_logprobs: list[list[float]] | None) -> tuple[float, Literal["logprobs", "text"]]:
@@ -145,25 +147,28 @@ def bid_event(bid: Bid) -> BidEvent:
 def make_bid_node(services: SaleServices) -> Node:
     """Build the ``bid`` node bound to ``services`` (a sync and an async implementation)."""
 
-    def start(state: BidTask, runtime: Runtime[SaleContext]) -> tuple[SaleContext, AgentSpec, list[Any]]:
+    def start(state: BidTask, runtime: Runtime[SaleContext]) -> tuple[SaleContext, AgentSpec, list[Any], bool]:
         ctx = ctx_of(runtime)
+        replayed = replay_guard(state.get("run_fingerprint"), ctx)  # a resumed run checks its context before paying
         agent = ctx.resolved_pool().get(state["agent"])
         emit(runtime, BidStartEvent(event="bid_start", agent=agent.name))
-        return ctx, agent, bid_messages(state["task"], state.get("tool_names", []))
+        return ctx, agent, bid_messages(state["task"], state.get("tool_names", [])), replayed
 
-    def finish(runtime: Runtime[SaleContext], new_bid: Bid, ledger: list[UsageEntry]) -> dict[str, Any]:
+    def finish(runtime: Runtime[SaleContext], replayed: bool, new_bid: Bid, ledger: list[UsageEntry]) -> dict[str, Any]:
         emit(runtime, bid_event(new_bid))
-        return {"bids": [new_bid], "ledger": ledger, "notes": bid_notes(new_bid)}
+        update = {"bids": [new_bid], "ledger": ledger, "notes": bid_notes(new_bid)}
+        return mark_replayed(update, f"the original bid of {new_bid['agent']}") if replayed else update
 
     def bid(state: BidTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Collect one agent's original bid."""
-        ctx, agent, messages = start(state, runtime)
-        return finish(runtime, *make_bid(agent, messages, "original", "bid", ctx, services, ctx.run_limiter(state["auction_id"])))
+        ctx, agent, messages, replayed = start(state, runtime)
+        run = ctx.run_limiter(state["auction_id"])
+        return finish(runtime, replayed, *make_bid(agent, messages, "original", "bid", ctx, services, run))
 
     async def abid(state: BidTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Collect one agent's original bid (asyncio)."""
-        ctx, agent, messages = start(state, runtime)
+        ctx, agent, messages, replayed = start(state, runtime)
         run = ctx.run_limiter(state["auction_id"])
-        return finish(runtime, *await amake_bid(agent, messages, "original", "bid", ctx, services, run))
+        return finish(runtime, replayed, *await amake_bid(agent, messages, "original", "bid", ctx, services, run))
 
     return dual_node(bid, abid)

@@ -31,6 +31,7 @@ from sale_graph.executor import (
     tool_names,
 )
 from sale_graph.nodes._common import Node, check_run_context, ctx_of, dual_node
+from sale_graph.nodes.replay import mark_replayed, resumed_task
 from sale_graph.pool import AgentSpec
 from sale_graph.services import SaleServices
 from sale_graph.state import SaleState
@@ -95,6 +96,9 @@ def make_execute_node(services: SaleServices) -> Node:
                                    answer=execution["answer"][:200], detail=trace.detail, outcome=execution["outcome"]))
         update: dict[str, Any] = {"execution": execution, "answer": execution["answer"], "notes": notes,
                                   "ledger": (first.ledger if first is not None else []) + trace.ledger}
+        if resumed_task():  # the whole execution ran again: its model calls before the interruption may be paid twice
+            calls = len(update["ledger"])
+            mark_replayed(update, f"the execution by {(first or trace).agent.name} ({calls} model call{'' if calls == 1 else 's'})")
         # The answer is the thread's next turn (chat-shaped input), or the task and its answer start the
         # transcript; either way a `messages` stream shows it, without the auction's internal calls.
         reply = AIMessage(content=execution["answer"] or f"(no answer: {trace.detail})", name=trace.agent.name)

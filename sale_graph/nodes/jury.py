@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NotRequired
 
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
@@ -24,7 +24,8 @@ from sale_graph.llm import (
     retries_of,
     with_response_format,
 )
-from sale_graph.nodes._common import Node, ctx_of, dual_node
+from sale_graph.nodes._common import Node, ctx_of, dual_node, started_fingerprint
+from sale_graph.nodes.replay import mark_replayed, replay_guard
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import jury_messages
 from sale_graph.scoring import jury_gamma
@@ -41,11 +42,13 @@ class JuryTask(TypedDict):
     round: Round
     task: str
     strategy: str
+    run_fingerprint: NotRequired[dict[str, Any]]  # the run's context as it started, checked when a resumed run asks again
 
 
 def pending_jury(state: SaleState) -> list[JuryTask]:
     """Every (judge, bid) pair without a vote yet: all agents judge all successful bids."""
     done = {(v["judge"], v["bidder"], v["round"]) for v in state.get("votes", [])}
+    started = started_fingerprint(state)
     out: list[JuryTask] = []
     for b in state.get("bids", []):
         if b["status"] != "ok":
@@ -54,6 +57,8 @@ def pending_jury(state: SaleState) -> list[JuryTask]:
             if (judge, b["agent"], b["round"]) not in done:
                 out.append(JuryTask(auction_id=state["auction_id"], judge=judge, bidder=b["agent"], round=b["round"],
                                     task=state["task"], strategy=b["strategy"]))
+                if started:
+                    out[-1]["run_fingerprint"] = started
     return out
 
 
@@ -153,8 +158,9 @@ def jury_ledger(phase: Phase, judge: AgentSpec, result: CallResult | None) -> li
 def make_jury_node(services: SaleServices) -> Node:
     """Build the ``jury`` node bound to ``services`` (a sync and an async implementation)."""
 
-    def start(state: JuryTask, runtime: Runtime[SaleContext]) -> tuple[SaleContext, AgentSpec, PromptFor, dict[str, str]]:
+    def start(state: JuryTask, runtime: Runtime[SaleContext]) -> tuple[SaleContext, AgentSpec, PromptFor, dict[str, str], bool]:
         ctx = ctx_of(runtime)
+        replayed = replay_guard(state.get("run_fingerprint"), ctx)  # a resumed run checks its context before paying
         judge = ctx.resolved_pool().get(state["judge"])
         nonces: dict[str, str] = {}
 
@@ -163,30 +169,31 @@ def make_jury_node(services: SaleServices) -> Node:
             nonces["nonce"] = prompt.nonce
             return list(prompt.messages), response_format(fmt)
 
-        return ctx, judge, prompt_for, nonces
+        return ctx, judge, prompt_for, nonces, replayed
 
-    def finish(state: JuryTask, runtime: Runtime[SaleContext], judge: AgentSpec, asked: Ask, nonce: str) -> dict[str, Any]:
+    def finish(state: JuryTask, runtime: Runtime[SaleContext], judge: AgentSpec, asked: Ask, nonce: str, replayed: bool) -> dict[str, Any]:
         fmt, result, failure, retries = asked
         parsed = parse_score(result.text, state["strategy"], nonce, fmt) if result is not None else ParsedScore(None, failure)
         vote = make_vote(judge.name, state["bidder"], state["round"], parsed, fmt, result, failure, retries)
         emit(runtime, JuryEvent(event="jury", judge=vote["judge"], bidder=vote["bidder"], round=vote["round"],
                                 likert=vote["likert"], status=vote["status"], reason=vote["reason"], answer_format=fmt))
         phase: Phase = "refine" if state["round"] == "refined" else "jury"
-        return {"votes": [vote], "ledger": jury_ledger(phase, judge, result),
-                "notes": vote_notes(judge.name, retries, [f"{state['bidder']} ({state['round']})"])}
+        scored = f"{state['bidder']} ({state['round']})"
+        update = {"votes": [vote], "ledger": jury_ledger(phase, judge, result), "notes": vote_notes(judge.name, retries, [scored])}
+        return mark_replayed(update, f"the jury call of {judge.name} on {scored}") if replayed else update
 
     def jury(state: JuryTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Ask one judge for a 0-5 score; a failed or unusable answer is a *missing* vote, recorded."""
-        ctx, judge, prompt_for, nonces = start(state, runtime)
+        ctx, judge, prompt_for, nonces, replayed = start(state, runtime)
         model = services.model_factory(judge, phase="jury", max_tokens=ctx.cap("jury", judge), logprobs=False)
         asked = ask_judge(judge, model, prompt_for, ctx.run_limiter(state["auction_id"]))
-        return finish(state, runtime, judge, asked, nonces.get("nonce", ""))
+        return finish(state, runtime, judge, asked, nonces.get("nonce", ""), replayed)
 
     async def ajury(state: JuryTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Ask one judge for a 0-5 score (asyncio)."""
-        ctx, judge, prompt_for, nonces = start(state, runtime)
+        ctx, judge, prompt_for, nonces, replayed = start(state, runtime)
         model = await abuild_model(services.model_factory, judge, phase="jury", max_tokens=ctx.cap("jury", judge), logprobs=False)
         asked = await aask_judge(judge, model, prompt_for, ctx.run_limiter(state["auction_id"]))
-        return finish(state, runtime, judge, asked, nonces.get("nonce", ""))
+        return finish(state, runtime, judge, asked, nonces.get("nonce", ""), replayed)
 
     return dual_node(jury, ajury)

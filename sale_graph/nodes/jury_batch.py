@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 import string
-from typing import Any
+from typing import Any, NotRequired
 
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
@@ -23,8 +23,9 @@ from sale_graph.events import JuryEvent, emit
 from sale_graph.jury.ask import AnswerFormat, batch_schema, response_format
 from sale_graph.jury.read import ParsedScore, parse_batch_scores, strip_quoted_bid
 from sale_graph.llm import abuild_model
-from sale_graph.nodes._common import Node, ctx_of, dual_node
+from sale_graph.nodes._common import Node, ctx_of, dual_node, started_fingerprint
 from sale_graph.nodes.jury import Ask, aask_judge, ask_judge, jury_ledger, make_vote, pending_jury, vote_notes
+from sale_graph.nodes.replay import mark_replayed, replay_guard
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import batched_jury_messages
 from sale_graph.services import SaleServices
@@ -46,6 +47,7 @@ class JuryBatchTask(TypedDict):
     judge: str
     task: str
     bids: list[BatchBid]
+    run_fingerprint: NotRequired[dict[str, Any]]  # the run's context as it started, checked when a resumed run asks again
 
 
 def pending_batches(state: SaleState) -> list[JuryBatchTask]:
@@ -53,7 +55,12 @@ def pending_batches(state: SaleState) -> list[JuryBatchTask]:
     by_judge: dict[str, list[BatchBid]] = {}
     for p in pending_jury(state):
         by_judge.setdefault(p["judge"], []).append(BatchBid(bidder=p["bidder"], round=p["round"], strategy=p["strategy"]))
-    return [JuryBatchTask(auction_id=state["auction_id"], judge=j, task=state["task"], bids=b) for j, b in by_judge.items()]
+    batches = [JuryBatchTask(auction_id=state["auction_id"], judge=j, task=state["task"], bids=b) for j, b in by_judge.items()]
+    started = started_fingerprint(state)
+    if started:
+        for batch in batches:
+            batch["run_fingerprint"] = started
+    return batches
 
 
 def shuffled(batch: JuryBatchTask) -> list[tuple[str, BatchBid]]:
@@ -82,6 +89,7 @@ def make_jury_batch_node(services: SaleServices) -> Node:
 
     def start(batch: JuryBatchTask, runtime: Runtime[SaleContext]) -> tuple[Any, ...]:
         ctx = ctx_of(runtime)
+        replayed = replay_guard(batch.get("run_fingerprint"), ctx)  # a resumed run checks its context before paying
         judge = ctx.resolved_pool().get(batch["judge"])
         # One answer holds a score per bid: room for each, on top of the judge's usual cap.
         cap = ctx.cap("jury", judge) + 8 * len(batch["bids"])
@@ -94,30 +102,31 @@ def make_jury_batch_node(services: SaleServices) -> Node:
             schema = batch_schema([lb for lb, _ in labelled])
             return list(prompt.messages), response_format(fmt, schema, name="jury_scores")
 
-        return ctx, judge, cap, labelled, prompt_for, nonces
+        return ctx, judge, cap, labelled, prompt_for, nonces, replayed
 
     def finish(batch: JuryBatchTask, runtime: Runtime[SaleContext], judge: AgentSpec, labelled: list[tuple[str, BatchBid]],
-               asked: Ask, nonce: str) -> dict[str, Any]:
+               asked: Ask, nonce: str, replayed: bool) -> dict[str, Any]:
         votes = _votes(batch, judge, labelled, asked, nonce)
         for vote in votes:
             emit(runtime, JuryEvent(event="jury", judge=vote["judge"], bidder=vote["bidder"], round=vote["round"],
                                     likert=vote["likert"], status=vote["status"], reason=vote["reason"], answer_format=asked[0]))
         phase: Phase = "refine" if all(b["round"] == "refined" for b in batch["bids"]) else "jury"
         bidders = [f"{b['bidder']} ({b['round']})" for b in batch["bids"]]
-        return {"votes": votes, "ledger": jury_ledger(phase, judge, asked[1]), "notes": vote_notes(judge.name, asked[3], bidders)}
+        update = {"votes": votes, "ledger": jury_ledger(phase, judge, asked[1]), "notes": vote_notes(judge.name, asked[3], bidders)}
+        return mark_replayed(update, f"the jury call of {judge.name} on {', '.join(bidders)}") if replayed else update
 
     def jury_batch(batch: JuryBatchTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Ask one judge to score every pending bid in one call."""
-        ctx, judge, cap, labelled, prompt_for, nonces = start(batch, runtime)
+        ctx, judge, cap, labelled, prompt_for, nonces, replayed = start(batch, runtime)
         model = services.model_factory(judge, phase="jury", max_tokens=cap, logprobs=False)
         asked = ask_judge(judge, model, prompt_for, ctx.run_limiter(batch["auction_id"]))
-        return finish(batch, runtime, judge, labelled, asked, nonces.get("nonce", ""))
+        return finish(batch, runtime, judge, labelled, asked, nonces.get("nonce", ""), replayed)
 
     async def ajury_batch(batch: JuryBatchTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Ask one judge to score every pending bid in one call (asyncio)."""
-        ctx, judge, cap, labelled, prompt_for, nonces = start(batch, runtime)
+        ctx, judge, cap, labelled, prompt_for, nonces, replayed = start(batch, runtime)
         model = await abuild_model(services.model_factory, judge, phase="jury", max_tokens=cap, logprobs=False)
         asked = await aask_judge(judge, model, prompt_for, ctx.run_limiter(batch["auction_id"]))
-        return finish(batch, runtime, judge, labelled, asked, nonces.get("nonce", ""))
+        return finish(batch, runtime, judge, labelled, asked, nonces.get("nonce", ""), replayed)
 
     return dual_node(jury_batch, ajury_batch)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NotRequired
 
 from langgraph.runtime import Runtime
 from typing_extensions import TypedDict
@@ -14,6 +14,7 @@ from sale_graph.llm import describe_error
 from sale_graph.memory import ContrastiveResult
 from sale_graph.nodes._common import Node, ctx_of, dual_node
 from sale_graph.nodes.bid import amake_bid, bid_notes, make_bid
+from sale_graph.nodes.replay import mark_replayed, replay_guard, resumed_task
 from sale_graph.pool import AgentSpec
 from sale_graph.prompts import RefineExample, refine_messages
 from sale_graph.services import SaleServices
@@ -28,6 +29,7 @@ class RefineTask(TypedDict):
     task: str
     own_strategy: str
     domain: str | None
+    run_fingerprint: NotRequired[dict[str, Any]]  # the run's context as it started, checked when a resumed run refines again
 
 
 def make_refine_node(services: SaleServices) -> Node:
@@ -43,6 +45,7 @@ def make_refine_node(services: SaleServices) -> Node:
     def retrieve(state: RefineTask, runtime: Runtime[SaleContext]) -> tuple[SaleContext, AgentSpec, ContrastiveResult | str]:
         """The run's context, the agent, and its contrastive pairs (a ``str`` saying why when the memory failed)."""
         ctx = ctx_of(runtime)
+        replay_guard(state.get("run_fingerprint"), ctx)  # a resumed run checks its context before reading and paying
         agent = ctx.resolved_pool().get(state["agent"])
         memory = services.memory_for(ctx)
         if memory is None:
@@ -77,12 +80,14 @@ def make_refine_node(services: SaleServices) -> Node:
         return refine_messages(state["task"], state["own_strategy"], examples)
 
     def finish(runtime: Runtime[SaleContext], agent: AgentSpec, retrieval: Any, new_bid: Bid, ledger: list[UsageEntry]) -> dict[str, Any]:
+        replayed = resumed_task()
         entry = {"status": new_bid["status"], "pairs": len(retrieval.pairs), "reason": retrieval.reason}
         if new_bid["status"] != "ok":
             entry["error"] = new_bid.get("error", "")
         emit(runtime, RefineEvent(event="refine", agent=agent.name, status=new_bid["status"], pairs=len(retrieval.pairs),
                                   tokens=new_bid["tokens"]))
-        return {"bids": [new_bid], "ledger": ledger, "refinement": {"agents": {agent.name: entry}}, "notes": bid_notes(new_bid)}
+        update = {"bids": [new_bid], "ledger": ledger, "refinement": {"agents": {agent.name: entry}}, "notes": bid_notes(new_bid)}
+        return mark_replayed(update, f"the refined bid of {agent.name}") if replayed else update
 
     def refine(state: RefineTask, runtime: Runtime[SaleContext]) -> dict[str, Any]:
         """Retrieve contrastive pairs for this agent and, if there are any, write a refined bid.

@@ -1,14 +1,17 @@
-"""The three examples of docs/langgraph.md run against the loopback wire server.
+"""The examples of docs/langgraph.md run against the loopback wire server.
 
 Each test writes a pool TOML pointing at a :class:`WireServer` (two agents, ``large``
 wins every auction, see :mod:`tests.contract.sale_apps`) and calls the example's
-``main(pool_path)``, as ``python examples/<name>.py POOL.toml`` does; one example also
-runs as that command, in a subprocess, with the pool from ``$SALE_POOL``.
+``main(pool_path)``, as ``python examples/<name>.py POOL.toml`` does (``durable_app`` takes
+its command's arguments, ``--pool`` among them); one example also runs as that command, in a
+subprocess, with the pool from ``$SALE_POOL``. ``durable_app`` killed and resumed is
+``tests/integration/test_durable_auction.py``.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -67,6 +70,20 @@ def test_router_app_routes_to_the_winners_node(server: WireServer, tmp_path: Pat
     assert [r.model for r in calls] == ["large", "large"]
     assert LARGE_PLAN in str(calls[0].body["messages"][0]["content"])  # type: ignore[index]
     assert "winner: large -> node thorough_agent" in capsys.readouterr().out
+
+
+def test_durable_app_runs_a_new_auction_on_a_finished_thread(server: WireServer, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--checkpointer", f"sqlite:///{tmp_path / 'checkpoints.sqlite'}", "--thread", "t", "--pool",
+            str(write_pool(tmp_path / "pool.toml", server)), "--memory-dir", str(tmp_path / "memory")]
+    first = example("durable_app").main(args)
+    second = example("durable_app").main([*args, "--json"])  # the thread's run finished: nothing to resume
+    assert not first["resumed"] and not second["resumed"] and first["auction_id"] != second["auction_id"]
+    assert [h["winner"] for h in second["history"]] == ["large", "large"] and second["answer"] == "5"
+    assert not [e for e in second["ledger"] if e.get("replayed")]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith(f"ran auction {first['auction_id']}: winner large, answer '5', 8 paid calls")
+    assert json.loads(printed[1])["auction_id"] == second["auction_id"]
 
 
 @pytest.mark.integration  # a fresh interpreter importing LangChain: seconds, so not among the fast tests

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -381,6 +382,23 @@ def test_a_client_that_hangs_up_is_seen_during_the_latency_and_between_streamed_
     [slow], [drip] = server.requests("slow"), server.requests("drip")
     assert slow.client_closed and slow.status == 499 and (slow.finished or 99) - start < 1.0  # not the whole 2 s
     assert drip.client_closed and drip.status == 499 and (drip.finished or 99) - drip.arrived < 1.0
+
+
+def test_latency_for_delays_only_the_requests_it_picks_and_answers_record_their_usage(make_wire_server: ServerFactory) -> None:
+    def latency(request: Mapping[str, Any]) -> float:
+        return 2.0 if "slow" in str(request["messages"]) else 0.0
+
+    server = make_wire_server({"m": ModelBehaviour(latency_for=latency)})
+    post = f"{server.base_url}/chat/completions"
+    fast = httpx.post(post, json={"model": "m", "messages": [{"role": "user", "content": "fast please"}]}, timeout=5).json()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(post, json={"model": "m", "messages": [{"role": "user", "content": "slow please"}]}, timeout=0.3)
+    deadline = time.perf_counter() + 2
+    while server.in_flight("m") and time.perf_counter() < deadline:
+        time.sleep(0.01)
+    answered, left = server.requests("m")
+    assert answered.status == 200 and answered.usage == fast["usage"]  # what the client read
+    assert left.client_closed and left.usage is None and (left.finished or 99) - left.arrived < 1.0  # nothing generated
 
 
 # --- concurrency and a reasoning-aware subclass ------------------------------------------------

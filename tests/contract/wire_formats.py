@@ -165,6 +165,8 @@ class ModelBehaviour:
             answered with that status with that probability, drawn from the server's seeded
             random generator (``((429, 0.1), (500, 0.05))``: 10% rate limits, 5% server errors).
         latency_s: fixed delay before a generated answer (errors are immediate).
+        latency_for: ``(request_json) -> seconds``, the delay of each request, in place of
+            ``latency_s`` when set (a test that needs some calls slow and others not).
         stream_interval_s: delay between streamed chunks.
     """
 
@@ -181,7 +183,12 @@ class ModelBehaviour:
     error_status: int | None = None
     error_rates: Sequence[tuple[int, float]] = ()
     latency_s: float = 0.0
+    latency_for: Callable[[Mapping[str, Any]], float] | None = None
     stream_interval_s: float = 0.0
+
+    def latency(self, request: Mapping[str, Any]) -> float:
+        """The delay before the answer to ``request``."""
+        return self.latency_for(request) if self.latency_for is not None else self.latency_s
 
     @property
     def reports_reasoning_tokens(self) -> bool:

@@ -50,6 +50,7 @@ from tests.contract.wire_formats import (
     models_payload,
     openai_error,
     stream_chunks,
+    usage_payload,
 )
 
 if TYPE_CHECKING:
@@ -78,6 +79,9 @@ class RecordedRequest:
         finished: ``time.perf_counter()`` when the answer was fully written.
         status: the HTTP status answered (499: the client hung up before the answer was complete).
         client_closed: the client closed the connection before the answer was complete.
+        usage: the ``usage`` of the generated answer, sent or not (a streamed answer sends it only
+            with ``stream_options.include_usage``); ``None`` when nothing was generated (an error,
+            a client that left during the latency).
     """
 
     method: str
@@ -89,6 +93,7 @@ class RecordedRequest:
     finished: float | None = None
     status: int | None = None
     client_closed: bool = False
+    usage: dict[str, Any] | None = None
 
     @property
     def retry_count(self) -> int:
@@ -422,13 +427,17 @@ class WireServer:
         error = check_request(behaviour, body)
         if error is not None:
             return error
-        if behaviour.latency_s and not handler.wait_unless_gone(exchange, behaviour.latency_s):
+        latency = behaviour.latency(body)
+        if latency and not handler.wait_unless_gone(exchange, latency):
             return None  # in this request's thread, no lock held: requests overlap; a client that left gets nothing
         gen = generate(behaviour, body)
         completion_id = f"chatcmpl-wire-{next(self._ids)}"
         if body.get("stream"):
             chunks = stream_chunks(behaviour, body, gen, model=model, completion_id=completion_id)
+            exchange.record.usage = usage_payload(behaviour, body, gen)
             handler.send_stream(exchange, (json.dumps(c) for c in chunks), behaviour.stream_interval_s)
         else:
-            handler.send_json(exchange, 200, completion_payload(behaviour, body, gen, model=model, completion_id=completion_id))
+            payload = completion_payload(behaviour, body, gen, model=model, completion_id=completion_id)
+            exchange.record.usage = payload.get("usage")
+            handler.send_json(exchange, 200, payload)
         return None
