@@ -214,3 +214,98 @@ def test_each_endpoint_pools_its_own_connections(wire_server: WireServer) -> Non
     assert a.chat_model(phase="jury", max_tokens=99, logprobs=True).http_async_client is client
     assert a_again.chat_model(phase="bid").http_async_client is client  # the same endpoint under another agent's name
     assert b.chat_model(phase="bid").http_async_client is not client
+
+
+# --- the plain completion posted without the SDK's argument walk (sale_graph.llm.sdk_request) ---------------
+
+
+def _headers_without_ids(server: WireServer) -> list[dict[str, str]]:
+    """The recorded headers, the per-request idempotency key reduced to whether it was sent."""
+    return [{k: ("<sent>" if k == "idempotency-key" else v) for k, v in r.headers.items()} for r in server.requests()]
+
+
+@pytest.mark.parametrize("name", ["invoke", "ainvoke", "tools"])
+def test_the_headers_are_the_ones_chat_openai_sends(wire_server: WireServer, name: str) -> None:
+    seen: list[list[dict[str, str]]] = []
+
+    async def both() -> None:
+        for model in _models(wire_server, "gpt-plain", api_key="sk-test", timeout=7):
+            wire_server.reset()
+            result = CALLS[name](model)
+            if asyncio.iscoroutine(result):
+                await result
+            seen.append(_headers_without_ids(wire_server))
+
+    asyncio.run(both())
+    plain, sale = seen
+    assert plain and sale == plain and plain[0]["authorization"] == "Bearer sk-test"
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_a_plain_completion_skips_the_sdk_s_argument_walk(wire_server: WireServer, monkeypatch: pytest.MonkeyPatch,
+                                                          awaited: bool) -> None:
+    """The walk (``maybe_transform``) runs for ChatOpenAI's call and for a stream, not for SaleChatOpenAI's plain call."""
+    import openai.resources.chat.completions.completions as completions
+
+    walks: list[str] = []
+    name = "async_maybe_transform" if awaited else "maybe_transform"
+    real = getattr(completions, name)
+
+    def counted(data: Any, *args: Any, **kwargs: Any) -> Any:
+        walks.append(str(data.get("model")))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(completions, name, counted)
+    plain, sale = _models(wire_server, "gpt-plain")
+    counts: list[int] = []
+
+    async def run() -> None:  # one event loop: langchain shares its async HTTP client per base URL
+        for model in (plain, sale):
+            await model.ainvoke(MESSAGES) if awaited else model.invoke(MESSAGES)
+        counts.append(len(walks))
+        await _drain(sale.astream(MESSAGES)) if awaited else list(sale.stream(MESSAGES))
+        counts.append(len(walks))
+
+    asyncio.run(run())
+    assert counts == [1, 2]  # ChatOpenAI's plain call walks, SaleChatOpenAI's does not; a stream goes through create
+    assert walks[0] == "gpt-plain" and len(wire_server.requests()) == 3
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_the_sdk_s_own_retries_still_apply(make_wire_server: Any, awaited: bool) -> None:
+    """A model with the SDK's retries on (SALE's pool sets them off) retries on the fast path as ChatOpenAI does."""
+    from tests.contract.wire_formats import ModelBehaviour
+
+    seen = []
+    for index in range(2):  # ChatOpenAI, then SaleChatOpenAI, each on a server of its own
+        server = make_wire_server({"m": ModelBehaviour(fail_first=[429], retry_after="0.05")})
+        model = _models(server, "m", max_retries=1)[index]
+        answer = asyncio.run(model.ainvoke(MESSAGES)) if awaited else model.invoke(MESSAGES)
+        seen.append((answer.content, [(r.status, r.retry_count) for r in server.requests("m")]))
+    assert seen[1] == seen[0] and seen[0][1] == [(429, 0), (200, 1)]
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 429, 500])
+def test_a_blocking_failure_raises_what_chat_openai_raises(make_wire_server: Any, status: int) -> None:
+    from tests.contract.wire_formats import ModelBehaviour
+
+    server = make_wire_server({"m": ModelBehaviour(error_status=status)})
+    raised: list[BaseException] = []
+    for m in _models(server, "m"):
+        with pytest.raises(Exception) as info:  # noqa: PT011 - the test compares what each raises
+            m.invoke(MESSAGES)
+        raised.append(info.value)
+    assert type(raised[0]) is type(raised[1]) and str(raised[0]) == str(raised[1])
+
+
+def test_a_payload_create_would_not_take_goes_through_create() -> None:
+    """The body's key order is learned from create; keys it does not know turn the fast path off (create raises for them)."""
+    from sale_graph.llm.sdk_request import body_order, chat_completion_request
+
+    order = body_order(("messages", "model", "stream", "temperature", "extra_body"))
+    assert order is not None and order.index("model") < order.index("messages") and "extra_body" not in order
+    assert chat_completion_request({"messages": [], "model": "m", "no_such_argument": 1}) is None
+    assert chat_completion_request({"messages": [], "model": "m", "stream": True}) is None
+    body, options = chat_completion_request({"messages": [1], "model": "m", "temperature": 0.5, "extra_body": {"top_k": 3}}) or ({}, {})
+    assert list(body) == [k for k in order if k in body] and body["messages"] == [1]
+    assert options["extra_json"] == {"top_k": 3}
