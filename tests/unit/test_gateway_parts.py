@@ -147,3 +147,24 @@ def test_client_keys_accept_a_bearer_key_and_hash_it_into_a_client_id() -> None:
     first, second = keys.check({"authorization": "Bearer k1"}), keys.check({"authorization": "Bearer k2"})
     assert first and second and first != second and "k1" not in first
     assert ClientKeys().check({}) == ""
+
+
+def test_a_gateway_worker_freezes_its_startup_objects_and_the_library_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sale gateway``'s own processes gc.freeze() once the app is built; building the app alone freezes nothing."""
+    import gc
+
+    import sale_graph.integrations.gateway.asgi as asgi
+    from sale_graph.cli import gateway as command
+    from sale_graph.integrations.gateway import create_gateway_app
+    from tests.fakes import pool_of
+
+    gc.unfreeze()
+    try:
+        create_gateway_app(pool=pool_of(("a", 1.0)), use_memory=False)
+        assert gc.get_freeze_count() == 0
+        built: list[object] = []
+        monkeypatch.setattr(asgi, "app_from_env", lambda: built.append(object()) or built[0])
+        assert command.worker_app() is built[0] and gc.get_freeze_count() > 0
+        assert command.FACTORY == "sale_graph.cli.gateway:worker_app"
+    finally:
+        gc.unfreeze()
