@@ -27,6 +27,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models import base as _openai_base
+from openai.types.chat import ChatCompletion
 
 from sale_graph.llm.sdk_request import apost_chat_completion, chat_completion_request, post_chat_completion
 
@@ -89,6 +90,23 @@ def _openai_errors() -> Iterator[_Raised]:
         raise
 
 
+def _parsed(raw_response: Any) -> Any:
+    """The ``ChatCompletion`` of a raw response, validated from its JSON in one step when it conforms.
+
+    ``raw_response.parse()`` builds the SDK's model field by field in Python (lenient:
+    it takes whatever the server sent); pydantic's validator builds the same model from
+    the JSON in compiled code. A body it rejects (a server that strays from the schema,
+    an HTML error page) goes through ``parse()``, as before.
+    """
+    http_response = raw_response.http_response
+    if "json" in http_response.headers.get("content-type", ""):
+        try:
+            return ChatCompletion.model_validate_json(http_response.content)
+        except ValueError:  # pydantic's ValidationError is one
+            pass
+    return raw_response.parse()
+
+
 def _messages_of(response: dict[str, Any] | openai.BaseModel) -> list[Any]:
     """The ``message`` of each choice, as the response holds it (a dict or the SDK's model)."""
     if isinstance(response, dict):
@@ -140,7 +158,7 @@ class SaleChatOpenAI(ChatOpenAI):
                 raised.raw = self.client.with_raw_response.create(**_sent_as_extra_body(payload))
             else:
                 raised.raw = post_chat_completion(self.root_client, *request)
-            response = raised.raw.parse()
+            response = _parsed(raised.raw)
         return self._result_of(response, raised.raw)
 
     async def _agenerate(
@@ -169,7 +187,7 @@ class SaleChatOpenAI(ChatOpenAI):
                 raised.raw = await self.async_client.with_raw_response.create(**_sent_as_extra_body(payload))
             else:
                 raised.raw = await apost_chat_completion(self.root_async_client, *request)
-            response = raised.raw.parse()
+            response = _parsed(raised.raw)
         return self._result_of(response, raised.raw)
 
     def _result_of(self, response: Any, raw_response: Any) -> ChatResult:

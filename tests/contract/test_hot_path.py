@@ -309,3 +309,42 @@ def test_a_payload_create_would_not_take_goes_through_create() -> None:
     body, options = chat_completion_request({"messages": [1], "model": "m", "temperature": 0.5, "extra_body": {"top_k": 3}}) or ({}, {})
     assert list(body) == [k for k in order if k in body] and body["messages"] == [1]
     assert options["extra_json"] == {"top_k": 3}
+
+
+class _Raw:
+    """A raw SDK response's surface that ``_parsed`` reads."""
+
+    def __init__(self, content: bytes, content_type: str = "application/json") -> None:
+        self.http_response = type("R", (), {"headers": {"content-type": content_type}, "content": content})()
+        self.parsed_by_sdk = 0
+
+    def parse(self) -> Any:
+        import json
+
+        from openai._models import construct_type
+        from openai.types.chat import ChatCompletion
+
+        self.parsed_by_sdk += 1
+        try:
+            return construct_type(type_=ChatCompletion, value=json.loads(self.http_response.content))
+        except ValueError:
+            return self.http_response.content.decode()
+
+
+def test_an_answer_is_validated_in_one_step_and_a_stray_one_is_parsed_as_before() -> None:
+    import json
+
+    from sale_graph.llm.chat_openai import _parsed
+
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    answer = {"id": "c", "object": "chat.completion", "created": 1, "model": "m", "usage": usage,
+              "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                           "message": {"role": "assistant", "content": "hi", "reasoning_content": "think"}}]}
+    raw = _Raw(json.dumps(answer).encode())
+    validated = _parsed(raw)
+    assert raw.parsed_by_sdk == 0 and validated.model_dump() == raw.parse().model_dump()  # the same model, extras kept
+    stray = {**answer, "created": "yesterday"}  # off the schema: the SDK's lenient parse takes it, as before
+    for body, content_type in ((json.dumps(stray).encode(), "application/json"), (b"<html>busy</html>", "text/html")):
+        raw = _Raw(body, content_type)
+        got = _parsed(raw)
+        assert raw.parsed_by_sdk == 1 and repr(got) == repr(raw.parse())
