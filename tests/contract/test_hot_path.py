@@ -11,7 +11,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.outputs import LLMResult
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
@@ -348,3 +350,73 @@ def test_an_answer_is_validated_in_one_step_and_a_stray_one_is_parsed_as_before(
         raw = _Raw(body, content_type)
         got = _parsed(raw)
         assert raw.parsed_by_sdk == 1 and repr(got) == repr(raw.parse())
+
+
+# --- a call no callback handler would see skips LangChain's run bookkeeping (sale_graph.llm.lean_invoke) -------
+
+
+class _Runs(BaseCallbackHandler):
+    """Records each chat-model run a handler sees: its tags at the start, its token usage at the end."""
+
+    def __init__(self) -> None:
+        self.tags: list[list[str]] = []
+        self.tokens: list[int] = []
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, tags: list[str] | None = None, **kwargs: Any) -> None:
+        self.tags.append(list(tags or []))
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        message = response.generations[0][0].message  # type: ignore[attr-defined]  # a chat generation
+        self.tokens.append((message.usage_metadata or {}).get("total_tokens", 0))
+
+
+def _pool(server: WireServer) -> Any:
+    from sale_graph import AgentPool, AgentSpec
+
+    agents = tuple(AgentSpec(name=n, model="gpt-plain", base_url=server.base_url, price_input=p, price_output=p,
+                             structured_output="json_schema") for n, p in (("small", 0.05), ("large", 0.36)))
+    return AgentPool(agents, source="wire server")
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_a_traced_auction_shows_every_call_with_its_tags_and_usage(wire_server: WireServer, awaited: bool) -> None:
+    """A handler passed to the graph run (as a LangSmith tracer is) sees each bid, vote and the execution."""
+    from sale_graph import SaleContext, build_sale_graph
+
+    graph, runs = build_sale_graph(tools=[]).compile(), _Runs()
+    context = SaleContext(pool=_pool(wire_server), use_memory=False, check_endpoints=False)
+    task = {"task": "What is the capital of Australia?"}
+    config: Any = {"callbacks": [runs]}
+    state = asyncio.run(graph.ainvoke(task, config, context=context)) if awaited else graph.invoke(task, config, context=context)
+    ledger = state["ledger"]
+    assert len(runs.tags) == len(ledger) == len(runs.tokens) == len(wire_server.requests())
+    phases = sorted(next(t for t in tags if t.startswith("sale:")) for tags in runs.tags if "sale" in tags)
+    assert phases == sorted(f"sale:{row['phase']}" for row in ledger)
+    assert sum(runs.tokens) == sum(row["input_tokens"] + row["output_tokens"] for row in ledger)
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_an_untraced_call_skips_the_run_bookkeeping_and_answers_the_same(wire_server: WireServer, monkeypatch: pytest.MonkeyPatch,
+                                                                         awaited: bool) -> None:
+    from langchain_core.language_models import BaseChatModel
+
+    from sale_graph.llm.call import acall_model, call_model
+
+    runs: list[str] = []
+    for name in ("agenerate", "generate"):
+        real = getattr(BaseChatModel, name)
+        monkeypatch.setattr(BaseChatModel, name, lambda self, *a, _real=real, _name=name, **k: runs.append(_name) or _real(self, *a, **k))
+    model = SaleChatOpenAI(model="gpt-plain", base_url=wire_server.base_url, api_key="x", max_retries=0, logprobs=True, top_logprobs=2)
+
+    async def both() -> list[Any]:
+        lean = (await acall_model(model, MESSAGES)).message if awaited else call_model(model, MESSAGES).message
+        counted = len(runs)
+        full = await model.ainvoke(MESSAGES) if awaited else model.invoke(MESSAGES)
+        return [lean, counted, full]
+
+    lean, counted, full = asyncio.run(both())
+    assert counted == 0 and len(runs) == 1  # the plain ainvoke/invoke runs LangChain's bookkeeping, SALE's untraced call not
+    assert _same_fields(lean) == _same_fields(full)
+    assert lean.id.startswith("lc_run--") and lean.id.endswith("-0") and len(lean.id) == len(full.id)
+    bodies = [r.body for r in wire_server.requests()]
+    assert len(bodies) == 2 and bodies[0] == bodies[1]
