@@ -4,7 +4,9 @@ Nodes never call a chat model directly; they go through :func:`call_model`,
 so every call is bounded by the run's and the endpoint's limits (:mod:`sale_graph.llm.limits`), retried by the
 agent's policy (:mod:`sale_graph.llm.retries`), split into visible text and reasoning
 (:mod:`sale_graph.llm.reasoning`), tagged for stream filtering, and lands in the
-ledger with the endpoint's own ``usage_metadata``.
+ledger with the endpoint's own ``usage_metadata``. A call that no callback handler
+would see (no tracer, no ``messages`` stream) skips LangChain's run bookkeeping
+(:mod:`sale_graph.llm.lean_invoke`); one that a handler would see is LangChain's own.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from langchain_core.messages import AIMessage, BaseMessage, convert_to_messages
 from langchain_core.runnables import RunnableConfig
 from langchain_openai.chat_models.base import BaseChatOpenAI
 
+from sale_graph.llm import lean_invoke
 from sale_graph.llm.limits import Limiter, acall_slot, call_slot
 from sale_graph.llm.reasoning import split_output
 from sale_graph.llm.retries import Endpoint, acall_with_retries, call_with_retries
@@ -264,7 +267,7 @@ def call_model(
 
     def once() -> Any:
         with _slot(agent, run):
-            return model.invoke(prompt, config=config, **kwargs)
+            return model.invoke(prompt, config=config, **kwargs) if kwargs else lean_invoke.invoke(model, prompt, config)
 
     start = time.perf_counter()
     msg = call_with_retries(once, max_retries=agent.max_retries if agent is not None else 0, on_retry=retries.append,
@@ -288,7 +291,9 @@ async def acall_model(
 
     async def once() -> Any:
         async with _aslot(agent, run):
-            return await model.ainvoke(prompt, config=config, **kwargs)
+            if kwargs:
+                return await model.ainvoke(prompt, config=config, **kwargs)
+            return await lean_invoke.ainvoke(model, prompt, config)
 
     start = time.perf_counter()
     msg = await acall_with_retries(once, max_retries=agent.max_retries if agent is not None else 0, on_retry=retries.append,

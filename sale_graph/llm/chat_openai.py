@@ -17,15 +17,19 @@ worker thread (:meth:`SaleChatOpenAI._agenerate`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import openai
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models import base as _openai_base
+from openai.types.chat import ChatCompletion
+
+from sale_graph.llm.sdk_request import apost_chat_completion, chat_completion_request, post_chat_completion
 
 REASONING_KEY = "reasoning_content"
 _WIRE_FIELDS = ("reasoning_content", "reasoning")  # vLLM's names, old and new
@@ -51,6 +55,58 @@ def _reasoning_of(payload: Mapping[str, Any] | openai.BaseModel | None) -> str:
     return ""
 
 
+def _sent_as_extra_body(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with its messages and tools moved into ``extra_body`` (see ``SaleChatOpenAI._get_request_payload``)."""
+    if "messages" not in payload or "response_format" in payload:
+        return payload
+    moved = {key: payload[key] for key in _SENT_AS_IS if key in payload}
+    payload["extra_body"] = {**moved, **(payload.get("extra_body") or {})}
+    for key in moved:  # an empty list keeps the key's place in the body; extra_body's value replaces it there
+        payload[key] = []
+    return payload
+
+
+class _Raised:
+    """The raw response of a call, once there is one (for :func:`_openai_errors`)."""
+
+    raw: Any = None
+
+
+@contextlib.contextmanager
+def _openai_errors() -> Iterator[_Raised]:
+    """Maps the SDK's errors as ``ChatOpenAI`` does: a bad request or API error through its handlers, others with the response."""
+    raised = _Raised()
+    try:
+        yield raised
+    except openai.BadRequestError as e:
+        _BAD_REQUEST(e)  # type: ignore[misc]  # checked by SaleChatOpenAI._fast_path
+        raise
+    except openai.APIError as e:
+        _API_ERROR(e)  # type: ignore[misc]  # checked by SaleChatOpenAI._fast_path
+        raise
+    except Exception as e:
+        if raised.raw is not None and hasattr(raised.raw, "http_response"):
+            e.response = raised.raw.http_response  # type: ignore[attr-defined]  # as ChatOpenAI does
+        raise
+
+
+def _parsed(raw_response: Any) -> Any:
+    """The ``ChatCompletion`` of a raw response, validated from its JSON in one step when it conforms.
+
+    ``raw_response.parse()`` builds the SDK's model field by field in Python (lenient:
+    it takes whatever the server sent); pydantic's validator builds the same model from
+    the JSON in compiled code. A body it rejects (a server that strays from the schema,
+    an HTML error page) goes through ``parse()``, as before.
+    """
+    http_response = raw_response.http_response
+    if "json" in http_response.headers.get("content-type", ""):
+        try:
+            return ChatCompletion.model_validate_json(http_response.content)
+        except ValueError:  # pydantic's ValidationError is one
+            pass
+    return raw_response.parse()
+
+
 def _messages_of(response: dict[str, Any] | openai.BaseModel) -> list[Any]:
     """The ``message`` of each choice, as the response holds it (a dict or the SDK's model)."""
     if isinstance(response, dict):
@@ -74,16 +130,36 @@ class SaleChatOpenAI(ChatOpenAI):
         about 1.2 ms of CPU a call (a quarter of an auction call's client cost).
         ``extra_body`` goes out as is, merged over the same keys, so the request's
         bytes are the same. The structured-output ``parse`` path (a ``response_format``
-        argument) is left as it is.
+        argument) is left as it is. A plain completion skips the walk altogether
+        (:meth:`_send_plain`); this covers ``ChatOpenAI``'s other paths (streams).
         """
-        payload: dict[str, Any] = super()._get_request_payload(input_, stop=stop, **kwargs)
-        if "messages" not in payload or "response_format" in payload:
-            return payload
-        moved = {key: payload[key] for key in _SENT_AS_IS if key in payload}
-        payload["extra_body"] = {**moved, **(payload.get("extra_body") or {})}
-        for key in moved:  # an empty list keeps the key's place in the body; extra_body's value replaces it there
-            payload[key] = []
-        return payload
+        return _sent_as_extra_body(super()._get_request_payload(input_, stop=stop, **kwargs))
+
+    def _fast_path(self, payload: dict[str, Any]) -> bool:
+        """Whether a plain completion with ``payload`` may skip ``ChatOpenAI``'s own request path."""
+        return not (_BAD_REQUEST is None or _API_ERROR is None or _GATEWAY_METADATA is None or self.include_response_headers
+                    or "response_format" in payload or self._use_responses_api(payload))
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        """``ChatOpenAI._generate``, with a plain chat completion posted without the SDK's argument walk (see :meth:`_agenerate`)."""
+        self._ensure_sync_client_available()
+        payload = ChatOpenAI._get_request_payload(self, messages, stop=stop, **kwargs)
+        if not self._fast_path(payload):
+            return super()._generate(messages, stop=stop, run_manager=run_manager, **kwargs)
+        request = chat_completion_request(payload)
+        with _openai_errors() as raised:
+            if request is None:
+                raised.raw = self.client.with_raw_response.create(**_sent_as_extra_body(payload))
+            else:
+                raised.raw = post_chat_completion(self.root_client, *request)
+            response = _parsed(raised.raw)
+        return self._result_of(response, raised.raw)
 
     async def _agenerate(
         self,
@@ -92,34 +168,31 @@ class SaleChatOpenAI(ChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        """``ChatOpenAI._agenerate``, with a plain chat completion's result built on the event loop.
+        """``ChatOpenAI._agenerate``, with a plain chat completion sent and read on the event loop, cheaper.
 
-        ``ChatOpenAI`` hands the building of every awaited result (a few tens of
-        microseconds of work) to a worker thread, and the hop costs more than the work;
-        the call's own path is otherwise the same (the request, the SDK's error mapping,
+        Two costs go: ``ChatOpenAI`` hands the building of every awaited result (a few
+        tens of microseconds of work) to a worker thread, and the hop costs more than the
+        work; and the SDK's ``create`` walks every argument against its types before
+        posting (:mod:`sale_graph.llm.sdk_request` posts the same request without it).
+        The call's own path is otherwise the same (the request, the SDK's error mapping,
         gateway metadata). Structured-output, Responses API and header-keeping calls go
         through ``ChatOpenAI``'s own path.
         """
-        payload = self._get_request_payload(messages, stop=stop, **kwargs)
-        if (_BAD_REQUEST is None or _API_ERROR is None or _GATEWAY_METADATA is None or self.include_response_headers
-                or "response_format" in payload or self._use_responses_api(payload)):
+        payload = ChatOpenAI._get_request_payload(self, messages, stop=stop, **kwargs)
+        if not self._fast_path(payload):
             return await super()._agenerate(messages, stop=stop, run_manager=run_manager, **kwargs)
-        raw_response = None
-        try:
-            raw_response = await self.async_client.with_raw_response.create(**payload)
-            response = raw_response.parse()
-        except openai.BadRequestError as e:
-            _BAD_REQUEST(e)
-            raise
-        except openai.APIError as e:
-            _API_ERROR(e)
-            raise
-        except Exception as e:
-            if raw_response is not None and hasattr(raw_response, "http_response"):
-                e.response = raw_response.http_response  # type: ignore[attr-defined]  # as ChatOpenAI does
-            raise
+        request = chat_completion_request(payload)
+        with _openai_errors() as raised:
+            if request is None:
+                raised.raw = await self.async_client.with_raw_response.create(**_sent_as_extra_body(payload))
+            else:
+                raised.raw = await apost_chat_completion(self.root_async_client, *request)
+            response = _parsed(raised.raw)
+        return self._result_of(response, raised.raw)
+
+    def _result_of(self, response: Any, raw_response: Any) -> ChatResult:
         generation_info: dict[str, Any] = {}
-        _GATEWAY_METADATA(generation_info, raw_response)
+        _GATEWAY_METADATA(generation_info, raw_response)  # type: ignore[misc]  # checked by _fast_path
         return self._create_chat_result(response, generation_info)
 
     def _create_chat_result(self, response: dict[str, Any] | openai.BaseModel, generation_info: dict[str, Any] | None = None) -> ChatResult:

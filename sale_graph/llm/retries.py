@@ -194,13 +194,45 @@ def _failed(exc: Exception, endpoint: Endpoint, retries: list[str] | None) -> Ex
     return exc
 
 
+def _replaying(first: Exception, call: Callable[[], T]) -> Callable[[], T]:
+    """``call`` whose first attempt raises ``first`` (the attempt already made), then calls as usual."""
+    pending = [first]
+
+    def attempt() -> T:
+        if pending:
+            raise pending.pop()
+        return call()
+
+    return attempt
+
+
+def _areplaying(first: Exception, call: Callable[[], Awaitable[T]]) -> Callable[[], Awaitable[T]]:
+    """:func:`_replaying` for an awaited call."""
+    pending = [first]
+
+    async def attempt() -> T:
+        if pending:
+            raise pending.pop()
+        return await call()
+
+    return attempt
+
+
 def call_with_retries(call: Callable[[], T], *, max_retries: int, on_retry: Callable[[str], None] | None, endpoint: Endpoint,
                       retries: list[str] | None = None) -> T:
     """Run ``call`` under the retry policy; a fatal refusal becomes an :class:`EndpointError` for ``endpoint``.
 
     ``retries`` (the list ``on_retry`` appends to, when it is one) is kept on a final
     failure, so the caller can record that the call was retried before it failed.
+
+    The first attempt runs before any retry controller is built (most calls succeed
+    at once, and a controller is a few dozen objects that only the garbage collector
+    frees); when it fails, the controller starts from that failure as its first attempt.
     """
+    try:
+        return call()
+    except Exception as first:  # noqa: BLE001 - the controller below decides, as for any attempt
+        call = _replaying(first, call)
     try:
         for attempt in retrying(max_retries, on_retry):
             with attempt:
@@ -218,6 +250,10 @@ async def acall_with_retries(
     retries: list[str] | None = None,
 ) -> T:
     """Await ``call`` under the retry policy (see :func:`call_with_retries`)."""
+    try:
+        return await call()
+    except Exception as first:  # noqa: BLE001 - the controller below decides, as for any attempt
+        call = _areplaying(first, call)
     try:
         async for attempt in aretrying(max_retries, on_retry):
             with attempt:

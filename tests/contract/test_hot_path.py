@@ -11,7 +11,9 @@ import asyncio
 from typing import Any
 
 import pytest
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.outputs import LLMResult
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 
@@ -214,3 +216,207 @@ def test_each_endpoint_pools_its_own_connections(wire_server: WireServer) -> Non
     assert a.chat_model(phase="jury", max_tokens=99, logprobs=True).http_async_client is client
     assert a_again.chat_model(phase="bid").http_async_client is client  # the same endpoint under another agent's name
     assert b.chat_model(phase="bid").http_async_client is not client
+
+
+# --- the plain completion posted without the SDK's argument walk (sale_graph.llm.sdk_request) ---------------
+
+
+def _headers_without_ids(server: WireServer) -> list[dict[str, str]]:
+    """The recorded headers, the per-request idempotency key reduced to whether it was sent."""
+    return [{k: ("<sent>" if k == "idempotency-key" else v) for k, v in r.headers.items()} for r in server.requests()]
+
+
+@pytest.mark.parametrize("name", ["invoke", "ainvoke", "tools"])
+def test_the_headers_are_the_ones_chat_openai_sends(wire_server: WireServer, name: str) -> None:
+    seen: list[list[dict[str, str]]] = []
+
+    async def both() -> None:
+        for model in _models(wire_server, "gpt-plain", api_key="sk-test", timeout=7):
+            wire_server.reset()
+            result = CALLS[name](model)
+            if asyncio.iscoroutine(result):
+                await result
+            seen.append(_headers_without_ids(wire_server))
+
+    asyncio.run(both())
+    plain, sale = seen
+    assert plain and sale == plain and plain[0]["authorization"] == "Bearer sk-test"
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_a_plain_completion_skips_the_sdk_s_argument_walk(wire_server: WireServer, monkeypatch: pytest.MonkeyPatch,
+                                                          awaited: bool) -> None:
+    """The walk (``maybe_transform``) runs for ChatOpenAI's call and for a stream, not for SaleChatOpenAI's plain call."""
+    import openai.resources.chat.completions.completions as completions
+
+    walks: list[str] = []
+    name = "async_maybe_transform" if awaited else "maybe_transform"
+    real = getattr(completions, name)
+
+    def counted(data: Any, *args: Any, **kwargs: Any) -> Any:
+        walks.append(str(data.get("model")))
+        return real(data, *args, **kwargs)
+
+    monkeypatch.setattr(completions, name, counted)
+    plain, sale = _models(wire_server, "gpt-plain")
+    counts: list[int] = []
+
+    async def run() -> None:  # one event loop: langchain shares its async HTTP client per base URL
+        for model in (plain, sale):
+            await model.ainvoke(MESSAGES) if awaited else model.invoke(MESSAGES)
+        counts.append(len(walks))
+        await _drain(sale.astream(MESSAGES)) if awaited else list(sale.stream(MESSAGES))
+        counts.append(len(walks))
+
+    asyncio.run(run())
+    assert counts == [1, 2]  # ChatOpenAI's plain call walks, SaleChatOpenAI's does not; a stream goes through create
+    assert walks[0] == "gpt-plain" and len(wire_server.requests()) == 3
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_the_sdk_s_own_retries_still_apply(make_wire_server: Any, awaited: bool) -> None:
+    """A model with the SDK's retries on (SALE's pool sets them off) retries on the fast path as ChatOpenAI does."""
+    from tests.contract.wire_formats import ModelBehaviour
+
+    seen = []
+    for index in range(2):  # ChatOpenAI, then SaleChatOpenAI, each on a server of its own
+        server = make_wire_server({"m": ModelBehaviour(fail_first=[429], retry_after="0.05")})
+        model = _models(server, "m", max_retries=1)[index]
+        answer = asyncio.run(model.ainvoke(MESSAGES)) if awaited else model.invoke(MESSAGES)
+        seen.append((answer.content, [(r.status, r.retry_count) for r in server.requests("m")]))
+    assert seen[1] == seen[0] and seen[0][1] == [(429, 0), (200, 1)]
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 429, 500])
+def test_a_blocking_failure_raises_what_chat_openai_raises(make_wire_server: Any, status: int) -> None:
+    from tests.contract.wire_formats import ModelBehaviour
+
+    server = make_wire_server({"m": ModelBehaviour(error_status=status)})
+    raised: list[BaseException] = []
+    for m in _models(server, "m"):
+        with pytest.raises(Exception) as info:  # noqa: PT011 - the test compares what each raises
+            m.invoke(MESSAGES)
+        raised.append(info.value)
+    assert type(raised[0]) is type(raised[1]) and str(raised[0]) == str(raised[1])
+
+
+def test_a_payload_create_would_not_take_goes_through_create() -> None:
+    """The body's key order is learned from create; keys it does not know turn the fast path off (create raises for them)."""
+    from sale_graph.llm.sdk_request import body_order, chat_completion_request
+
+    order = body_order(("messages", "model", "stream", "temperature", "extra_body"))
+    assert order is not None and order.index("model") < order.index("messages") and "extra_body" not in order
+    assert chat_completion_request({"messages": [], "model": "m", "no_such_argument": 1}) is None
+    assert chat_completion_request({"messages": [], "model": "m", "stream": True}) is None
+    body, options = chat_completion_request({"messages": [1], "model": "m", "temperature": 0.5, "extra_body": {"top_k": 3}}) or ({}, {})
+    assert list(body) == [k for k in order if k in body] and body["messages"] == [1]
+    assert options["extra_json"] == {"top_k": 3}
+
+
+class _Raw:
+    """A raw SDK response's surface that ``_parsed`` reads."""
+
+    def __init__(self, content: bytes, content_type: str = "application/json") -> None:
+        self.http_response = type("R", (), {"headers": {"content-type": content_type}, "content": content})()
+        self.parsed_by_sdk = 0
+
+    def parse(self) -> Any:
+        import json
+
+        from openai._models import construct_type
+        from openai.types.chat import ChatCompletion
+
+        self.parsed_by_sdk += 1
+        try:
+            return construct_type(type_=ChatCompletion, value=json.loads(self.http_response.content))
+        except ValueError:
+            return self.http_response.content.decode()
+
+
+def test_an_answer_is_validated_in_one_step_and_a_stray_one_is_parsed_as_before() -> None:
+    import json
+
+    from sale_graph.llm.chat_openai import _parsed
+
+    usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    answer = {"id": "c", "object": "chat.completion", "created": 1, "model": "m", "usage": usage,
+              "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+                           "message": {"role": "assistant", "content": "hi", "reasoning_content": "think"}}]}
+    raw = _Raw(json.dumps(answer).encode())
+    validated = _parsed(raw)
+    assert raw.parsed_by_sdk == 0 and validated.model_dump() == raw.parse().model_dump()  # the same model, extras kept
+    stray = {**answer, "created": "yesterday"}  # off the schema: the SDK's lenient parse takes it, as before
+    for body, content_type in ((json.dumps(stray).encode(), "application/json"), (b"<html>busy</html>", "text/html")):
+        raw = _Raw(body, content_type)
+        got = _parsed(raw)
+        assert raw.parsed_by_sdk == 1 and repr(got) == repr(raw.parse())
+
+
+# --- a call no callback handler would see skips LangChain's run bookkeeping (sale_graph.llm.lean_invoke) -------
+
+
+class _Runs(BaseCallbackHandler):
+    """Records each chat-model run a handler sees: its tags at the start, its token usage at the end."""
+
+    def __init__(self) -> None:
+        self.tags: list[list[str]] = []
+        self.tokens: list[int] = []
+
+    def on_chat_model_start(self, serialized: Any, messages: Any, *, tags: list[str] | None = None, **kwargs: Any) -> None:
+        self.tags.append(list(tags or []))
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        message = response.generations[0][0].message  # type: ignore[attr-defined]  # a chat generation
+        self.tokens.append((message.usage_metadata or {}).get("total_tokens", 0))
+
+
+def _pool(server: WireServer) -> Any:
+    from sale_graph import AgentPool, AgentSpec
+
+    agents = tuple(AgentSpec(name=n, model="gpt-plain", base_url=server.base_url, price_input=p, price_output=p,
+                             structured_output="json_schema") for n, p in (("small", 0.05), ("large", 0.36)))
+    return AgentPool(agents, source="wire server")
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_a_traced_auction_shows_every_call_with_its_tags_and_usage(wire_server: WireServer, awaited: bool) -> None:
+    """A handler passed to the graph run (as a LangSmith tracer is) sees each bid, vote and the execution."""
+    from sale_graph import SaleContext, build_sale_graph
+
+    graph, runs = build_sale_graph(tools=[]).compile(), _Runs()
+    context = SaleContext(pool=_pool(wire_server), use_memory=False, check_endpoints=False)
+    task = {"task": "What is the capital of Australia?"}
+    config: Any = {"callbacks": [runs]}
+    state = asyncio.run(graph.ainvoke(task, config, context=context)) if awaited else graph.invoke(task, config, context=context)
+    ledger = state["ledger"]
+    assert len(runs.tags) == len(ledger) == len(runs.tokens) == len(wire_server.requests())
+    phases = sorted(next(t for t in tags if t.startswith("sale:")) for tags in runs.tags if "sale" in tags)
+    assert phases == sorted(f"sale:{row['phase']}" for row in ledger)
+    assert sum(runs.tokens) == sum(row["input_tokens"] + row["output_tokens"] for row in ledger)
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_an_untraced_call_skips_the_run_bookkeeping_and_answers_the_same(wire_server: WireServer, monkeypatch: pytest.MonkeyPatch,
+                                                                         awaited: bool) -> None:
+    from langchain_core.language_models import BaseChatModel
+
+    from sale_graph.llm.call import acall_model, call_model
+
+    runs: list[str] = []
+    for name in ("agenerate", "generate"):
+        real = getattr(BaseChatModel, name)
+        monkeypatch.setattr(BaseChatModel, name, lambda self, *a, _real=real, _name=name, **k: runs.append(_name) or _real(self, *a, **k))
+    model = SaleChatOpenAI(model="gpt-plain", base_url=wire_server.base_url, api_key="x", max_retries=0, logprobs=True, top_logprobs=2)
+
+    async def both() -> list[Any]:
+        lean = (await acall_model(model, MESSAGES)).message if awaited else call_model(model, MESSAGES).message
+        counted = len(runs)
+        full = await model.ainvoke(MESSAGES) if awaited else model.invoke(MESSAGES)
+        return [lean, counted, full]
+
+    lean, counted, full = asyncio.run(both())
+    assert counted == 0 and len(runs) == 1  # the plain ainvoke/invoke runs LangChain's bookkeeping, SALE's untraced call not
+    assert _same_fields(lean) == _same_fields(full)
+    assert lean.id.startswith("lc_run--") and lean.id.endswith("-0") and len(lean.id) == len(full.id)
+    bodies = [r.body for r in wire_server.requests()]
+    assert len(bodies) == 2 and bodies[0] == bodies[1]

@@ -162,3 +162,23 @@ def test_the_gateway_refuses_settings_it_would_ignore(setting: dict[str, Any], w
     (name,) = setting
     with pytest.raises(ContextError, match=f"create_gateway_app setting '{name}' has no effect: {why}"):
         build_gateway(pool=pool_of(("small", 0.05), ("large", 0.36)), settings={"use_memory": False, **setting})
+
+
+def test_a_gateway_worker_freezes_its_startup_objects_and_the_library_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sale gateway``'s own processes gc.freeze() once the app is built; building the app alone freezes nothing."""
+    import gc
+
+    import sale_graph.integrations.gateway.asgi as asgi
+    from sale_graph.cli import gateway as command
+    from sale_graph.integrations.gateway import create_gateway_app
+
+    gc.unfreeze()
+    try:
+        create_gateway_app(pool=pool_of(("a", 1.0)), use_memory=False)
+        assert gc.get_freeze_count() == 0
+        built: list[object] = []
+        monkeypatch.setattr(asgi, "app_from_env", lambda: built.append(object()) or built[0])
+        assert command.worker_app() is built[0] and gc.get_freeze_count() > 0
+        assert command.FACTORY == "sale_graph.cli.gateway:worker_app"
+    finally:
+        gc.unfreeze()
