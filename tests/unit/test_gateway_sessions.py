@@ -197,3 +197,21 @@ def test_an_unreachable_store_is_one_line_naming_the_flag(tmp_path: Path) -> Non
     (tmp_path / "dir.db").mkdir()  # a folder where the file should be: SQLite cannot open it
     with pytest.raises(SessionsError, match=r"^--sessions: cannot open the session store"):
         asyncio.run(check_sessions(SqliteSessions(tmp_path / "dir.db", 5)))
+
+
+@pytest.mark.integration
+def test_workers_starting_at_once_on_postgres_all_find_the_table_one_creates(postgres_url: str) -> None:
+    # CREATE TABLE IF NOT EXISTS alone races in Postgres (a duplicate row type or key in the
+    # catalog): 8 workers' first statements on each of 10 new tables must all succeed.
+    async def main() -> list[int]:
+        counts: list[int] = []
+        for _ in range(10):
+            table = f"sessions_{next(_tables)}"
+            stores = [PostgresSessions(postgres_url, 10.0, table=table, pool_size=1) for _ in range(8)]
+            try:
+                counts += await asyncio.gather(*(s.count() for s in stores))
+            finally:
+                await asyncio.gather(*(s.close() for s in stores))
+        return counts
+
+    assert asyncio.run(main()) == [0] * 80

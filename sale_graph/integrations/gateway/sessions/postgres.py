@@ -48,12 +48,13 @@ class PostgresSessions(SqlSessions):
         self._pool = pool
 
     async def _create_table(self) -> None:
-        import psycopg
-
-        try:
-            await super()._create_table()
-        except (psycopg.errors.UniqueViolation, psycopg.errors.DuplicateTable):
-            pass  # another worker created it at the same moment (CREATE TABLE IF NOT EXISTS races in Postgres)
+        # CREATE TABLE IF NOT EXISTS races in Postgres: two workers starting at once can both
+        # miss the table and one fails on the catalog (its row type, "duplicate key" or "type
+        # already exists"). A transaction-scoped advisory lock on the table's name makes the
+        # workers take turns; the lock ends with the transaction.
+        async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+            await cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"sale_graph.sessions.{self.table}",))
+            await cursor.execute(self._sql(self.create_table_sql))
 
     async def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         async with self._pool.connection() as conn, conn.cursor() as cursor:
