@@ -6,7 +6,7 @@
 | ``POST /v1/chat/completions`` | the auction, then the winner's answer (:mod:`.chat`) |
 | ``POST /v1/sale/outcome`` | ``{"auction_id" or "session", "outcome": "passed"/"failed"}`` into the auction memory |
 | ``GET /metrics`` (also ``/v1/sale/metrics``) | Prometheus metrics (:mod:`.metrics`) |
-| ``GET /health`` | ``{"status": "ok", ...}``, with the workers and each agent's concurrency share |
+| ``GET /health`` | ``{"status": "ok", ...}``, with the worker's process id, the workers and each agent's concurrency share |
 
 The app adds no middleware and no app-wide exception handler: every route answers its
 own errors in OpenAI's shape, so the app can be mounted as ``langgraph.json``'s
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -114,7 +115,7 @@ async def health(request: Request) -> Response:
     """``GET /health``: the gateway is up (it does not call the pool's endpoints; ``sale pool check`` does)."""
     gw = _gateway(request)
     return JSONResponse({"status": "ok", "pool": gw.pool.source, "agents": gw.pool.names, "memory": gw.context.use_memory,
-                         "workers": gw.workers, "max_concurrency": gw.limits()})
+                         "pid": os.getpid(), "workers": gw.workers, "max_concurrency": gw.limits()})
 
 
 async def not_found(request: Request) -> Response:
