@@ -43,7 +43,7 @@ from typing import Any
 
 import httpx
 
-from tests.contract.gateway_load import FLAKY_MIX, LoadSummary, auctions_run, drive
+from tests.contract.gateway_load import FLAKY_MIX, LoadSummary, auctions_run, drive, worker_cpu_s
 from tests.contract.gateway_server import GatewayProcess
 from tests.contract.sale_apps import responder, write_pool
 from tests.contract.wire_formats import ModelBehaviour
@@ -77,25 +77,6 @@ def _serve_wire(latency: float, seed: int, conn: Connection) -> None:
 def _ask(conn: Connection, command: str) -> Any:
     conn.send(command)
     return conn.recv()
-
-
-def worker_cpu_s(pid: int) -> dict[int, float]:
-    """CPU seconds used so far by process ``pid`` and each of its children (the uvicorn workers; Linux ``/proc``)."""
-    out: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == pid or int(fields[1]) == pid:
-            with contextlib.suppress(OSError):
-                if b"resource_tracker" in Path(f"/proc/{entry}/cmdline").read_bytes():
-                    continue  # multiprocessing's helper, not a worker
-            out[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
 
 
 @contextlib.contextmanager

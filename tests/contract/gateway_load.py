@@ -17,13 +17,16 @@ is OpenAI's error shape, its code), or a failure with no answer at all (status 0
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import re
 import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -99,7 +102,7 @@ async def _turn(client: httpx.AsyncClient, url: str, session: str, index: int, m
 
 
 async def drive(base_url: str, sessions: int, turns: int, concurrency: int, *, timeout_s: float = 120.0,
-                prefix: str = "load") -> tuple[list[Turn], float]:
+                prefix: str = "load", stagger_s: float = 0.0) -> tuple[list[Turn], float]:
     """Run ``sessions`` conversations of ``turns`` turns each, ``concurrency`` at once; the turns and the wall time.
 
     Args:
@@ -109,6 +112,9 @@ async def drive(base_url: str, sessions: int, turns: int, concurrency: int, *, t
         concurrency: conversations in flight at once.
         timeout_s: each request's limit.
         prefix: the sessions' names start with it (``<prefix>-<n>``), so runs on one store never meet.
+        stagger_s: session ``n`` starts ``n * stagger_s`` after the first, so their connections open one by
+            one: a worker's event loop accepts every connection waiting when it wakes, and a burst opened at
+            once can all land on one worker.
     """
     url = f"{base_url}/chat/completions"
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -116,6 +122,7 @@ async def drive(base_url: str, sessions: int, turns: int, concurrency: int, *, t
     async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as client:
         async def conversation(n: int) -> list[Turn]:
             session, messages, done = f"{prefix}-{n}", list[dict[str, Any]](), []
+            await asyncio.sleep(n * stagger_s)
             async with gate:
                 for index in range(turns):
                     messages.append({"role": "user", "content": f"What is {n} + {index}?"})
@@ -128,6 +135,25 @@ async def drive(base_url: str, sessions: int, turns: int, concurrency: int, *, t
         everything = await asyncio.gather(*(conversation(n) for n in range(sessions)))
         wall = time.perf_counter() - start
     return [t for session in everything for t in session], wall
+
+
+def worker_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds used so far by process ``pid`` and each of its children (the uvicorn workers; Linux ``/proc``)."""
+    out: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            with contextlib.suppress(OSError):
+                if b"resource_tracker" in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    continue  # multiprocessing's helper, not a worker
+            out[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def _p(values: list[float], q: float) -> float:
@@ -210,4 +236,4 @@ def auctions_run(metrics_text: str) -> Mapping[str, float]:
     return {result: float(value) for result, value in found}
 
 
-__all__ = ["FLAKY_MIX", "NO_ANSWER", "LoadSummary", "Turn", "auctions_run", "drive", "is_openai_error"]
+__all__ = ["FLAKY_MIX", "NO_ANSWER", "LoadSummary", "Turn", "auctions_run", "drive", "is_openai_error", "worker_cpu_s"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.contract.gateway_load import FLAKY_MIX, LoadSummary, auctions_run, drive
+from tests.contract.gateway_load import FLAKY_MIX, LoadSummary, auctions_run, drive, worker_cpu_s
 from tests.contract.gateway_server import GatewayProcess
 from tests.contract.sale_apps import behaviours, chats, responder, write_pool
 from tests.contract.wire_formats import ModelBehaviour
@@ -27,13 +27,14 @@ BOUND = 4
 
 
 def test_two_workers_together_never_pass_an_endpoints_max_concurrency(tmp_path: Path) -> None:
-    sessions = 24  # 24 first turns at once: 24 bids and 48 jury calls offered to each endpoint, 6x its bound
+    sessions = 24  # 24 first turns within 0.5 s: 24 bids and 48 jury calls offered to each endpoint, 6x its bound
     with WireServer(behaviours(latency_s=0.2)) as wire:
         pool = write_pool(tmp_path / "pool.toml", wire, small={"max_concurrency": BOUND}, large={"max_concurrency": BOUND})
         with GatewayProcess(pool, "--workers", "2", "--sessions", f"sqlite:///{tmp_path}/sessions.db") as gateway:
             pids = gateway.wait_for_workers(2)
             health = httpx.get(f"{gateway.url}/health", timeout=10).json()
-            turns, _ = asyncio.run(drive(gateway.base_url, sessions=sessions, turns=1, concurrency=sessions))
+            # Opened one by one, the connections spread over both workers (a burst can all land on one).
+            turns, _ = asyncio.run(drive(gateway.base_url, sessions=sessions, turns=1, concurrency=sessions, stagger_s=0.02))
             metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
             log = gateway.log()
 
@@ -57,9 +58,11 @@ def test_sessions_of_three_turns_through_two_workers_on_a_flaky_pool_all_end_and
         retried = {"max_retries": 2, "max_concurrency": 32}
         pool = write_pool(tmp_path / "pool.toml", wire, small=retried, large=retried)
         with GatewayProcess(pool, "--workers", "2", "--sessions", f"sqlite:///{tmp_path}/sessions.db") as gateway:
-            gateway.wait_for_workers(2)
+            pids = gateway.wait_for_workers(2)
+            before = worker_cpu_s(gateway.pid)
             results, wall = asyncio.run(drive(gateway.base_url, sessions=sessions, turns=turns, concurrency=sessions,
-                                              timeout_s=60))
+                                              timeout_s=60, stagger_s=0.01))
+            after = worker_cpu_s(gateway.pid)
             metrics = httpx.get(f"{gateway.url}/metrics", timeout=10).text
         peaks = {m: wire.max_in_flight(m) for m in ("small", "large")}
         upstream = [r.status for r in chats(wire)]
@@ -75,6 +78,9 @@ def test_sessions_of_three_turns_through_two_workers_on_a_flaky_pool_all_end_and
     assert {s: n for s, n in summary.auctions.items() if n != 1 and s not in failed_first} == {}
     ran = auctions_run(metrics).get("ok", 0)  # an auction whose answer then failed is not in summary.auctions
     assert sum(summary.auctions.values()) <= ran <= sessions + len(failed_first)
-    # The faults were real, and the bounds held.
+    # Both workers did their part of the work (so sessions' turns moved between them), the faults were real,
+    # and the bounds held.
+    cpu = {pid: after[pid] - before.get(pid, 0.0) for pid in pids}
+    assert min(cpu.values()) >= 0.2 * sum(cpu.values()), cpu
     assert upstream.count(429) >= 20 and upstream.count(500) >= 10
     assert max(peaks.values()) <= 32
