@@ -95,7 +95,7 @@ def test_a_raised_limit_wakes_a_waiter_at_once() -> None:
     thread.join(2)
 
 
-_ports = itertools.count(100)
+_ports = itertools.count(47100)
 
 
 def _pool(**bounds: int) -> AgentPool:
@@ -148,14 +148,27 @@ def test_the_startup_line_says_each_agents_share() -> None:
 
 
 def _write_pool(path: Path, **bounds: int) -> Path:
+    """A pool TOML on endpoints no other test uses (a known endpoint keeps the bound it was first seen with)."""
     lines = []
     for name, bound in bounds.items():
-        lines += ["[[agents]]", f'name = "{name}"', f'model = "{name}"', 'base_url = "http://127.0.0.1:9/v1"',
+        lines += ["[[agents]]", f'name = "{name}"', f'model = "{name}"', f'base_url = "http://127.0.0.1:{next(_ports)}/v1"',
                   "price_input = 1.0", "price_output = 1.0", f"max_concurrency = {bound}", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
     return path
 
 
+@pytest.fixture
+def never_serve(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These commands must stop before serving: a server started here would fail the test, not hang it."""
+    import uvicorn
+
+    def serve(*args: object, **kwargs: object) -> None:
+        raise AssertionError("sale gateway started serving")
+
+    monkeypatch.setattr(uvicorn, "run", serve)
+
+
+@pytest.mark.usefixtures("never_serve")
 def test_sale_gateway_refuses_an_agent_it_cannot_share_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pool = _write_pool(tmp_path / "pool.toml", small=8, large=3)
     code = main(["gateway", "--pool", str(pool), "--no-memory", "--workers", "2", "--total-workers", "4"])
@@ -164,6 +177,7 @@ def test_sale_gateway_refuses_an_agent_it_cannot_share_in_one_line(tmp_path: Pat
     assert "4 gateway workers" in err and "large (max_concurrency 3)" in err
 
 
+@pytest.mark.usefixtures("never_serve")
 def test_total_workers_below_this_machines_workers_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pool = _write_pool(tmp_path / "pool.toml", small=8)
     code = main(["gateway", "--pool", str(pool), "--no-memory", "--workers", "3", "--total-workers", "2"])
