@@ -8,7 +8,9 @@
 
 Each session is a conversation with its own ``x-sale-session``: its turns go one after
 another, each carrying the earlier turns and answers, over a keep-alive connection pool
-that all sessions share (so a session's turns reach whichever worker holds the connection
+that all sessions share (``httpx2``'s when it is installed, as the gateway's own forwarding
+client: ``httpx``'s pool rescans its connections for each request, and at 100 connections
+the client then spent as much CPU as the gateway) (so a session's turns reach whichever worker holds the connection
 they get). ``concurrency`` sessions run at once. Every request ends as a :class:`Turn`:
 answered (the ``x-sale-*`` headers kept), an error answer (its status and, when the body
 is OpenAI's error shape, its code), or a failure with no answer at all (status 0).
@@ -30,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from sale_graph.integrations.gateway.upstream import http as client_http
 
 NO_ANSWER = 0
 """The status of a request that got no HTTP answer (a timeout, a broken connection)."""
@@ -79,11 +83,11 @@ def is_openai_error(body: Any) -> bool:
     return set(error) == {"message", "type", "code", "param"} and isinstance(error["message"], str) and bool(error["message"])
 
 
-async def _turn(client: httpx.AsyncClient, url: str, session: str, index: int, messages: list[dict[str, Any]]) -> Turn:
+async def _turn(client: client_http.AsyncClient, url: str, session: str, index: int, messages: list[dict[str, Any]]) -> Turn:
     start = time.perf_counter()
     try:
         response = await client.post(url, json={"model": "sale", "messages": messages}, headers={"x-sale-session": session})
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, client_http.HTTPError) as exc:
         return Turn(session, index, NO_ANSWER, time.perf_counter() - start, shaped=False, detail=repr(exc))
     seconds = time.perf_counter() - start
     try:
@@ -117,9 +121,9 @@ async def drive(base_url: str, sessions: int, turns: int, concurrency: int, *, t
             once can all land on one worker.
     """
     url = f"{base_url}/chat/completions"
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = client_http.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     gate = asyncio.Semaphore(concurrency)
-    async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as client:
+    async with client_http.AsyncClient(timeout=timeout_s, limits=limits) as client:
         async def conversation(n: int) -> list[Turn]:
             session, messages, done = f"{prefix}-{n}", list[dict[str, Any]](), []
             await asyncio.sleep(n * stagger_s)
