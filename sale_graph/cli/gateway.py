@@ -2,7 +2,7 @@
 
 ::
 
-    sale gateway --pool pool.toml [--weights W] [--host 127.0.0.1] [--port 8100] [--workers N]
+    sale gateway --pool pool.toml [--weights W] [--host 127.0.0.1] [--port 8100] [--workers N] [--total-workers T]
                  [--api-keys-env NAME] [--session-idle S] [--sessions URL] [--no-memory | --memory-dir D | --chroma-url URL]
 
 The settings are checked in this process before anything is served (a bad pool, weights
@@ -10,6 +10,11 @@ file or keys variable is one error line); the app is then served by uvicorn. Wit
 ``--workers N`` the worker processes build the same app from ``$SALE_GATEWAY_CONFIG``
 (:mod:`sale_graph.integrations.gateway.asgi`). Without ``--pool`` the embedded pool
 answers (its servers are started, and stopped at the end, when they are not running).
+
+The workers share each endpoint's ``max_concurrency``: each holds ``max_concurrency // T``
+slots, ``T`` being ``--total-workers`` (the workers of every machine serving the pool;
+default ``--workers``), so together they never pass it. The command prints each agent's
+share; an agent whose bound is below ``T`` stops it at start.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from sale_graph.cli.embedded import embedded_models_for_run
 if TYPE_CHECKING:  # the gateway extra: imported where the command runs
     from starlette.applications import Starlette
 
+    from sale_graph.pool import AgentSpec
+
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8100
 FACTORY = "sale_graph.cli.gateway:worker_app"
@@ -41,7 +48,8 @@ sends a request on one the gateway is closing (uvicorn's default, 5 s, races the
 def gateway_config(args: argparse.Namespace) -> dict[str, Any]:
     """The :func:`~sale_graph.integrations.gateway.create_gateway_app` keywords the command line gives (JSON-ready)."""
     config: dict[str, Any] = {"pool": str(Path(args.pool).resolve()) if args.pool else None,
-                              "session_idle_s": float(args.session_idle)}
+                              "session_idle_s": float(args.session_idle),
+                              "workers": args.total_workers or args.workers}
     if args.weights:
         config["weights"] = str(Path(args.weights).resolve())
     if args.api_keys_env:
@@ -95,6 +103,17 @@ def worker_app() -> Starlette:
     return app
 
 
+def concurrency_line(agent: AgentSpec, slots: int, workers: int) -> str:
+    """How many calls ``agent``'s endpoint gets from each worker, for the startup lines."""
+    if agent.max_concurrency == 0:
+        return "no concurrency bound"
+    if workers == 1:
+        return f"max_concurrency {agent.max_concurrency}"
+    unused = agent.max_concurrency - slots * workers
+    return (f"max_concurrency {agent.max_concurrency}: {slots} per worker x {workers} workers"
+            + (f", {unused} unused" if unused else ""))
+
+
 def cmd_gateway(args: argparse.Namespace) -> int:
     """Check the settings, start the embedded pool if it answers, and serve the gateway until Ctrl-C."""
     import asyncio
@@ -112,6 +131,10 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     if args.workers < 1:
         err.print("error: --workers must be at least 1")
         return 2
+    if args.total_workers is not None and args.total_workers < args.workers:
+        err.print(f"error: --total-workers ({args.total_workers}) counts the workers of every machine serving the pool, "
+                  f"this one's {args.workers} included: give at least --workers")
+        return 2
     config = gateway_config(args)
     models = None
     if args.pool is None:
@@ -127,7 +150,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
         with err.status("opening the auction memory..."):
             gateway.auctions.open_memory()  # a bad --memory-dir / --chroma-url stops the command here
     for agent in gateway.pool.agents:
-        err.print(f"agent {agent.name}: {agent.model} at {agent.base_url} (${agent.price_output}/1M output tokens)")
+        err.print(f"agent {agent.name}: {agent.model} at {agent.base_url} (${agent.price_output}/1M output tokens, "
+                  f"{concurrency_line(agent, gateway.slots[agent.name], gateway.workers)})")
     for note in _warnings(args, config):
         err.print(f"[yellow]note:[/yellow] {note}")
     server = EmbeddedServer(models) if models is not None else None
@@ -163,6 +187,9 @@ def register_gateway_command(sub: Any) -> None:
     gateway.add_argument("--host", default=DEFAULT_HOST, help=f"address to serve on (default {DEFAULT_HOST})")
     gateway.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
     gateway.add_argument("--workers", type=int, default=1, help="worker processes (default 1; share their sessions with --sessions)")
+    gateway.add_argument("--total-workers", type=int, metavar="T",
+                         help="the gateway workers of every machine serving this pool (default --workers): each worker "
+                              "holds max_concurrency // T slots at each endpoint")
     gateway.add_argument("--api-keys-env", metavar="NAME",
                          help="environment variable holding the accepted client keys, separated by commas")
     gateway.add_argument("--sessions", metavar="URL",
@@ -179,4 +206,5 @@ def register_gateway_command(sub: Any) -> None:
     gateway.set_defaults(func=cmd_gateway)
 
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "KEEP_ALIVE_S", "cmd_gateway", "gateway_config", "register_gateway_command"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "KEEP_ALIVE_S", "cmd_gateway", "concurrency_line", "gateway_config",
+           "register_gateway_command"]

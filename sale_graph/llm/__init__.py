@@ -13,7 +13,8 @@ Modules:
 - :mod:`~sale_graph.llm.retries`: what is retried, how long to wait, what stops the
   run (:class:`~sale_graph.errors.EndpointError`); :data:`CALL_ERRORS`, the
   failures a caller records and survives.
-- :mod:`~sale_graph.llm.limits`: the concurrency bounds, per endpoint and per run.
+- :mod:`~sale_graph.llm.limits`: the concurrency bounds, per endpoint (each worker's
+  share when several processes share the endpoints) and per run.
 - :mod:`~sale_graph.llm.reasoning`: a reasoning model's visible text versus its
   reasoning, and their token counts.
 - :mod:`~sale_graph.llm.chat_openai`: :class:`SaleChatOpenAI`, the ``ChatOpenAI``
@@ -43,7 +44,14 @@ from sale_graph.llm.call import (
     with_response_format,
 )
 from sale_graph.llm.chat_openai import SaleChatOpenAI
-from sale_graph.llm.limits import Limiter, endpoint_limiter, run_limiter
+from sale_graph.llm.limits import (
+    Limiter,
+    endpoint_limiter,
+    endpoint_workers,
+    run_limiter,
+    share_endpoints,
+    worker_limit,
+)
 from sale_graph.llm.reasoning import split_output, strip_think
 from sale_graph.llm.retries import (
     CALL_ERRORS,
@@ -72,15 +80,18 @@ __all__ = [
     "describe_error",
     "describe_failure",
     "endpoint_limiter",
+    "endpoint_workers",
     "finish_reason_of",
     "ledger_entry",
     "message_text",
     "openai_factory",
     "retries_of",
     "run_limiter",
+    "share_endpoints",
     "split_output",
     "status_of",
     "strip_think",
     "usage_of",
     "with_response_format",
+    "worker_limit",
 ]

@@ -10,6 +10,15 @@ Two bounds hold every model call of an auction:
 * **per run** (``SaleContext.max_concurrency``): at most that many calls of one auction
   in flight, whatever the endpoints, so one wide auction cannot starve the others.
 
+Processes that share endpoints (the workers of ``sale gateway``, on one machine or
+several) each take their share of an endpoint's bound: :func:`share_endpoints` makes this
+process one of ``workers`` for a pool's endpoints, and each one's limit here becomes
+:func:`worker_limit` ``= floor(max_concurrency / workers)``, so the workers together never
+exceed ``max_concurrency`` (the ``max_concurrency mod workers`` slots left over stay unused).
+A bounded endpoint whose ``max_concurrency`` is below ``workers`` would get no slot: that
+is an error (:class:`~sale_graph.errors.PoolError`, naming the agent), never a silent 0 or
+an over-subscribed 1.
+
 :class:`Limiter` works from threads (``graph.invoke``) and from asyncio
 (``graph.ainvoke``) at once: an async waiter awaits a future instead of blocking the
 event loop, and a release from either side wakes waiters on both.
@@ -21,8 +30,10 @@ import asyncio
 import contextlib
 import threading
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
+
+from sale_graph.errors import PoolError
 
 if TYPE_CHECKING:  # the pool builds its models from this package (sale_graph.llm.chat_openai): types only
     from sale_graph.pool import AgentSpec
@@ -51,6 +62,14 @@ class Limiter:
         """The most calls that ever held a slot at once (for tests and benchmarks)."""
         with self._lock:
             return self._peak
+
+    def set_limit(self, limit: int) -> None:
+        """Change the bound (``<= 0``: unbounded); waiters wake to try the new one, calls holding slots keep them."""
+        with self._lock:
+            self.limit = int(limit)
+            waiters, self._waiters = self._waiters, []
+        for wake in waiters:
+            wake()
 
     def _take(self) -> bool:
         if self.limit > 0 and self._in_use >= self.limit:
@@ -122,21 +141,99 @@ def _waker(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Cal
 
 
 _lock = threading.Lock()
-_endpoints: dict[tuple[str, str], Limiter] = {}
+_endpoints: dict[tuple[str, str], tuple[int, Limiter]] = {}  # endpoint -> (its max_concurrency, this process's limiter)
+_shares: dict[tuple[str, str], int] = {}  # endpoint -> the processes sharing its bound (share_endpoints)
 _runs: OrderedDict[str, Limiter] = OrderedDict()
+
+
+def worker_limit(max_concurrency: int, workers: int) -> int:
+    """One worker's slots at an endpoint bounded to ``max_concurrency`` and shared by ``workers`` processes.
+
+    ``floor(max_concurrency / workers)``, so the workers' slots together never pass the
+    bound; ``0`` (no bound) stays ``0``.
+
+    Args:
+        max_concurrency: the endpoint's bound (the agent's ``max_concurrency``; 0: none).
+        workers: the processes sharing the endpoint (at least 1).
+
+    Raises:
+        ValueError: ``workers < 1``, ``max_concurrency < 0``, or ``0 < max_concurrency < workers``
+            (a worker would get no slot).
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    if max_concurrency < 0:
+        raise ValueError(f"max_concurrency must be non-negative, got {max_concurrency}")
+    if 0 < max_concurrency < workers:
+        raise ValueError(f"max_concurrency {max_concurrency} cannot be shared by {workers} workers: each needs a slot")
+    return max_concurrency // workers
+
+
+def share_endpoints(agents: Iterable[AgentSpec], workers: int, source: str = "pool") -> dict[str, int]:
+    """Make this process one of ``workers`` that share the endpoints of ``agents``: each takes its share.
+
+    From now on the limiter of each of these endpoints in this process holds
+    :func:`worker_limit` slots (a limiter made before is changed too; ``workers=1`` gives the
+    whole bound back). Other endpoints keep their whole bound.
+
+    Args:
+        agents: the pool's agents.
+        workers: the processes sharing their endpoints.
+        source: where the agents come from (the pool file), for the error.
+
+    Returns:
+        agent name -> its slots in this process (0: no bound).
+
+    Raises:
+        PoolError: an agent's ``max_concurrency`` is below ``workers`` (nothing is changed); the
+            message names the agents and the ways out.
+        ValueError: ``workers < 1``.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    agents = list(agents)
+    with _lock:
+        bounds = {a.name: _endpoints[_key(a)][0] if _key(a) in _endpoints else a.max_concurrency for a in agents}
+        short = [name for name, bound in bounds.items() if 0 < bound < workers]
+        if short:
+            names = ", ".join(f"{name} (max_concurrency {bounds[name]})" for name in short)
+            raise PoolError(
+                f"{source}: {workers} gateway workers share each endpoint's max_concurrency (each worker gets "
+                f"max_concurrency // {workers} slots), and {names} would leave a worker with none: raise its "
+                f"max_concurrency to {workers} or more if the endpoint can take that, set 0 (no bound), or run fewer "
+                "workers")
+        for a in agents:
+            key = _key(a)
+            _shares[key] = workers
+            if key in _endpoints:
+                declared, limiter = _endpoints[key]
+                limiter.set_limit(worker_limit(declared, workers))
+        return {name: worker_limit(bound, workers) for name, bound in bounds.items()}
+
+
+def endpoint_workers(agent: AgentSpec) -> int:
+    """How many processes share ``agent``'s endpoint (:func:`share_endpoints`; 1 unless set)."""
+    with _lock:
+        return _shares.get(_key(agent), 1)
+
+
+def _key(agent: AgentSpec) -> tuple[str, str]:
+    return agent.base_url.rstrip("/"), agent.model
 
 
 def endpoint_limiter(agent: AgentSpec) -> Limiter:
     """The process-wide limit of ``agent``'s endpoint (``base_url`` and ``model``), created on first use.
 
-    Agents naming the same endpoint share it; the first agent seen sets its bound.
+    Agents naming the same endpoint share it; the first agent seen sets its bound. Its limit
+    is this process's share of it (:func:`share_endpoints`; all of it unless set).
     """
-    key = (agent.base_url.rstrip("/"), agent.model)
+    key = _key(agent)
     with _lock:
-        limiter = _endpoints.get(key)
-        if limiter is None:
-            limiter = _endpoints[key] = Limiter(agent.max_concurrency)
-        return limiter
+        known = _endpoints.get(key)
+        if known is None:
+            limit = worker_limit(agent.max_concurrency, _shares.get(key, 1))  # share_endpoints checked it
+            known = _endpoints[key] = (agent.max_concurrency, Limiter(limit))
+        return known[1]
 
 
 def run_limiter(run_id: str, limit: int) -> Limiter:

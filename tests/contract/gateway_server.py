@@ -173,6 +173,20 @@ class GatewayProcess:
             except httpx.HTTPError:
                 time.sleep(0.2)
 
+    def wait_for_workers(self, workers: int, timeout_s: float = 60.0) -> set[int]:
+        """Return once ``workers`` worker processes have answered ``/health`` (a new connection each); their ids."""
+        seen: set[int] = set()
+        deadline = time.monotonic() + timeout_s
+        while len(seen) < workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(seen)} of {workers} gateway workers answered in {timeout_s:g} s:\n{self.log()[-3000:]}")
+            try:
+                with httpx.Client(timeout=2) as client:
+                    seen.add(int(client.get(f"{self.url}/health").json()["pid"]))
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        return seen
+
     def log(self) -> str:
         """What the command wrote so far."""
         if self._log is None:

@@ -6,7 +6,7 @@
 | ``POST /v1/chat/completions`` | the auction, then the winner's answer (:mod:`.chat`) |
 | ``POST /v1/sale/outcome`` | ``{"auction_id" or "session", "outcome": "passed"/"failed"}`` into the auction memory |
 | ``GET /metrics`` (also ``/v1/sale/metrics``) | Prometheus metrics (:mod:`.metrics`) |
-| ``GET /health`` | ``{"status": "ok", ...}`` |
+| ``GET /health`` | ``{"status": "ok", ...}``, with the worker's process id, the workers and each agent's concurrency share |
 
 The app adds no middleware and no app-wide exception handler: every route answers its
 own errors in OpenAI's shape, so the app can be mounted as ``langgraph.json``'s
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -113,7 +114,8 @@ async def metrics(request: Request) -> Response:
 async def health(request: Request) -> Response:
     """``GET /health``: the gateway is up (it does not call the pool's endpoints; ``sale pool check`` does)."""
     gw = _gateway(request)
-    return JSONResponse({"status": "ok", "pool": gw.pool.source, "agents": gw.pool.names, "memory": gw.context.use_memory})
+    return JSONResponse({"status": "ok", "pool": gw.pool.source, "agents": gw.pool.names, "memory": gw.context.use_memory,
+                         "pid": os.getpid(), "workers": gw.workers, "max_concurrency": gw.limits()})
 
 
 async def not_found(request: Request) -> Response:
@@ -135,6 +137,7 @@ def create_gateway_app(
     memory: AuctionMemory | None = None,
     model_factory: ModelFactory | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    workers: int | None = None,
     **settings: Any,
 ) -> Starlette:
     """The SALE gateway as an ASGI app: an OpenAI-compatible endpoint whose model ``sale`` runs an auction.
@@ -160,11 +163,14 @@ def create_gateway_app(
         memory: the auction memory (default: the one the settings name, when ``use_memory``).
         model_factory: builds each agent's chat model for the auction (default: from the pool).
         max_body_bytes: the largest request body accepted (a larger one gets a 413).
+        workers: how many gateway processes, on every machine, serve this pool (``sale gateway`` tells its
+            workers); each holds ``max_concurrency // workers`` slots at each endpoint, for this whole
+            process. Default: ``$SALE_GATEWAY_WORKERS``, else 1 (all of each bound).
         **settings: more :class:`SaleContext` fields (``use_memory``, ``jury_mode``, ``on_execution_error``...).
 
     Raises:
         ContextError: a setting is not a :class:`SaleContext` field.
-        PoolError: the pool is missing or malformed.
+        PoolError: the pool is missing or malformed, or an agent's ``max_concurrency`` is below ``workers``.
         WeightsError: the weights do not fit the pool.
         SaleError: ``api_keys_env`` names a variable that holds no key, or ``sessions`` is a URL that
             names no session store (:class:`~.sessions.SessionsError`).
@@ -174,7 +180,8 @@ def create_gateway_app(
     keys = ClientKeys([*(api_keys or []), *ClientKeys.from_env(api_keys_env).secrets()],
                       source=f"${api_keys_env}" if api_keys_env else "api_keys")
     gateway = build_gateway(pool, context=context, api_keys=keys, session_idle_s=session_idle_s, sessions=sessions,
-                            memory=memory, model_factory=model_factory, max_body_bytes=max_body_bytes, settings=settings)
+                            memory=memory, model_factory=model_factory, max_body_bytes=max_body_bytes, settings=settings,
+                            workers=workers)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

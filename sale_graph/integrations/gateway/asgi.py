@@ -7,6 +7,11 @@ this module builds nothing) from:
   ``sale gateway`` hands its worker processes), else
 * ``SALE_POOL`` (a pool TOML; unset: the embedded pool) and ``SALE_WEIGHTS`` (a weights file).
 
+Either way ``SALE_GATEWAY_WORKERS`` (when the config does not say) counts the gateway
+processes that share the pool's endpoints, each taking its share of every
+``max_concurrency`` (:mod:`~.core`): set it to the total when another ASGI server runs
+several workers, or several machines serve one pool.
+
 ``app_from_env`` is the factory (``uvicorn --factory sale_graph.integrations.gateway.asgi:app_from_env``).
 """
 

@@ -20,7 +20,9 @@ multiprocess mode.
 * ``sale_gateway_errors_total{status,code}``: error answers;
 * ``sale_gateway_sessions``: pins alive (sessions, and turns awaiting their tool results): the workers'
   sum with in-process stores, the shared store's count (the workers' largest) with a shared one;
-* ``sale_gateway_requests_in_flight``: chat requests being answered.
+* ``sale_gateway_requests_in_flight``: chat requests being answered;
+* ``sale_gateway_endpoint_slots{agent}``: the concurrency slots this gateway holds at the agent's endpoint
+  (its share of ``max_concurrency``, 0: no bound), summed over the workers: at most ``max_concurrency``.
 """
 
 from __future__ import annotations
@@ -66,6 +68,8 @@ class GatewayMetrics:
                               multiprocess_mode="livemax" if shared_sessions else "livesum")
         self.in_flight = Gauge("sale_gateway_requests_in_flight", "Chat requests being answered", registry=r,
                                multiprocess_mode="livesum")
+        self.slots = Gauge("sale_gateway_endpoint_slots", "Concurrency slots held at the agent's endpoint (0: no bound)",
+                           ["agent"], registry=r, multiprocess_mode="livesum")
 
     def ledger(self, entries: Iterable[Mapping[str, Any]]) -> None:
         """Count the tokens and dollars of ledger lines (``phase``, ``agent``, ``input_tokens``, ``output_tokens``, ``cost_usd``)."""

@@ -7,7 +7,8 @@ fields) and, for an auction's winner, the winning strategy in the system message
 streamed answer is passed on event by event, as the endpoint wrote it.
 
 Each attempt holds a slot of the endpoint's concurrency bound (the agent's
-``max_concurrency``, shared with the auctions of this process: :mod:`sale_graph.llm.limits`),
+``max_concurrency``, or this worker's share of it, shared with the auctions of this process:
+:mod:`sale_graph.llm.limits`),
 a stream for as long as it runs; failures are retried by the agent's policy
 (:mod:`sale_graph.llm.retries`: 408/409/429/5xx and network errors, ``Retry-After``
 honoured), each retry recorded. What fails for good is an :class:`UpstreamFailure`,
