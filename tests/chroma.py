@@ -4,6 +4,7 @@
 
     with chroma_server(tmp_path / "chroma") as url:
         memory = AuctionMemory.from_url(url)
+        tasks = stored(url, "sale_tasks")  # what the server holds, read as another machine would
 
 The server keeps its data in ``path / "data"`` and writes its log to ``path / "server.log"``;
 it is stopped (terminated, then killed after 15 s) on exit, whatever happened.
@@ -21,6 +22,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 START_S = 60.0
 """How long the server gets to answer its heartbeat."""
@@ -89,3 +91,13 @@ def chroma_server(path: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def stored(url: str, collection: str) -> dict[str, Any]:
+    """Every entry (ids, documents, metadata) of a memory collection (``sale_tasks``, ``sale_strategies``) on the server at ``url``."""
+    import chromadb
+    from chromadb.config import Settings
+
+    host, port = url.removeprefix("http://").split(":")
+    client = chromadb.HttpClient(host=host, port=int(port), settings=Settings(anonymized_telemetry=False))
+    return dict(client.get_collection(collection).get(include=["documents", "metadatas"]))

@@ -28,7 +28,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.chroma import chroma_server
+from tests.chroma import chroma_server, stored
 from tests.contract.gateway_server import GatewayProcess
 from tests.contract.sale_apps import behaviours, chats, responder, role_of, write_pool
 from tests.contract.wire_formats import ModelBehaviour, last_user_text
@@ -93,16 +93,6 @@ def postgres(tmp_path: Path) -> Iterator[str]:
 def chroma(tmp_path: Path) -> Iterator[str]:
     with chroma_server(tmp_path / "chroma") as url:
         yield url
-
-
-def stored(chroma: str, collection: str) -> dict[str, Any]:
-    """Every entry (ids, documents, metadata) of a memory collection (``sale_tasks``, ``sale_strategies``), read from the server."""
-    import chromadb
-    from chromadb.config import Settings
-
-    host, port = chroma.removeprefix("http://").split(":")
-    client = chromadb.HttpClient(host=host, port=int(port), settings=Settings(anonymized_telemetry=False))
-    return dict(client.get_collection(collection).get(include=["documents", "metadatas"]))
 
 
 def _client(gateway: GatewayProcess) -> openai.OpenAI:
