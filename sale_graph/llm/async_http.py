@@ -22,6 +22,20 @@ for ``openai>=3``, an API-identical fork of ``httpx``; ``httpx`` before), as
 connection pool assigns a request in one pass over its connections where ``httpx``'s
 (httpcore 1.0) rescans them, polling each idle socket, for every queued request, which
 at a few dozen concurrent calls cost more CPU than the rest of the call (issue 21).
+
+The per-loop client sends on aiohttp when it is installed (the openai SDK's own
+``DefaultAioHttpClient``, its ``aiohttp`` extra, which sale-graph requires): the same
+``AsyncClient`` type, the same request (method, URL, headers in their order, body; the
+names of the headers httpx adds go out in lower case), the same
+responses and, through the adapter's mapping (and one fix, in
+:meth:`LoopLocalTransport.handle_async_request`), the same ``httpx`` exceptions, but
+aiohttp parses responses in C and writes a small request in one send where
+httpcore's h11 writes the headers then the body: 0.3-0.7 ms less CPU an auction call
+(``benchmarks/client_cpu.py``, see docs/benchmarks.md). An aiohttp session warns when
+it is dropped open, so the loop closes it as it shuts down its async generators
+(``asyncio.run`` and ``asyncio.Runner``, uvicorn's, do); a loop closed without that leaves the
+session to the garbage collector, which warns ("Unclosed client session").
+Without aiohttp the per-loop client is the library's own ``AsyncClient``, as before.
 """
 
 from __future__ import annotations
@@ -30,7 +44,10 @@ import asyncio
 import threading
 import urllib.request
 import weakref
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncGenerator, Callable
+from typing import TYPE_CHECKING, Any, cast
+
+import openai
 
 if TYPE_CHECKING:  # httpx2 mirrors httpx's API; the types are checked against httpx
     import httpx
@@ -40,19 +57,52 @@ else:
     except ImportError:  # pragma: no cover - a langchain_openai without it predates httpx2
         import httpx
 
+try:
+    from aiohttp import ClientError as _AiohttpClientError
+
+    _AIOHTTP_ERRORS: tuple[type[BaseException], ...] = (_AiohttpClientError,)
+except ImportError:  # pragma: no cover - without aiohttp the per-loop clients are the library's own
+    _AIOHTTP_ERRORS = ()
+
 #: The openai SDK's connection limits (``openai._constants.DEFAULT_CONNECTION_LIMITS``).
 CONNECTION_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0)
+
+
+def loop_client() -> httpx.AsyncClient:
+    """A new client for one event loop: aiohttp's through the SDK's adapter when installed, else the library's own.
+
+    Returns:
+        An ``AsyncClient`` with the SDK's connection limits that follows no redirects
+        (the outer client does).
+    """
+    # The SDK's class is typed with httpx2, which mirrors the httpx types this module is checked against.
+    sdk_aiohttp_client = cast("Callable[..., httpx.AsyncClient]", openai.DefaultAioHttpClient)
+    try:
+        return sdk_aiohttp_client(limits=CONNECTION_LIMITS, follow_redirects=False)
+    except RuntimeError:  # the SDK's stand-in when aiohttp is not installed
+        return httpx.AsyncClient(limits=CONNECTION_LIMITS, follow_redirects=False)
+
+
+async def _closed_at_shutdown(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
+    """Suspends until the loop shuts down its async generators, then closes ``client`` on that loop."""
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 class LoopLocalTransport(httpx.AsyncBaseTransport):
     """Sends each request through an ``httpx.AsyncClient`` of the running event loop's own.
 
-    A loop's client is made on its first request and forgotten when the loop is closed
-    or garbage-collected, so a connection never outlives the loop it belongs to.
+    A loop's client (:func:`loop_client`) is made on its first request, closed when the
+    loop shuts down its async generators, and forgotten when the loop is closed or
+    garbage-collected, so a connection never outlives the loop it belongs to.
     """
 
     def __init__(self) -> None:
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+        # Each loop's closer: the loop holds its async generators weakly, so they are kept here.
+        self._closers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
 
     def client_for(self, loop: asyncio.AbstractEventLoop) -> httpx.AsyncClient:
@@ -62,7 +112,8 @@ class LoopLocalTransport(httpx.AsyncBaseTransport):
             if client is None:
                 for old in [lp for lp in self._clients if lp.is_closed()]:
                     del self._clients[old]  # its connections cannot be closed any more: their loop is gone
-                client = self._clients[loop] = httpx.AsyncClient(limits=CONNECTION_LIMITS, follow_redirects=False)
+                    self._closers.pop(old, None)
+                client = self._clients[loop] = loop_client()
             return client
 
     def loops(self) -> int:
@@ -72,15 +123,38 @@ class LoopLocalTransport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` with the running loop's client; the response streams as usual."""
-        client = self.client_for(asyncio.get_running_loop())
-        return await client.send(request, stream=True)
+        loop = asyncio.get_running_loop()
+        client = self.client_for(loop)
+        if loop not in self._closers:
+            await self._close_at_shutdown(loop, client)
+        try:
+            return await client.send(request, stream=True)
+        except httpx.ConnectTimeout as exc:
+            cause = exc.__cause__
+            if isinstance(cause, _AIOHTTP_ERRORS) and not isinstance(cause, TimeoutError):
+                # The SDK's aiohttp adapter maps every aiohttp connection error to ConnectTimeout, so a refused
+                # or dropped connection would read as "Request timed out."; httpx raises ConnectError for it.
+                raise httpx.ConnectError(str(exc), request=request) from cause
+            raise
+
+    async def _close_at_shutdown(self, loop: asyncio.AbstractEventLoop, client: httpx.AsyncClient) -> None:
+        """Have ``loop`` close ``client`` when it shuts down its async generators (first iterated here, on it)."""
+        closer = _closed_at_shutdown(client)
+        with self._lock:
+            if loop in self._closers:
+                return
+            self._closers[loop] = closer
+        await anext(closer)
 
     async def aclose(self) -> None:
         """Close the running loop's client (the others belong to other loops)."""
         loop = asyncio.get_running_loop()
         with self._lock:
             client = self._clients.pop(loop, None)
-        if client is not None:
+            closer = self._closers.pop(loop, None)
+        if closer is not None:
+            await closer.aclose()  # closes the client
+        elif client is not None:
             await client.aclose()
 
 
@@ -127,4 +201,4 @@ def proxies_in_environment() -> bool:
         return False
 
 
-__all__ = ["CONNECTION_LIMITS", "LoopLocalTransport", "loop_local_async_client", "proxies_in_environment"]
+__all__ = ["CONNECTION_LIMITS", "LoopLocalTransport", "loop_client", "loop_local_async_client", "proxies_in_environment"]

@@ -187,6 +187,80 @@ def test_the_async_clients_are_the_sdk_s_own_kind(wire_server: WireServer) -> No
     assert answer.content and isinstance(inner, sdk_client)
 
 
+def test_the_per_loop_clients_send_on_aiohttp_and_each_loop_closes_its_own(wire_server: WireServer,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    """With the SDK's aiohttp extra installed, a loop's client is its ``DefaultAioHttpClient``, closed as the loop ends.
+
+    An aiohttp session dropped open logs "Unclosed client session" when collected: each
+    ``asyncio.run`` closes its own on the way out, and the next run gets a new one.
+    """
+    import gc
+
+    import openai
+
+    from sale_graph import AgentSpec
+
+    pytest.importorskip("aiohttp")
+    model = AgentSpec(name="m", model="gpt-plain", base_url=wire_server.base_url, price_input=1, price_output=1).chat_model()
+    transport = model.http_async_client._transport
+
+    async def call() -> Any:
+        answer = await model.ainvoke(MESSAGES)
+        return answer, transport.client_for(asyncio.get_running_loop())
+
+    first_answer, first = asyncio.run(call())
+    second_answer, second = asyncio.run(call())
+    gc.collect()
+    assert first_answer.content and second_answer.content == first_answer.content
+    assert isinstance(first, openai.DefaultAioHttpClient) and second is not first
+    assert first.is_closed and second.is_closed
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+
+
+def test_an_unreachable_endpoint_raises_through_the_pool_s_client_what_chat_openai_raises() -> None:
+    """A refused connection is a connection error through the per-loop client too, not a timeout."""
+    import openai
+
+    from sale_graph import AgentSpec
+
+    url = "http://127.0.0.1:9/v1"
+    models = [ChatOpenAI(model="m", base_url=url, api_key="x", max_retries=0, timeout=2),
+              AgentSpec(name="m", model="m", base_url=url, price_input=1, price_output=1, timeout_s=2).chat_model()]
+    raised: list[BaseException] = []
+
+    async def both() -> None:
+        for model in models:
+            try:
+                await model.ainvoke("hi")
+            except Exception as exc:  # noqa: BLE001 - the test compares what each raises
+                raised.append(exc)
+
+    asyncio.run(both())
+    assert [type(e) for e in raised] == [type(raised[0])] * 2 and str(raised[1]) == str(raised[0])
+    assert isinstance(raised[1], openai.APIConnectionError) and not isinstance(raised[1], openai.APITimeoutError)
+
+
+def test_the_pool_s_models_send_what_chat_openai_sends(wire_server: WireServer) -> None:
+    """Through the per-loop client (aiohttp's, when installed): the same body and headers as a plain ChatOpenAI."""
+    from sale_graph import AgentSpec
+
+    spec = AgentSpec(name="m", model="gpt-plain", base_url=wire_server.base_url, price_input=1, price_output=1)
+    pooled = spec.chat_model(phase="bid", max_tokens=40)
+    plain = ChatOpenAI(model="gpt-plain", base_url=wire_server.base_url, api_key=pooled.openai_api_key, max_retries=0,
+                       timeout=spec.timeout_s, temperature=pooled.temperature, stream_usage=True, extra_body=pooled.extra_body,
+                       logprobs=pooled.logprobs, top_logprobs=pooled.top_logprobs)
+    seen: list[tuple[list[str], list[dict[str, str]]]] = []
+
+    async def both() -> None:
+        for model in (plain, pooled):
+            wire_server.reset()
+            await model.ainvoke(MESSAGES)
+            seen.append(([repr(r.body) for r in wire_server.requests()], _headers_without_ids(wire_server)))
+
+    asyncio.run(both())
+    assert seen[0][0] and seen[1] == seen[0]
+
+
 def test_a_prompt_s_repeated_turns_are_built_once_and_sent_unchanged(wire_server: WireServer) -> None:
     from sale_graph.llm.call import call_model, prompt_messages
     from sale_graph.prompts import jury_messages
