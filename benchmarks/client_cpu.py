@@ -12,7 +12,7 @@ no tools (the execution is one call), as in ``benchmarks/throughput.py``.
                                     [--logprobs] [--style vllm_reasoning] [--gc-freeze]
     python -m benchmarks.client_cpu --profile async   # cProfile of the asyncio run, top functions by own time
 
-Goal (issue 21): at most 2 ms of client CPU per call, asyncio no slower than threads.
+Goal: at most 2 ms of client CPU per call, asyncio no slower than threads.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ for ``openai>=3``, an API-identical fork of ``httpx``; ``httpx`` before), as
 ``langchain_openai`` picks it: the SDK then uses the client natively, and ``httpx2``'s
 connection pool assigns a request in one pass over its connections where ``httpx``'s
 (httpcore 1.0) rescans them, polling each idle socket, for every queued request, which
-at a few dozen concurrent calls cost more CPU than the rest of the call (issue 21).
+at a few dozen concurrent calls cost more CPU than the rest of the call.
 
 The per-loop client sends on aiohttp when it is installed (the openai SDK's own
 ``DefaultAioHttpClient``, its ``aiohttp`` extra, which sale-graph requires): the same
