@@ -6,6 +6,14 @@ markup: the right prompt for a *base* model such as Gemma-3-270m, which
 continues text rather than following chat turns. The prompts end with a cue
 (``Plan:\n1.``, ``SCORE:``) that a base model continues naturally.
 
+Both backends load the weights into plain CPU buffers (no extra buffer types: llama.cpp's
+weight repacking and its AMX kernels). Those kernels die with SIGILL on virtual machines
+whose CPUs advertise AMX but do not hand its tile registers to the guest (seen on a
+Sapphire Rapids VM: the server exits with code -4 at its first matrix product); for models
+of this size the repacking gains nothing worth that risk. llama-server takes
+``--no-repack`` (see :mod:`.server`); llama-cpp-python's server has no such option, so
+:func:`_plain_cpu_buffers` sets ``use_extra_bufts`` off in its model parameters.
+
 ``--exec PROGRAM ARGS...`` runs another server instead (llama.cpp's
 ``llama-server``): this process arranges to be killed with its parent, then
 becomes ``PROGRAM`` (``execv`` keeps the arrangement).
@@ -23,6 +31,20 @@ def _register_plain_format() -> None:
     def sale_plain(messages: list[dict[str, Any]], **kwargs: Any) -> Any:
         prompt = "\n\n".join(str(m.get("content") or "") for m in messages if m.get("content"))
         return fmt.ChatFormatterResponse(prompt=prompt, stop=["\n\n\n", "\nTask:"])
+
+
+def _plain_cpu_buffers() -> None:
+    """Make llama-cpp-python load every model with ``use_extra_bufts`` off (see the module docstring)."""
+    import llama_cpp.llama_cpp as native
+
+    default = native.llama_model_default_params
+
+    def plain_params() -> Any:
+        params = default()
+        params.use_extra_bufts = False
+        return params
+
+    native.llama_model_default_params = plain_params
 
 
 def _die_with_parent(kill: bool = False) -> None:
@@ -59,6 +81,7 @@ def main() -> None:
         os.execv(sys.argv[2], sys.argv[2:])
     _die_with_parent()
     _register_plain_format()
+    _plain_cpu_buffers()
     from llama_cpp.server.__main__ import main as server_main
 
     server_main()

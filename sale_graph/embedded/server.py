@@ -78,6 +78,7 @@ def _llama_server_args(model: EmbeddedModel) -> list[str]:
         # only decodes its own bid. Gemma 3's sliding-window layers keep no reusable cache
         # unless it is full-size; the host-memory copy of idle slots' prompts stays small.
         "--swa-full", "--cache-ram", str(CACHE_RAM_MIB),
+        "--no-repack",  # plain CPU buffers: see sale_graph.embedded.llama_entry
     ]
     if model.chat_format == "sale-plain":
         template = data_path("server", "sale-plain.jinja")
