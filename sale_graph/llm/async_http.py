@@ -14,7 +14,8 @@ with a loop per thread all do that.
 running loop's own, made on the loop's first request and dropped once that loop is
 closed or gone. Within one loop the connections stay open and are reused, as before.
 The per-loop client is an ordinary ``AsyncClient``: proxies from the environment,
-certificates and connection limits are httpx's defaults (the openai SDK's limits).
+certificates and connection limits are httpx's defaults (the openai SDK's limits); the
+certificates are read once a process (:func:`shared_ssl_context`), not by each loop.
 
 Both clients come from the HTTP library the installed openai SDK sends with (``httpx2``
 for ``openai>=3``, an API-identical fork of ``httpx``; ``httpx`` before), as
