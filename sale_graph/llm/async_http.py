@@ -14,7 +14,8 @@ with a loop per thread all do that.
 running loop's own, made on the loop's first request and dropped once that loop is
 closed or gone. Within one loop the connections stay open and are reused, as before.
 The per-loop client is an ordinary ``AsyncClient``: proxies from the environment,
-certificates and connection limits are httpx's defaults (the openai SDK's limits).
+certificates and connection limits are httpx's defaults (the openai SDK's limits); the
+certificates are read once a process (:func:`shared_ssl_context`), not by each loop.
 
 Both clients come from the HTTP library the installed openai SDK sends with (``httpx2``
 for ``openai>=3``, an API-identical fork of ``httpx``; ``httpx`` before), as
@@ -41,6 +42,7 @@ Without aiohttp the per-loop client is the library's own ``AsyncClient``, as bef
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import urllib.request
 import weakref
@@ -50,6 +52,8 @@ from typing import TYPE_CHECKING, Any, cast
 import openai
 
 if TYPE_CHECKING:  # httpx2 mirrors httpx's API; the types are checked against httpx
+    import ssl
+
     import httpx
 else:
     try:  # the library the installed openai SDK sends with, as langchain_openai resolves it
@@ -68,19 +72,43 @@ except ImportError:  # pragma: no cover - without aiohttp the per-loop clients a
 CONNECTION_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0)
 
 
+_ssl_contexts: dict[tuple[str | None, str | None], ssl.SSLContext] = {}
+_ssl_lock = threading.Lock()
+
+
+def shared_ssl_context() -> ssl.SSLContext:
+    """The TLS context every per-loop client verifies with: the HTTP library's default, built once a process.
+
+    A client builds its context when it is made (``verify=True``: the CA bundle named by
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``, else the system's, read and parsed), 20-70 ms of
+    CPU; a per-loop client is made on the loop, so every new loop (each ``asyncio.run``)
+    stalled all its runs that long for each endpoint. An ``SSLContext`` may serve any
+    number of connections, threads and loops: this is the one ``verify=True`` builds, kept
+    per value of those two variables, so the certificates a client trusts are the ones
+    it would have loaded itself.
+    """
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    with _ssl_lock:
+        context = _ssl_contexts.get(key)
+        if context is None:
+            context = _ssl_contexts[key] = httpx.create_ssl_context()
+        return context
+
+
 def loop_client() -> httpx.AsyncClient:
     """A new client for one event loop: aiohttp's through the SDK's adapter when installed, else the library's own.
 
     Returns:
         An ``AsyncClient`` with the SDK's connection limits that follows no redirects
-        (the outer client does).
+        (the outer client does), verifying with :func:`shared_ssl_context`.
     """
     # The SDK's class is typed with httpx2, which mirrors the httpx types this module is checked against.
     sdk_aiohttp_client = cast("Callable[..., httpx.AsyncClient]", openai.DefaultAioHttpClient)
+    verify = shared_ssl_context()
     try:
-        return sdk_aiohttp_client(limits=CONNECTION_LIMITS, follow_redirects=False)
+        return sdk_aiohttp_client(limits=CONNECTION_LIMITS, follow_redirects=False, verify=verify)
     except RuntimeError:  # the SDK's stand-in when aiohttp is not installed
-        return httpx.AsyncClient(limits=CONNECTION_LIMITS, follow_redirects=False)
+        return httpx.AsyncClient(limits=CONNECTION_LIMITS, follow_redirects=False, verify=verify)
 
 
 async def _closed_at_shutdown(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:
@@ -181,6 +209,7 @@ def loop_local_async_client(timeout: float | None, endpoint: tuple[str, str] | N
         An ``AsyncClient`` whose transport is a :class:`LoopLocalTransport`.
     """
     key = (timeout, endpoint)
+    shared_ssl_context()  # built here, where models are built (off the loop), not by a loop's first request
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
@@ -201,4 +230,5 @@ def proxies_in_environment() -> bool:
         return False
 
 
-__all__ = ["CONNECTION_LIMITS", "LoopLocalTransport", "loop_client", "loop_local_async_client", "proxies_in_environment"]
+__all__ = ["CONNECTION_LIMITS", "LoopLocalTransport", "loop_client", "loop_local_async_client", "proxies_in_environment",
+           "shared_ssl_context"]

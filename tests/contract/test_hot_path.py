@@ -8,6 +8,7 @@ sends, for plain, tool-calling, streamed, async and structured-output calls.
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
 import pytest
@@ -215,6 +216,48 @@ def test_the_per_loop_clients_send_on_aiohttp_and_each_loop_closes_its_own(wire_
     assert isinstance(first, openai.DefaultAioHttpClient) and second is not first
     assert first.is_closed and second.is_closed
     assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+
+
+def test_every_loop_s_client_verifies_with_one_tls_context_built_off_the_loop(wire_server: WireServer) -> None:
+    """A per-loop client reuses the process's TLS context instead of reading the CA bundle on its loop.
+
+    Building the context (``verify=True``) parses the CA bundle, 20-70 ms of CPU: made by each
+    loop's first request, it stalled every run on a new loop (each ``asyncio.run``) that long per
+    endpoint. The model's client builds it when the model is made, before any loop runs.
+    """
+    from sale_graph import AgentSpec
+    from sale_graph.llm import async_http
+
+    pytest.importorskip("aiohttp")
+    model = AgentSpec(name="m", model="gpt-plain", base_url=wire_server.base_url, price_input=1, price_output=1).chat_model()
+    transport = model.http_async_client._transport
+    key = (os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+    assert key in async_http._ssl_contexts  # built with the model, off any loop
+
+    async def call() -> Any:
+        await model.ainvoke(MESSAGES)
+        return transport.client_for(asyncio.get_running_loop())
+
+    first, second = asyncio.run(call()), asyncio.run(call())
+    assert second is not first
+    assert first._transport.ssl_context is second._transport.ssl_context is async_http.shared_ssl_context()
+
+
+def test_the_shared_tls_context_follows_the_certificate_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The shared context is the one ``verify=True`` would build now: a changed ``SSL_CERT_FILE`` gets its own."""
+    import certifi
+
+    from sale_graph.llm.async_http import shared_ssl_context
+
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    one = shared_ssl_context()
+    assert shared_ssl_context() is one
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where() + "-not-there")
+    with pytest.raises(FileNotFoundError):  # what a client made now would raise
+        shared_ssl_context()
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    assert shared_ssl_context() is one
 
 
 def test_an_unreachable_endpoint_raises_through_the_pool_s_client_what_chat_openai_raises() -> None:
