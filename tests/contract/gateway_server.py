@@ -38,7 +38,26 @@ import uvicorn
 from sale_graph.cli.gateway import KEEP_ALIVE_S
 
 
-class GatewayServer:
+class Loopback:
+    """The URLs of a gateway serving on a loopback ``port``."""
+
+    @property
+    def port(self) -> int:
+        """The port it serves on."""
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>``."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:<port>/v1``: the ``base_url`` of an OpenAI client."""
+        return f"{self.url}/v1"
+
+
+class GatewayServer(Loopback):
     """An ASGI app on ``127.0.0.1:<free port>`` in a background thread.
 
     Args:
@@ -80,16 +99,6 @@ class GatewayServer:
         """The bound port."""
         return int(self._socket.getsockname()[1])
 
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>/v1``: the ``base_url`` of an OpenAI client."""
-        return f"{self.url}/v1"
-
     def start(self, timeout_s: float = 10.0) -> Self:
         """Serve in a daemon thread; returns once the server accepts connections."""
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
@@ -123,7 +132,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class GatewayProcess:
+class GatewayProcess(Loopback):
     """``sale gateway --pool <pool> --port <free port> --no-memory`` in a process of its own, stopped with Ctrl-C.
 
     Args:
@@ -133,21 +142,16 @@ class GatewayProcess:
     """
 
     def __init__(self, pool: Path | str, *args: str, no_memory: bool = True) -> None:
-        self.port = free_port()
+        self._port = free_port()
         memory = ["--no-memory"] if no_memory else []
-        self.args = ["--pool", str(pool), "--port", str(self.port), *memory, "--log-level", "warning", *args]
+        self.args = ["--pool", str(pool), "--port", str(self._port), *memory, "--log-level", "warning", *args]
         self._log: IO[bytes] | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def base_url(self) -> str:
-        """``http://127.0.0.1:<port>/v1``."""
-        return f"{self.url}/v1"
+    def port(self) -> int:
+        """The port the command serves on."""
+        return self._port
 
     @property
     def pid(self) -> int:
