@@ -16,9 +16,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import chromadb
-from chromadb.config import Settings
-
 from sale_graph.storage.text_embedder import as_chroma_function
 
 __all__ = [
@@ -103,6 +100,9 @@ def chroma_client(index_dir: Path) -> Any:
     Returns:
         A ``chromadb.PersistentClient``.
     """
+    import chromadb  # lazy: a heavy import (about 30k objects) that runs without a corpus never need
+    from chromadb.config import Settings
+
     return chromadb.PersistentClient(path=str(index_dir / "chroma"), settings=Settings(anonymized_telemetry=False))
 
 
