@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
@@ -42,20 +42,33 @@ RUN_LIMITERS_KEPT = 4096
 
 
 class Limiter:
-    """A counting limit shared by threads and event loops; ``limit <= 0`` means unbounded."""
+    """A counting limit shared by threads and event loops; ``limit <= 0`` means unbounded.
+
+    Slots go to waiting calls in the order they asked, each handed over by the call that
+    gives one back: the waiter does not race for it, and a release wakes one waiter, not
+    every one. A waiter on the releasing thread's own event loop is resolved at once; one
+    on another loop or thread is woken through its loop (``call_soon_threadsafe``) or its
+    event. A waiter cancelled after its slot was handed over gives it back.
+    """
 
     def __init__(self, limit: int) -> None:
         self.limit = int(limit)
         self._lock = threading.Lock()
         self._in_use = 0
         self._peak = 0
-        self._waiters: list[Callable[[], None]] = []
+        self._waiters: deque[Callable[[], None]] = deque()
 
     @property
     def in_use(self) -> int:
-        """Calls holding a slot now."""
+        """Calls holding a slot now (a slot handed to a waiter not yet resumed counts)."""
         with self._lock:
             return self._in_use
+
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for a slot now."""
+        with self._lock:
+            return len(self._waiters)
 
     @property
     def peak(self) -> int:
@@ -64,47 +77,66 @@ class Limiter:
             return self._peak
 
     def set_limit(self, limit: int) -> None:
-        """Change the bound (``<= 0``: unbounded); waiters wake to try the new one, calls holding slots keep them."""
+        """Change the bound (``<= 0``: unbounded); a raised bound hands its new slots to waiters, calls holding slots keep them."""
         with self._lock:
             self.limit = int(limit)
-            waiters, self._waiters = self._waiters, []
-        for wake in waiters:
+            granted = self._grant()
+        for wake in granted:
             wake()
 
-    def _take(self) -> bool:
-        if self.limit > 0 and self._in_use >= self.limit:
-            return False
+    def _free(self) -> bool:
+        return self.limit <= 0 or self._in_use < self.limit
+
+    def _take(self) -> None:
         self._in_use += 1
         self._peak = max(self._peak, self._in_use)
-        return True
+
+    def _grant(self) -> list[Callable[[], None]]:
+        """Take the free slots for the first waiters (under the lock); their wake-ups, to call outside it."""
+        granted = []
+        while self._waiters and self._free():
+            self._take()
+            granted.append(self._waiters.popleft())
+        return granted
 
     def acquire(self) -> None:
-        """Block the calling thread until a slot is free, then take it."""
-        while True:
-            with self._lock:
-                if self._take():
-                    return
-                event = threading.Event()
-                self._waiters.append(event.set)
-            event.wait()
+        """Block the calling thread until it holds a slot."""
+        with self._lock:
+            if not self._waiters and self._free():
+                self._take()
+                return
+            event = threading.Event()
+            self._waiters.append(event.set)
+        event.wait()  # set once the slot is ours
 
     async def aacquire(self) -> None:
-        """Wait (without blocking the event loop) until a slot is free, then take it."""
+        """Wait (without blocking the event loop) until this task holds a slot."""
         loop = asyncio.get_running_loop()
-        while True:
-            with self._lock:
-                if self._take():
-                    return
-                future: asyncio.Future[None] = loop.create_future()
-                self._waiters.append(_waker(loop, future))
+        with self._lock:
+            if not self._waiters and self._free():
+                self._take()
+                return
+            future: asyncio.Future[None] = loop.create_future()
+            wake = _waker(self, loop, future)
+            self._waiters.append(wake)
+        try:
             await future
+        except BaseException:  # cancelled (or the loop is going away) while waiting
+            with self._lock:
+                queued = wake in self._waiters
+                if queued:
+                    self._waiters.remove(wake)
+            if not queued and future.done() and not future.cancelled():
+                self.release()  # the slot was handed over before the cancellation landed: pass it on
+            # A hand-over still on its way finds the future cancelled and passes the slot on (_hand_over).
+            raise
 
     def release(self) -> None:
-        """Give a slot back and wake every waiter (they race for it; the losers wait again)."""
+        """Give a slot back: it goes to the first waiter, if any."""
         with self._lock:
             self._in_use -= 1
-            waiters, self._waiters = self._waiters, []
-        for wake in waiters:
+            granted = self._grant()
+        for wake in granted:
             wake()
 
     @contextlib.contextmanager
@@ -126,16 +158,29 @@ class Limiter:
             self.release()
 
 
-def _resolve(future: asyncio.Future[None]) -> None:
-    if not future.done():
+def _hand_over(limiter: Limiter, future: asyncio.Future[None]) -> None:
+    """Give ``future``'s waiter the slot taken for it; a waiter that is gone passes it on."""
+    if future.cancelled():
+        limiter.release()
+    elif not future.done():
         future.set_result(None)
 
 
-def _waker(loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Callable[[], None]:
-    """Wake an async waiter from any thread (its own loop resolves the future)."""
+def _waker(limiter: Limiter, loop: asyncio.AbstractEventLoop, future: asyncio.Future[None]) -> Callable[[], None]:
+    """Hand an async waiter its slot from any thread: at once on its own loop, else through the loop."""
 
     def wake() -> None:
-        loop.call_soon_threadsafe(_resolve, future)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            _hand_over(limiter, future)
+            return
+        try:
+            loop.call_soon_threadsafe(_hand_over, limiter, future)
+        except RuntimeError:  # its loop is closed: nobody will take the slot there
+            limiter.release()
 
     return wake
 
