@@ -11,7 +11,8 @@ auction call's client CPU, even with the messages and tools moved out of its way
 (the body in ``create``'s own key order, the request options, ``with_raw_response``'s
 header), and :func:`apost_chat_completion` / :func:`post_chat_completion` post it: the
 client's own request path follows (headers, authentication, timeout, the SDK's retries,
-its error classes), so the request on the wire is the one ``create`` sends. The key
+its error classes), so the request on the wire is the one ``create`` sends; the client
+builds it from a template of its earlier requests (:mod:`sale_graph.llm.request_template`). The key
 order is learned from ``create`` itself, once per set of payload keys, by running it on
 a client that only records the body; when that fails (another SDK version, an argument
 ``create`` does not take) the callers go through ``create`` as before.
@@ -24,6 +25,8 @@ from typing import Any, cast
 
 import openai
 from openai.types.chat import ChatCompletion
+
+from sale_graph.llm.request_template import template_requests
 
 try:  # the SDK's own request plumbing: without it (another SDK version) there is no fast path
     from openai._base_client import make_request_options
@@ -108,13 +111,13 @@ def chat_completion_request(payload: dict[str, Any]) -> tuple[dict[str, Any], An
 
 async def apost_chat_completion(client: openai.AsyncOpenAI, body: dict[str, Any], options: Any) -> LegacyAPIResponse[ChatCompletion]:
     """Post a request of :func:`chat_completion_request` with the async client; the raw response, as ``with_raw_response`` gives it."""
-    post: Any = client.post  # with with_raw_response's header in the options, post returns the raw response
+    post: Any = template_requests(client).post  # with with_raw_response's header in the options, post returns the raw response
     return cast("LegacyAPIResponse[ChatCompletion]", await post("/chat/completions", body=body, options=options,
                                                               cast_to=ChatCompletion, stream=False))
 
 
 def post_chat_completion(client: openai.OpenAI, body: dict[str, Any], options: Any) -> LegacyAPIResponse[ChatCompletion]:
     """Post a request of :func:`chat_completion_request` with the blocking client."""
-    post: Any = client.post
+    post: Any = template_requests(client).post
     return cast("LegacyAPIResponse[ChatCompletion]", post("/chat/completions", body=body, options=options,
                                                         cast_to=ChatCompletion, stream=False))

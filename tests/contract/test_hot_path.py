@@ -537,3 +537,25 @@ def test_an_untraced_call_skips_the_run_bookkeeping_and_answers_the_same(wire_se
     assert lean.id.startswith("lc_run--") and lean.id.endswith("-0") and len(lean.id) == len(full.id)
     bodies = [r.body for r in wire_server.requests()]
     assert len(bodies) == 2 and bodies[0] == bodies[1]
+
+
+@pytest.mark.parametrize("awaited", [False, True])
+def test_requests_built_from_a_template_send_what_chat_openai_sends(wire_server: WireServer, awaited: bool) -> None:
+    """After a model's first request its client builds the next ones from a template: the wire sees the same."""
+    prompts = [[HumanMessage("What is 2 + 3?")], MESSAGES, [SystemMessage("Be brief."), HumanMessage("Name a colour. " * 50)]]
+    seen: list[list[tuple[str, dict[str, str]]]] = []
+    models = _models(wire_server, "gpt-plain", api_key="sk-test", timeout=9)
+
+    async def both() -> None:
+        for model in models:
+            wire_server.reset()
+            for messages in prompts * 2:
+                await model.ainvoke(messages) if awaited else model.invoke(messages)
+            bodies = [repr(r.body) for r in wire_server.requests()]
+            seen.append(list(zip(bodies, _headers_without_ids(wire_server), strict=True)))
+
+    asyncio.run(both())
+    plain, sale = seen
+    assert len(plain) == 6 and sale == plain
+    client = models[1].root_async_client if awaited else models[1].root_client
+    assert vars(client)["_build_request"].built == 5  # every request after the first came from its template
