@@ -10,7 +10,7 @@
    wall time per auction), and the fan-out ratio auction wall time / (slowest bid +
    slowest jury round), which is 1.0 when every call of a round overlaps.
 
-    python -m benchmarks.throughput [--latency 0.2] [--runs 20] [--server-process] [--embedded --tasks 4]
+    python -m benchmarks.throughput [--latency 0.2] [--runs 20] [--repeat 3] [--server-process] [--embedded --tasks 4]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
@@ -60,7 +60,16 @@ def _context(pool: AgentPool, **kw: Any) -> SaleContext:
     return SaleContext(pool=pool, use_memory=False, check_endpoints=False, **kw)
 
 
-def concurrent_auctions(latency: float, runs: int, server_process: bool = False) -> None:
+class Batches(NamedTuple):
+    """Wall seconds of one auction and of each way of running ``runs`` at once (one entry per repeat)."""
+
+    one: list[float]
+    threads: list[float]
+    asyncio_warm: list[float]
+    asyncio_new_loop: list[float]
+
+
+def concurrent_auctions(latency: float, runs: int, server_process: bool = False, repeat: int = 3) -> None:
     """One auction vs ``runs`` at once, threads and asyncio, on a fixed-latency endpoint.
 
     The endpoint runs in this process (its threads share the GIL with the client's), or with
@@ -69,7 +78,7 @@ def concurrent_auctions(latency: float, runs: int, server_process: bool = False)
     if server_process:
         proc, base_url = start_server(latency)
         try:
-            one, threaded, asynced = _time_runs(_latency_pool(base_url, limit=64), runs)
+            batches = _time_runs(_latency_pool(base_url, limit=64), runs, repeat)
         finally:
             assert proc.stdin is not None
             proc.stdin.close()
@@ -77,40 +86,58 @@ def concurrent_auctions(latency: float, runs: int, server_process: bool = False)
         peak = None
     else:
         with WireServer(dict.fromkeys(NAMES, ModelBehaviour(latency_s=latency))) as server:
-            one, threaded, asynced = _time_runs(_latency_pool(server.base_url, limit=64), runs)
+            batches = _time_runs(_latency_pool(server.base_url, limit=64), runs, repeat)
             peak = max(server.max_in_flight(n) for n in NAMES)
     calls = 3 + 9 + 1
-    where = "in its own process" if server_process else "in this process"
-    print(f"1. fixed-latency endpoint {where} ({latency * 1000:.0f} ms a call, {calls} calls an auction, per-endpoint limit 64)")
-    print(f"   one auction                 {one:7.2f} s")
-    print(f"   {runs} concurrent (threads)    {threaded:7.2f} s   x{threaded / one:.2f} of one   {runs / threaded:5.1f} auctions/s")
-    print(f"   {runs} concurrent (asyncio)    {asynced:7.2f} s   x{asynced / one:.2f} of one   {runs / asynced:5.1f} auctions/s")
+    where = "in its own process" if server_process else "in this process, sharing its GIL"
+    one = statistics.median(batches.one)
+    print(f"1. fixed-latency endpoint {where} ({latency * 1000:.0f} ms a call, {calls} calls an auction, per-endpoint limit 64);"
+          f" median of {repeat} (range), each mode warmed by one auction")
+    print(f"   one auction                          {one:7.2f} s")
+    for label, walls in (("threads", batches.threads), ("asyncio", batches.asyncio_warm),
+                         ("asyncio, a new loop", batches.asyncio_new_loop)):
+        ratios = [w / o for w, o in zip(walls, batches.one, strict=True)]
+        wall = statistics.median(walls)
+        print(f"   {runs} concurrent ({label + ')':<20} {wall:7.2f} s   x{statistics.median(ratios):.2f} of one "
+              f"(x{min(ratios):.2f}-{max(ratios):.2f})   {runs / wall:5.1f} auctions/s")
     if peak is not None:
         print(f"   most calls in flight to one model: {peak}")
 
 
-def _time_runs(pool: AgentPool, runs: int) -> tuple[float, float, float]:
-    """Wall seconds of one auction, of ``runs`` in threads, and of ``runs`` on one event loop."""
+def _time_runs(pool: AgentPool, runs: int, repeat: int) -> Batches:
+    """One auction, then ``runs`` at once in threads, on a warmed event loop and on a new one, ``repeat`` times.
+
+    Each mode starts from one auction on the same clients (the threads' pool, the loop's
+    own), so both have opened the connections one auction needs and open the rest during
+    the batch. The new loop's batch opens every connection (and its clients) as it goes,
+    as the first requests of a fresh ``asyncio.run`` do.
+    """
     graph = build_sale_graph(tools=[]).compile()
     graph.invoke(TASK, context=_context(pool))  # warm-up: imports, connections
-    t0 = time.perf_counter()
-    graph.invoke(TASK, context=_context(pool))
-    one = time.perf_counter() - t0
+    out = Batches([], [], [], [])
 
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=graph.invoke, args=(TASK,), kwargs={"context": _context(pool)}) for _ in range(runs)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    threaded = time.perf_counter() - t0
-
-    async def many() -> None:
+    async def one_then_many(warm: bool) -> float:
+        if warm:
+            await graph.ainvoke(TASK, context=_context(pool))
+        t0 = time.perf_counter()
         await asyncio.gather(*(graph.ainvoke(TASK, context=_context(pool)) for _ in range(runs)))
+        return time.perf_counter() - t0
 
-    t0 = time.perf_counter()
-    asyncio.run(many())
-    return one, threaded, time.perf_counter() - t0
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        graph.invoke(TASK, context=_context(pool))
+        out.one.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        threads = [threading.Thread(target=graph.invoke, args=(TASK,), kwargs={"context": _context(pool)}) for _ in range(runs)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        out.threads.append(time.perf_counter() - t0)
+        out.asyncio_warm.append(asyncio.run(one_then_many(warm=True)))
+        out.asyncio_new_loop.append(asyncio.run(one_then_many(warm=False)))
+    return out
 
 
 class _Bare(TypedDict, total=False):
@@ -209,11 +236,12 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2, help="seconds per call of the loopback endpoint")
     parser.add_argument("--runs", type=int, default=20, help="concurrent auctions")
     parser.add_argument("--server-process", action="store_true", help="run the loopback endpoint in its own process")
+    parser.add_argument("--repeat", type=int, default=3, help="batches of each mode (medians are printed)")
     parser.add_argument("--overhead-runs", type=int, default=30)
     parser.add_argument("--embedded", action="store_true", help="also compare the jury modes on the embedded pool (slow)")
     parser.add_argument("--tasks", type=int, default=4, help="tasks for the embedded comparison")
     args = parser.parse_args()
-    concurrent_auctions(args.latency, args.runs, args.server_process)
+    concurrent_auctions(args.latency, args.runs, args.server_process, args.repeat)
     graph_overhead(args.overhead_runs)
     if args.embedded:
         jury_modes(args.tasks)
