@@ -49,7 +49,10 @@ import weakref
 from collections.abc import AsyncGenerator, Callable
 from typing import TYPE_CHECKING, Any, cast
 
+import aiohttp
 import openai
+
+from sale_graph.llm import eager_write
 
 if TYPE_CHECKING:  # httpx2 mirrors httpx's API; the types are checked against httpx
     import ssl
@@ -61,12 +64,7 @@ else:
     except ImportError:  # pragma: no cover - a langchain_openai without it predates httpx2
         import httpx
 
-try:
-    from aiohttp import ClientError as _AiohttpClientError
-
-    _AIOHTTP_ERRORS: tuple[type[BaseException], ...] = (_AiohttpClientError,)
-except ImportError:  # pragma: no cover - without aiohttp the per-loop clients are the library's own
-    _AIOHTTP_ERRORS = ()
+_AIOHTTP_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError,)
 
 #: The openai SDK's connection limits (``openai._constants.DEFAULT_CONNECTION_LIMITS``).
 CONNECTION_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0)
@@ -106,9 +104,32 @@ def loop_client() -> httpx.AsyncClient:
     sdk_aiohttp_client = cast("Callable[..., httpx.AsyncClient]", openai.DefaultAioHttpClient)
     verify = shared_ssl_context()
     try:
-        return sdk_aiohttp_client(limits=CONNECTION_LIMITS, follow_redirects=False, verify=verify)
+        client = sdk_aiohttp_client(limits=CONNECTION_LIMITS, follow_redirects=False, verify=verify)
     except RuntimeError:  # the SDK's stand-in when aiohttp is not installed
         return httpx.AsyncClient(limits=CONNECTION_LIMITS, follow_redirects=False, verify=verify)
+    if eager_write.NEEDED:
+        for transport in [client._transport, *client._mounts.values()]:
+            _write_eagerly(transport)
+    return client
+
+
+def _write_eagerly(transport: Any) -> None:
+    """Have an aiohttp transport of the SDK make its session with :class:`~sale_graph.llm.eager_write.EagerWriteRequest`.
+
+    The session is the one the transport would make itself (``AiohttpTransport.get_client``:
+    a ``TCPConnector`` with its connection limit, keep-alive expiry and TLS context); a
+    transport that was given a session, a socket path or a local address is left as it is.
+    """
+    if (not all(hasattr(transport, name) for name in ("client", "limits", "ssl_context", "uds", "local_address"))
+            or transport.client is not None or transport.uds or transport.local_address):
+        return
+    limits, ssl_context = transport.limits, transport.ssl_context
+
+    def connector() -> aiohttp.BaseConnector:
+        limit = {} if limits.max_connections is None else {"limit": limits.max_connections}
+        return aiohttp.TCPConnector(keepalive_timeout=limits.keepalive_expiry, ssl=ssl_context, **limit)
+
+    transport.client = eager_write.eager_session_factory(connector)
 
 
 async def _closed_at_shutdown(client: httpx.AsyncClient) -> AsyncGenerator[None, None]:

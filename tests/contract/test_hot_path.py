@@ -559,3 +559,34 @@ def test_requests_built_from_a_template_send_what_chat_openai_sends(wire_server:
     assert len(plain) == 6 and sale == plain
     client = models[1].root_async_client if awaited else models[1].root_client
     assert vars(client)["_build_request"].built == 5  # every request after the first came from its template
+
+
+@pytest.mark.parametrize("size", [200, 6_000_000])
+def test_the_per_loop_clients_write_each_body_as_it_is_sent(wire_server: WireServer, size: int) -> None:
+    """On Python 3.11 a loop's aiohttp session writes a request's body at once (aiohttp does it itself from 3.12).
+
+    A small body goes out before the request waits for anything; one larger than the
+    socket's buffer is written up to the buffer at once and the rest in aiohttp's own task:
+    both arrive whole, and the answer is the one a plain ``ChatOpenAI`` gets.
+    """
+    import aiohttp
+
+    from sale_graph import AgentSpec
+    from sale_graph.llm import eager_write
+
+    model = AgentSpec(name="m", model="gpt-plain", base_url=wire_server.base_url, price_input=1, price_output=1).chat_model()
+    transport = model.http_async_client._transport
+    question = [HumanMessage("x" * size)]
+
+    async def call() -> tuple[Any, Any]:
+        answer = await model.ainvoke(question)
+        session = transport.client_for(asyncio.get_running_loop())._transport.client
+        return answer, session
+
+    answer, session = asyncio.run(call())
+    plain = asyncio.run(_models(wire_server, "gpt-plain")[0].ainvoke(question))
+    assert isinstance(session, aiohttp.ClientSession)
+    assert (session._request_class is eager_write.EagerWriteRequest) == eager_write.NEEDED
+    sent = [r.body["messages"] for r in wire_server.requests() if r.body]
+    assert len(sent) == 2 and sent[0] == sent[1] == [{"role": "user", "content": "x" * size}]
+    assert answer.content == plain.content
