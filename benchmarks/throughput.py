@@ -10,7 +10,8 @@
    wall time per auction), and the fan-out ratio auction wall time / (slowest bid +
    slowest jury round), which is 1.0 when every call of a round overlaps.
 
-    python -m benchmarks.throughput [--latency 0.2] [--runs 20] [--repeat 3] [--server-process] [--embedded --tasks 4]
+    python -m benchmarks.throughput [--latency 0.2] [--runs 20] [--repeat 3] [--server-process] [--style vllm_reasoning]
+                                    [--embedded --tasks 4]
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ import argparse
 import asyncio
 import operator
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from typing import Annotated, Any, NamedTuple
@@ -29,6 +28,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 from typing_extensions import TypedDict
 
+from benchmarks.client_cpu import STYLES, start_server
 from sale_graph import AgentPool, AgentSpec, SaleContext, SaleInput, build_sale_graph
 from sale_graph.prompts import bid_messages, execute_system_prompt, jury_messages
 from tests.contract.wire_formats import ModelBehaviour
@@ -48,14 +48,6 @@ def _latency_pool(base_url: str, limit: int) -> AgentPool:
     return AgentPool(agents, source="latency endpoint")
 
 
-def start_server(latency: float) -> tuple[subprocess.Popen[str], str]:
-    """The same wire server in its own process (``benchmarks/client_cpu.py --serve``), and its base URL."""
-    proc = subprocess.Popen([sys.executable, "-m", "benchmarks.client_cpu", "--serve", "--latency", str(latency)],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
-
-
 def _context(pool: AgentPool, **kw: Any) -> SaleContext:
     return SaleContext(pool=pool, use_memory=False, check_endpoints=False, **kw)
 
@@ -69,14 +61,15 @@ class Batches(NamedTuple):
     asyncio_new_loop: list[float]
 
 
-def concurrent_auctions(latency: float, runs: int, server_process: bool = False, repeat: int = 3) -> None:
+def concurrent_auctions(latency: float, runs: int, server_process: bool = False, repeat: int = 3, style: str = "openai") -> None:
     """One auction vs ``runs`` at once, threads and asyncio, on a fixed-latency endpoint.
 
     The endpoint runs in this process (its threads share the GIL with the client's), or with
-    ``server_process`` in its own, as a real endpoint does.
+    ``server_process`` in its own, as a real endpoint does. ``style`` is how its models
+    answer: plainly, or thinking first (vLLM's separated reasoning, Qwen3's inline ``<think>``).
     """
     if server_process:
-        proc, base_url = start_server(latency)
+        proc, base_url = start_server(latency, style)
         try:
             batches = _time_runs(_latency_pool(base_url, limit=64), runs, repeat)
         finally:
@@ -85,11 +78,13 @@ def concurrent_auctions(latency: float, runs: int, server_process: bool = False,
             proc.wait(timeout=10)
         peak = None
     else:
-        with WireServer(dict.fromkeys(NAMES, ModelBehaviour(latency_s=latency))) as server:
+        behaviour = ModelBehaviour(latency_s=latency, style=style, server_kind="openai" if style == "openai" else "vllm")  # type: ignore[arg-type]  # checked by argparse
+        with WireServer(dict.fromkeys(NAMES, behaviour)) as server:
             batches = _time_runs(_latency_pool(server.base_url, limit=64), runs, repeat)
             peak = max(server.max_in_flight(n) for n in NAMES)
     calls = 3 + 9 + 1
     where = "in its own process" if server_process else "in this process, sharing its GIL"
+    where += "" if style == "openai" else f", {style} answers"
     one = statistics.median(batches.one)
     print(f"1. fixed-latency endpoint {where} ({latency * 1000:.0f} ms a call, {calls} calls an auction, per-endpoint limit 64);"
           f" median of {repeat} (range), each mode warmed by one auction")
@@ -237,11 +232,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="concurrent auctions")
     parser.add_argument("--server-process", action="store_true", help="run the loopback endpoint in its own process")
     parser.add_argument("--repeat", type=int, default=3, help="batches of each mode (medians are printed)")
+    parser.add_argument("--style", choices=STYLES, default="openai",
+                        help="how the models answer: plain, or thinking first (vLLM's separated reasoning, Qwen3's inline <think>)")
     parser.add_argument("--overhead-runs", type=int, default=30)
     parser.add_argument("--embedded", action="store_true", help="also compare the jury modes on the embedded pool (slow)")
     parser.add_argument("--tasks", type=int, default=4, help="tasks for the embedded comparison")
     args = parser.parse_args()
-    concurrent_auctions(args.latency, args.runs, args.server_process, args.repeat)
+    concurrent_auctions(args.latency, args.runs, args.server_process, args.repeat, args.style)
     graph_overhead(args.overhead_runs)
     if args.embedded:
         jury_modes(args.tasks)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,6 +86,23 @@ def _wait_lines(log: Path, n: int, proc: subprocess.Popen[str], timeout: float =
     raise AssertionError(f"no {n} records in {log} within {timeout} s")
 
 
+@pytest.fixture
+def sigint_reaches_children() -> Any:
+    """Children started here act on Ctrl-C even when this process was started with SIGINT ignored.
+
+    A command started in the background by a non-interactive shell ignores SIGINT, and its
+    children inherit that: the recorder would never see the test's Ctrl-C. While this
+    process catches the signal instead, its children start with the default (Python's
+    ``KeyboardInterrupt``).
+    """
+    before = signal.getsignal(signal.SIGINT)
+    if before == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.usefixtures("sigint_reaches_children")
 def test_resume_after_sigint_and_sigkill(embedded_pool, tmp_path) -> None:
     tasks_file = tmp_path / "tasks.jsonl"
     write_tasks([task_from_dict(t) for t in TASKS], tasks_file)
