@@ -107,7 +107,11 @@ class Limiter:
                 return
             event = threading.Event()
             self._waiters.append(event.set)
-        event.wait()  # set once the slot is ours
+        try:
+            event.wait()  # set once the slot is ours
+        except BaseException:  # interrupted (Ctrl-C in the main thread) while waiting
+            self._give_up(event.set)
+            raise
 
     async def aacquire(self) -> None:
         """Wait (without blocking the event loop) until this task holds a slot."""
@@ -122,14 +126,22 @@ class Limiter:
         try:
             await future
         except BaseException:  # cancelled (or the loop is going away) while waiting
-            with self._lock:
-                queued = wake in self._waiters
-                if queued:
-                    self._waiters.remove(wake)
-            if not queued and future.done() and not future.cancelled():
-                self.release()  # the slot was handed over before the cancellation landed: pass it on
-            # A hand-over still on its way finds the future cancelled and passes the slot on (_hand_over).
+            if not future.done() and not loop.is_closed():  # (on a closed loop the hand-over passes the slot on itself)
+                future.cancel()  # a hand-over on its way finds it cancelled and passes the slot on (_hand_over)
+            self._give_up(wake, handed=future.done() and not future.cancelled())
             raise
+
+    def _give_up(self, wake: Callable[[], None], handed: bool = True) -> None:
+        """A waiter that stops waiting: out of the queue, or, if its slot was already taken for it, the slot passed on.
+
+        ``handed`` is ``False`` when the slot, if any, is passed on by its hand-over instead.
+        """
+        with self._lock:
+            queued = wake in self._waiters
+            if queued:
+                self._waiters.remove(wake)
+        if not queued and handed:
+            self.release()
 
     def release(self) -> None:
         """Give a slot back: it goes to the first waiter, if any."""

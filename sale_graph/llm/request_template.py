@@ -72,8 +72,10 @@ class TemplatedBuild:
 
     def __call__(self, options: Any, *, retries_taken: int = 0) -> Any:
         """The request for ``options``: from its template, or built by the SDK (which makes the template)."""
+        if _sdk_log.isEnabledFor(logging.DEBUG):  # the SDK logs each build at DEBUG: keep its lines
+            return self._build(options, retries_taken=retries_taken)
         body = self._body(options)
-        if body is None or _sdk_log.isEnabledFor(logging.DEBUG):  # the SDK logs each build at DEBUG: keep its lines
+        if body is None:
             return self._build(options, retries_taken=retries_taken)
         headers = self._client._build_headers(options, retries_taken=retries_taken)
         key = (options.method, options.url, tuple(headers.raw), repr(self._timeout(options)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -176,3 +177,51 @@ def test_a_raised_limit_hands_its_new_slots_to_waiters() -> None:
     assert limiter.in_use == 3 and limiter.waiting == 0
     for t in threads:
         t.join()
+
+
+class _InterruptedEvent:
+    """A ``threading.Event`` whose wait is interrupted (a Ctrl-C in the main thread), after ``before()`` ran."""
+
+    before: Any = None
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def wait(self) -> None:
+        type(self).before()
+        raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("handed_over", [False, True])
+def test_a_thread_interrupted_while_waiting_never_keeps_a_slot(monkeypatch: pytest.MonkeyPatch, handed_over: bool) -> None:
+    """Interrupted before its turn it leaves the queue; interrupted after the hand-over it gives the slot back."""
+    limiter = Limiter(1)
+    limiter.acquire()
+    _InterruptedEvent.before = limiter.release if handed_over else (lambda: None)
+    monkeypatch.setattr("sale_graph.llm.limits.threading.Event", _InterruptedEvent)
+    with pytest.raises(KeyboardInterrupt):
+        limiter.acquire()
+    expected_in_use = 0 if handed_over else 1
+    assert limiter.waiting == 0 and limiter.in_use == expected_in_use
+
+
+def test_a_waiter_whose_coroutine_is_closed_passes_a_pending_hand_over_on() -> None:
+    """A waiter torn down without a cancellation (its coroutine closed) while its hand-over is on its way."""
+    limiter = Limiter(1)
+
+    async def main() -> None:
+        await limiter.aacquire()
+        waiter = limiter.aacquire()
+        step = waiter.send(None)  # queued, suspended on its future
+        assert limiter.waiting == 1
+        done = threading.Event()
+        threading.Thread(target=lambda: (limiter.release(), done.set())).start()  # hand-over through the loop
+        done.wait(2)
+        waiter.close()  # GeneratorExit at the await: the future is still pending
+        await asyncio.sleep(0.01)  # the hand-over runs, finds the future cancelled, and passes the slot on
+        assert step is not None and limiter.in_use == 0 and limiter.waiting == 0
+
+    asyncio.run(main())
